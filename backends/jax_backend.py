@@ -1,0 +1,193 @@
+"""The JAX backend: compiled (``jit``), vectorised (``vmap``) and on any JAX device.
+
+Every draw is the ``jax.random`` call NumPyro makes for the same distribution, so the same
+key gives the same number, bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.special as jss
+import numpy as np
+from jax.flatten_util import ravel_pytree as _ravel_pytree
+
+from backends.protocol import Array, Key, PyTree, Shape
+
+
+class JaxBackend:
+    """:class:`backends.protocol.Backend` on JAX."""
+
+    name = "jax"
+    xp: Any = jnp
+    special: Any = jss
+
+    # -- dtypes and arrays -------------------------------------------------------------
+    def float_dtype(self) -> Any:
+        return jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+
+    def is_tracer(self, x: object) -> bool:
+        return isinstance(x, jax.core.Tracer)
+
+    def is_concrete(self, x: object) -> bool:
+        return not isinstance(x, jax.core.Tracer)
+
+    def to_numpy(self, x: Array) -> Any:
+        return np.asarray(x)
+
+    def index_update(self, x: Array, index: Any, value: Array) -> Array:
+        return jnp.asarray(x).at[index].set(value)
+
+    def stop_gradient(self, x: Array) -> Array:
+        return jax.lax.stop_gradient(x)
+
+    def enable_x64(self, use_x64: bool = True) -> None:
+        jax.config.update("jax_enable_x64", use_x64)
+
+    def set_host_device_count(self, n: int) -> None:
+        # Only takes effect before JAX starts its CPU client, as in NumPyro.
+        jax.config.update("jax_num_cpu_devices", n)
+
+    def device_count(self) -> int:
+        return jax.device_count()
+
+    # -- keys ---------------------------------------------------------------------------
+    def key(self, seed: int) -> Key:
+        return jax.random.key(seed)
+
+    def is_key(self, x: object) -> bool:
+        dtype = getattr(x, "dtype", None)
+        if dtype is None:
+            return False
+        if jnp.issubdtype(dtype, jax.dtypes.prng_key):
+            return True
+        # Raw ``PRNGKey`` arrays: uint32 with a trailing axis of 2.
+        return bool(dtype == jnp.uint32 and jnp.shape(x)[-1:] == (2,))
+
+    def split(self, key: Key, num: int = 2) -> Key:
+        return jax.random.split(key, num)
+
+    def fold_in(self, key: Key, data: int) -> Key:
+        return jax.random.fold_in(key, data)
+
+    # -- draws --------------------------------------------------------------------------
+    def _dtype(self, dtype: Any) -> Any:
+        return self.float_dtype() if dtype is None else dtype
+
+    def normal(self, key: Key, shape: Shape, dtype: Any = None) -> Array:
+        return jax.random.normal(key, shape, self._dtype(dtype))
+
+    def uniform(
+        self, key: Key, shape: Shape, dtype: Any = None, minval: Any = 0.0, maxval: Any = 1.0
+    ) -> Array:
+        return jax.random.uniform(key, shape, self._dtype(dtype), minval, maxval)
+
+    def exponential(self, key: Key, shape: Shape, dtype: Any = None) -> Array:
+        return jax.random.exponential(key, shape, self._dtype(dtype))
+
+    def cauchy(self, key: Key, shape: Shape, dtype: Any = None) -> Array:
+        return jax.random.cauchy(key, shape, self._dtype(dtype))
+
+    def laplace(self, key: Key, shape: Shape, dtype: Any = None) -> Array:
+        return jax.random.laplace(key, shape, self._dtype(dtype))
+
+    def logistic(self, key: Key, shape: Shape, dtype: Any = None) -> Array:
+        return jax.random.logistic(key, shape, self._dtype(dtype))
+
+    def gumbel(self, key: Key, shape: Shape, dtype: Any = None) -> Array:
+        return jax.random.gumbel(key, shape, self._dtype(dtype))
+
+    def t(self, key: Key, df: Array, shape: Shape, dtype: Any = None) -> Array:
+        return jax.random.t(key, df, shape, self._dtype(dtype))
+
+    def gamma(self, key: Key, a: Array, shape: Shape, dtype: Any = None) -> Array:
+        return jax.random.gamma(key, a, shape, self._dtype(dtype))
+
+    def beta(self, key: Key, a: Array, b: Array, shape: Shape, dtype: Any = None) -> Array:
+        return jax.random.beta(key, a, b, shape, self._dtype(dtype))
+
+    def dirichlet(self, key: Key, alpha: Array, shape: Shape, dtype: Any = None) -> Array:
+        return jax.random.dirichlet(key, alpha, shape, self._dtype(dtype))
+
+    def bernoulli(self, key: Key, p: Array, shape: Shape) -> Array:
+        return jax.random.bernoulli(key, p, shape)
+
+    def categorical(self, key: Key, logits: Array, shape: Shape) -> Array:
+        return jax.random.categorical(key, logits, axis=-1, shape=shape)
+
+    def poisson(self, key: Key, lam: Array, shape: Shape) -> Array:
+        return jax.random.poisson(key, lam, shape)
+
+    def binomial(self, key: Key, n: Array, p: Array, shape: Shape) -> Array:
+        return jax.random.binomial(key, n, p, shape)
+
+    def randint(self, key: Key, shape: Shape, minval: int, maxval: int) -> Array:
+        return jax.random.randint(key, shape, minval, maxval)
+
+    def permutation(self, key: Key, n: int) -> Array:
+        return jax.random.permutation(key, n)
+
+    # -- derivatives and program transformations --------------------------------------
+    def value_and_grad(
+        self, fn: Callable[..., Any], argnums: int = 0, has_aux: bool = False
+    ) -> Callable[..., Any]:
+        return jax.value_and_grad(fn, argnums=argnums, has_aux=has_aux)
+
+    def grad(self, fn: Callable[..., Any], argnums: int = 0) -> Callable[..., Any]:
+        return jax.grad(fn, argnums=argnums)
+
+    def jit(
+        self,
+        fn: Callable[..., Any],
+        static_argnums: Sequence[int] = (),
+        donate_argnums: Sequence[int] = (),
+    ) -> Callable[..., Any]:
+        return jax.jit(fn, static_argnums=tuple(static_argnums), donate_argnums=tuple(donate_argnums))
+
+    def vmap(self, fn: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0) -> Callable[..., Any]:
+        return jax.vmap(fn, in_axes=in_axes, out_axes=out_axes)
+
+    def cond(
+        self, pred: Any, true_fn: Callable[..., Any], false_fn: Callable[..., Any], *operands: Any
+    ) -> Any:
+        return jax.lax.cond(pred, true_fn, false_fn, *operands)
+
+    def while_loop(
+        self, cond_fn: Callable[[Any], Any], body_fn: Callable[[Any], Any], init: Any
+    ) -> Any:
+        return jax.lax.while_loop(cond_fn, body_fn, init)
+
+    def fori_loop(
+        self, lower: int, upper: int, body_fn: Callable[[Any, Any], Any], init: Any
+    ) -> Any:
+        return jax.lax.fori_loop(lower, upper, body_fn, init)
+
+    def scan(
+        self,
+        fn: Callable[[Any, Any], tuple[Any, Any]],
+        init: Any,
+        xs: Any = None,
+        length: int | None = None,
+    ) -> tuple[Any, Any]:
+        return jax.lax.scan(fn, init, xs, length)
+
+    def callback(self, fn: Callable[..., None], *args: Any) -> None:
+        jax.debug.callback(fn, *args, ordered=False)
+
+    # -- pytrees ------------------------------------------------------------------------
+    def tree_map(self, fn: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:
+        return jax.tree_util.tree_map(fn, tree, *rest)
+
+    def tree_flatten(self, tree: PyTree) -> tuple[list[Any], Any]:
+        leaves, treedef = jax.tree_util.tree_flatten(tree)
+        return list(leaves), treedef
+
+    def tree_unflatten(self, treedef: Any, leaves: Sequence[Any]) -> PyTree:
+        return jax.tree_util.tree_unflatten(treedef, list(leaves))
+
+    def ravel_pytree(self, tree: PyTree) -> tuple[Array, Callable[[Array], PyTree]]:
+        flat, unravel = _ravel_pytree(tree)
+        return flat, unravel

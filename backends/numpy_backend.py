@@ -1,0 +1,315 @@
+"""The NumPy reference backend: eager, float64, no JAX needed.
+
+It exists so that every line of the core can be stepped through in a debugger, and so that
+the JAX backend has an independent implementation to be compared with.
+
+Keys
+    A key is a ``uint32`` array of shape ``(2,)``, like a raw JAX key. ``split`` and
+    ``fold_in`` hash the key (with :class:`numpy.random.SeedSequence`) into new keys, so
+    streams are deterministic and splittable; a draw seeds a Philox generator from its key.
+    The numbers differ from JAX's, by design: only the contract (same key, same draw) holds.
+
+Gradients
+    Fourth-order central finite differences in float64,
+    ``f'(x) ~ (f(x-2h) - 8f(x-h) + 8f(x+h) - f(x+2h)) / 12h`` with ``h = 1e-3 * max(1, |x|)``:
+    truncation error of order ``h**4`` and rounding error of order ``1e-16 |f| / h``, so about
+    1e-9 relative on smooth potentials. Each gradient costs ``4 * dim`` evaluations, which is
+    fine for the small models this backend is meant for.
+
+Program transformations
+    ``jit`` is the identity, ``vmap`` a Python loop, ``cond``/``while_loop``/``fori_loop``/
+    ``scan`` plain Python control flow: the sampler's source runs unchanged, one step at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import scipy.special as sps
+
+from backends import pytree
+from backends.protocol import Array, Key, PyTree, Shape
+
+_SPLIT_TAG = 0x5EED
+_FOLD_TAG = 0xF01D
+
+
+def _generator(key: Key) -> np.random.Generator:
+    k = np.asarray(key, dtype=np.uint32)
+    if k.shape != (2,):
+        raise ValueError(f"expected a single NumPy-backend key of shape (2,), got shape {k.shape}")
+    return np.random.Generator(np.random.Philox(key=(int(k[0]) << 32) | int(k[1])))
+
+
+def _broadcast(param: Array, shape: Shape) -> Any:
+    return np.broadcast_to(np.asarray(param, dtype=np.float64), shape)
+
+
+class NumpyBackend:
+    """:class:`backends.protocol.Backend` on NumPy and SciPy."""
+
+    name = "numpy"
+    xp: Any = np
+    special: Any = sps
+
+    # -- dtypes and arrays -------------------------------------------------------------
+    def float_dtype(self) -> Any:
+        return np.float64
+
+    def is_tracer(self, x: object) -> bool:
+        return False
+
+    def is_concrete(self, x: object) -> bool:
+        return True
+
+    def to_numpy(self, x: Array) -> Any:
+        return np.asarray(x)
+
+    def index_update(self, x: Array, index: Any, value: Array) -> Array:
+        out = np.array(x, copy=True)
+        out[index] = value
+        return out
+
+    def stop_gradient(self, x: Array) -> Array:
+        return x
+
+    def enable_x64(self, use_x64: bool = True) -> None:
+        """NumPy computes in float64 always; nothing to switch."""
+
+    def set_host_device_count(self, n: int) -> None:
+        """NumPy has one device, the host; nothing to split."""
+
+    def device_count(self) -> int:
+        return 1
+
+    # -- keys ---------------------------------------------------------------------------
+    def key(self, seed: int) -> Key:
+        seed = int(seed)
+        return np.array([(seed >> 32) & 0xFFFFFFFF, seed & 0xFFFFFFFF], dtype=np.uint32)
+
+    def is_key(self, x: object) -> bool:
+        return isinstance(x, np.ndarray) and x.dtype == np.uint32 and x.shape[-1:] == (2,)
+
+    def split(self, key: Key, num: int = 2) -> Key:
+        k = np.asarray(key, dtype=np.uint32)
+        seq = np.random.SeedSequence([int(k[0]), int(k[1]), _SPLIT_TAG])
+        return seq.generate_state(2 * num, dtype=np.uint32).reshape(num, 2)
+
+    def fold_in(self, key: Key, data: int) -> Key:
+        k = np.asarray(key, dtype=np.uint32)
+        seq = np.random.SeedSequence([int(k[0]), int(k[1]), int(data) & 0xFFFFFFFF, _FOLD_TAG])
+        return seq.generate_state(2, dtype=np.uint32)
+
+    # -- draws --------------------------------------------------------------------------
+    def _cast(self, x: Any, dtype: Any) -> Array:
+        return np.asarray(x, dtype=np.float64 if dtype is None else dtype)
+
+    def normal(self, key: Key, shape: Shape, dtype: Any = None) -> Array:
+        return self._cast(_generator(key).standard_normal(shape), dtype)
+
+    def uniform(
+        self, key: Key, shape: Shape, dtype: Any = None, minval: Any = 0.0, maxval: Any = 1.0
+    ) -> Array:
+        u = _generator(key).random(shape)
+        return self._cast(minval + (np.asarray(maxval) - minval) * u, dtype)
+
+    def exponential(self, key: Key, shape: Shape, dtype: Any = None) -> Array:
+        return self._cast(_generator(key).standard_exponential(shape), dtype)
+
+    def cauchy(self, key: Key, shape: Shape, dtype: Any = None) -> Array:
+        return self._cast(_generator(key).standard_cauchy(shape), dtype)
+
+    def laplace(self, key: Key, shape: Shape, dtype: Any = None) -> Array:
+        return self._cast(_generator(key).laplace(size=shape), dtype)
+
+    def logistic(self, key: Key, shape: Shape, dtype: Any = None) -> Array:
+        return self._cast(_generator(key).logistic(size=shape), dtype)
+
+    def gumbel(self, key: Key, shape: Shape, dtype: Any = None) -> Array:
+        return self._cast(_generator(key).gumbel(size=shape), dtype)
+
+    def t(self, key: Key, df: Array, shape: Shape, dtype: Any = None) -> Array:
+        return self._cast(_generator(key).standard_t(_broadcast(df, shape)), dtype)
+
+    def gamma(self, key: Key, a: Array, shape: Shape, dtype: Any = None) -> Array:
+        return self._cast(_generator(key).standard_gamma(_broadcast(a, shape)), dtype)
+
+    def beta(self, key: Key, a: Array, b: Array, shape: Shape, dtype: Any = None) -> Array:
+        draws = _generator(key).beta(_broadcast(a, shape), _broadcast(b, shape))
+        return self._cast(draws, dtype)
+
+    def dirichlet(self, key: Key, alpha: Array, shape: Shape, dtype: Any = None) -> Array:
+        alpha = np.asarray(alpha, dtype=np.float64)
+        full = tuple(shape) + alpha.shape[-1:]
+        g = _generator(key).standard_gamma(np.broadcast_to(alpha, full))
+        return self._cast(g / g.sum(-1, keepdims=True), dtype)
+
+    def bernoulli(self, key: Key, p: Array, shape: Shape) -> Array:
+        return np.asarray(_generator(key).random(shape) < np.asarray(p))
+
+    def categorical(self, key: Key, logits: Array, shape: Shape) -> Array:
+        logits = np.asarray(logits, dtype=np.float64)
+        full = tuple(shape) + logits.shape[-1:]
+        noise = _generator(key).gumbel(size=full)
+        return np.argmax(np.broadcast_to(logits, full) + noise, axis=-1)
+
+    def poisson(self, key: Key, lam: Array, shape: Shape) -> Array:
+        return _generator(key).poisson(_broadcast(lam, shape))
+
+    def binomial(self, key: Key, n: Array, p: Array, shape: Shape) -> Array:
+        n_b = np.broadcast_to(np.asarray(n), shape).astype(np.int64)
+        return _generator(key).binomial(n_b, _broadcast(p, shape))
+
+    def randint(self, key: Key, shape: Shape, minval: int, maxval: int) -> Array:
+        return _generator(key).integers(minval, maxval, size=shape)
+
+    def permutation(self, key: Key, n: int) -> Array:
+        return _generator(key).permutation(n)
+
+    # -- derivatives and program transformations --------------------------------------
+    def value_and_grad(
+        self, fn: Callable[..., Any], argnums: int = 0, has_aux: bool = False
+    ) -> Callable[..., Any]:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            flat, unravel = self.ravel_pytree(args[argnums])
+            flat = np.asarray(flat, dtype=np.float64)
+
+            def at(x: Array) -> Any:
+                new_args = list(args)
+                new_args[argnums] = unravel(x)
+                return fn(*new_args, **kwargs)
+
+            out = at(flat)
+            value = out[0] if has_aux else out
+            grad = np.empty_like(flat)
+            for i in range(flat.size):
+                h = 1e-3 * max(1.0, abs(float(flat[i])))
+                f = []
+                for step in (-2.0, -1.0, 1.0, 2.0):
+                    x = flat.copy()
+                    x[i] += step * h
+                    y = at(x)
+                    f.append(float(y[0] if has_aux else y))
+                grad[i] = (f[0] - 8.0 * f[1] + 8.0 * f[2] - f[3]) / (12.0 * h)
+            g = unravel(grad)
+            return ((value, out[1]), g) if has_aux else (value, g)
+
+        return wrapped
+
+    def grad(self, fn: Callable[..., Any], argnums: int = 0) -> Callable[..., Any]:
+        vg = self.value_and_grad(fn, argnums)
+        return lambda *args, **kwargs: vg(*args, **kwargs)[1]
+
+    def jit(
+        self,
+        fn: Callable[..., Any],
+        static_argnums: Sequence[int] = (),
+        donate_argnums: Sequence[int] = (),
+    ) -> Callable[..., Any]:
+        return fn
+
+    def vmap(self, fn: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0) -> Callable[..., Any]:
+        def wrapped(*args: Any) -> Any:
+            axes = in_axes if isinstance(in_axes, (tuple, list)) else [in_axes] * len(args)
+            sizes = {
+                np.shape(leaf)[ax]
+                for arg, ax in zip(args, axes, strict=True)
+                if ax is not None
+                for leaf in pytree.tree_flatten(arg)[0]
+            }
+            if len(sizes) != 1:
+                raise ValueError(f"vmap: mapped axes have inconsistent sizes {sorted(sizes)}")
+            (n,) = sizes
+            outs = []
+            for i in range(n):
+                call_args = [
+                    arg if ax is None else pytree.tree_map(lambda x, a=ax: np.take(x, i, axis=a), arg)
+                    for arg, ax in zip(args, axes, strict=True)
+                ]
+                outs.append(fn(*call_args))
+            return pytree.tree_map(lambda *xs: np.stack(xs, axis=out_axes), *outs)
+
+        return wrapped
+
+    def cond(
+        self, pred: Any, true_fn: Callable[..., Any], false_fn: Callable[..., Any], *operands: Any
+    ) -> Any:
+        return true_fn(*operands) if bool(pred) else false_fn(*operands)
+
+    def while_loop(
+        self, cond_fn: Callable[[Any], Any], body_fn: Callable[[Any], Any], init: Any
+    ) -> Any:
+        state = init
+        while bool(cond_fn(state)):
+            state = body_fn(state)
+        return state
+
+    def fori_loop(
+        self, lower: int, upper: int, body_fn: Callable[[Any, Any], Any], init: Any
+    ) -> Any:
+        state = init
+        for i in range(int(lower), int(upper)):
+            state = body_fn(i, state)
+        return state
+
+    def scan(
+        self,
+        fn: Callable[[Any, Any], tuple[Any, Any]],
+        init: Any,
+        xs: Any = None,
+        length: int | None = None,
+    ) -> tuple[Any, Any]:
+        if xs is None:
+            n = int(length) if length is not None else 0
+            items: list[Any] = [None] * n
+        else:
+            leaves, treedef = pytree.tree_flatten(xs)
+            n = len(leaves[0]) if leaves else int(length or 0)
+            items = [pytree.tree_unflatten(treedef, [leaf[i] for leaf in leaves]) for i in range(n)]
+        carry = init
+        ys = []
+        for x in items:
+            carry, y = fn(carry, x)
+            ys.append(y)
+        if not ys:
+            return carry, None
+        return carry, pytree.tree_map(lambda *v: np.stack([np.asarray(a) for a in v]), *ys)
+
+    def callback(self, fn: Callable[..., None], *args: Any) -> None:
+        fn(*args)
+
+    # -- pytrees ------------------------------------------------------------------------
+    def tree_map(self, fn: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:
+        return pytree.tree_map(fn, tree, *rest)
+
+    def tree_flatten(self, tree: PyTree) -> tuple[list[Any], Any]:
+        return pytree.tree_flatten(tree)
+
+    def tree_unflatten(self, treedef: Any, leaves: Sequence[Any]) -> PyTree:
+        return pytree.tree_unflatten(treedef, leaves)
+
+    def ravel_pytree(self, tree: PyTree) -> tuple[Array, Callable[[Array], PyTree]]:
+        leaves, treedef = pytree.tree_flatten(tree)
+        arrays = [np.asarray(leaf) for leaf in leaves]
+        shapes = [a.shape for a in arrays]
+        dtypes = [a.dtype for a in arrays]
+        sizes = [a.size for a in arrays]
+        flat = (
+            np.concatenate([a.ravel().astype(np.float64) for a in arrays])
+            if arrays
+            else np.zeros(0)
+        )
+
+        def unravel(vec: Array) -> PyTree:
+            vec = np.asarray(vec)
+            parts, start = [], 0
+            for shape, dtype, size in zip(shapes, dtypes, sizes, strict=True):
+                chunk = vec[start : start + size].reshape(shape)
+                # Keep float64 perturbations of float leaves; cast back only non-floats.
+                parts.append(chunk if np.issubdtype(dtype, np.floating) else chunk.astype(dtype))
+                start += size
+            return pytree.tree_unflatten(treedef, parts)
+
+        return flat, unravel

@@ -1,0 +1,80 @@
+"""A minimal pytree library for backends without one (NumPy).
+
+Containers are dicts (keys sorted, as in JAX), lists, tuples and NamedTuples; ``None`` is an
+empty subtree; everything else is a leaf. This is all the core and the samplers build
+their states from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TreeDef:
+    """The shape of a pytree: a container kind, its keys and its children's shapes."""
+
+    kind: str  # "leaf", "none", "dict", "list", "tuple" or "namedtuple"
+    keys: tuple[Any, ...] = ()
+    children: tuple[TreeDef, ...] = ()
+    cls: Any = None
+
+    @property
+    def num_leaves(self) -> int:
+        if self.kind == "leaf":
+            return 1
+        return sum(child.num_leaves for child in self.children)
+
+
+def _is_namedtuple(x: object) -> bool:
+    return isinstance(x, tuple) and hasattr(x, "_fields")
+
+
+def tree_flatten(tree: Any) -> tuple[list[Any], TreeDef]:
+    """Leaves in a fixed order, and the structure needed to rebuild the tree."""
+    leaves: list[Any] = []
+
+    def walk(node: Any) -> TreeDef:
+        if node is None:
+            return TreeDef("none")
+        if isinstance(node, dict):
+            keys = tuple(sorted(node))
+            return TreeDef("dict", keys, tuple(walk(node[k]) for k in keys), type(node))
+        if _is_namedtuple(node):
+            return TreeDef("namedtuple", (), tuple(walk(c) for c in node), type(node))
+        if isinstance(node, (list, tuple)):
+            kind = "list" if isinstance(node, list) else "tuple"
+            return TreeDef(kind, (), tuple(walk(c) for c in node))
+        leaves.append(node)
+        return TreeDef("leaf")
+
+    treedef = walk(tree)
+    return leaves, treedef
+
+
+def tree_unflatten(treedef: TreeDef, leaves: Sequence[Any]) -> Any:
+    """Inverse of :func:`tree_flatten`."""
+    it = iter(leaves)
+
+    def build(td: TreeDef) -> Any:
+        if td.kind == "leaf":
+            return next(it)
+        if td.kind == "none":
+            return None
+        children = [build(c) for c in td.children]
+        if td.kind == "dict":
+            return td.cls(zip(td.keys, children, strict=True))
+        if td.kind == "namedtuple":
+            return td.cls(*children)
+        return children if td.kind == "list" else tuple(children)
+
+    return build(treedef)
+
+
+def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
+    """Apply ``fn`` leaf-wise over trees of the same structure."""
+    leaves, treedef = tree_flatten(tree)
+    others = [tree_flatten(r)[0] for r in rest]
+    return tree_unflatten(treedef, [fn(*xs) for xs in zip(leaves, *others, strict=True)])

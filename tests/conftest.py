@@ -1,0 +1,36 @@
+"""Shared fixtures: every behaviour test takes ``backend`` and so runs on JAX and on NumPy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+import minippl
+from backends import Backend
+
+
+@pytest.fixture(params=["jax", "numpy"])
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """The active backend for one test, restored afterwards."""
+    from minippl import backend as selection
+
+    previous = selection.current().name
+    active = minippl.set_backend(request.param)
+    try:
+        yield active
+    finally:
+        minippl.set_backend(previous)
+
+
+@pytest.fixture
+def jax_backend() -> Iterator[Backend]:
+    """For the tests that are about JAX only (bit-for-bit parity with NumPyro, jit)."""
+    from minippl import backend as selection
+
+    previous = selection.current().name
+    active = minippl.set_backend("jax")
+    try:
+        yield active
+    finally:
+        minippl.set_backend(previous)
