@@ -27,7 +27,8 @@ class JaxBackend:
 
     # -- dtypes and arrays -------------------------------------------------------------
     def float_dtype(self) -> Any:
-        return jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+        x64 = jax.config.read("jax_enable_x64")  # type: ignore[no-untyped-call]
+        return jnp.float64 if x64 else jnp.float32
 
     def is_tracer(self, x: object) -> bool:
         return isinstance(x, jax.core.Tracer)
@@ -45,11 +46,11 @@ class JaxBackend:
         return jax.lax.stop_gradient(x)
 
     def enable_x64(self, use_x64: bool = True) -> None:
-        jax.config.update("jax_enable_x64", use_x64)
+        jax.config.update("jax_enable_x64", use_x64)  # type: ignore[no-untyped-call]
 
     def set_host_device_count(self, n: int) -> None:
         # Only takes effect before JAX starts its CPU client, as in NumPyro.
-        jax.config.update("jax_num_cpu_devices", n)
+        jax.config.update("jax_num_cpu_devices", n)  # type: ignore[no-untyped-call]
 
     def device_count(self) -> int:
         return jax.device_count()
@@ -65,7 +66,7 @@ class JaxBackend:
         if jnp.issubdtype(dtype, jax.dtypes.prng_key):
             return True
         # Raw ``PRNGKey`` arrays: uint32 with a trailing axis of 2.
-        return bool(dtype == jnp.uint32 and jnp.shape(x)[-1:] == (2,))
+        return bool(dtype == jnp.uint32 and tuple(getattr(x, "shape", ()))[-1:] == (2,))
 
     def split(self, key: Key, num: int = 2) -> Key:
         return jax.random.split(key, num)
@@ -145,9 +146,13 @@ class JaxBackend:
         static_argnums: Sequence[int] = (),
         donate_argnums: Sequence[int] = (),
     ) -> Callable[..., Any]:
-        return jax.jit(fn, static_argnums=tuple(static_argnums), donate_argnums=tuple(donate_argnums))
+        return jax.jit(
+            fn, static_argnums=tuple(static_argnums), donate_argnums=tuple(donate_argnums)
+        )
 
-    def vmap(self, fn: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0) -> Callable[..., Any]:
+    def vmap(
+        self, fn: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0
+    ) -> Callable[..., Any]:
         return jax.vmap(fn, in_axes=in_axes, out_axes=out_axes)
 
     def cond(

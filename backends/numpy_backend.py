@@ -210,7 +210,9 @@ class NumpyBackend:
     ) -> Callable[..., Any]:
         return fn
 
-    def vmap(self, fn: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0) -> Callable[..., Any]:
+    def vmap(
+        self, fn: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0
+    ) -> Callable[..., Any]:
         def wrapped(*args: Any) -> Any:
             axes = in_axes if isinstance(in_axes, (tuple, list)) else [in_axes] * len(args)
             sizes = {
@@ -225,7 +227,9 @@ class NumpyBackend:
             outs = []
             for i in range(n):
                 call_args = [
-                    arg if ax is None else pytree.tree_map(lambda x, a=ax: np.take(x, i, axis=a), arg)
+                    arg
+                    if ax is None
+                    else pytree.tree_map(lambda x, a=ax, j=i: np.take(x, j, axis=a), arg)
                     for arg, ax in zip(args, axes, strict=True)
                 ]
                 outs.append(fn(*call_args))

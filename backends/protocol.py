@@ -85,7 +85,10 @@ class Backend(Protocol):
     ) -> Callable[..., Any]: ...
     def grad(self, fn: Callable[..., Any], argnums: int = 0) -> Callable[..., Any]: ...
     def jit(
-        self, fn: Callable[..., Any], static_argnums: Sequence[int] = (), donate_argnums: Sequence[int] = ()
+        self,
+        fn: Callable[..., Any],
+        static_argnums: Sequence[int] = (),
+        donate_argnums: Sequence[int] = (),
     ) -> Callable[..., Any]: ...
     def vmap(
         self, fn: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0

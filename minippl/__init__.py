@@ -1,5 +1,39 @@
-"""minippl: a small, typed, readable probabilistic programming library."""
+"""minippl: a small, typed, readable probabilistic programming library.
 
+NumPyro's effect-handler system rebuilt from scratch: ``import minippl as numpyro`` and
+``from minippl import handlers`` run NumPyro code on JAX (bit for bit) or on NumPy.
+"""
+
+from minippl import distributions, handlers
 from minippl.backend import enable_x64, set_backend, set_host_device_count
+from minippl.messages import CondIndepStackFrame, Message
+from minippl.primitives import (
+    deterministic,
+    factor,
+    get_mask,
+    param,
+    plate,
+    prng_key,
+    sample,
+    subsample,
+)
+from minippl.runtime import apply_stack
 
-__all__ = ["enable_x64", "set_backend", "set_host_device_count"]
+__all__ = [
+    "CondIndepStackFrame",
+    "Message",
+    "apply_stack",
+    "deterministic",
+    "distributions",
+    "enable_x64",
+    "factor",
+    "get_mask",
+    "handlers",
+    "param",
+    "plate",
+    "prng_key",
+    "sample",
+    "set_backend",
+    "set_host_device_count",
+    "subsample",
+]

@@ -1,0 +1,356 @@
+"""The distribution base class and the wrappers every distribution gets for free.
+
+Shapes follow NumPyro (and PyTorch): a draw has shape ``sample_shape + batch_shape +
+event_shape``; ``log_prob`` sums over the event dims and returns ``sample_shape +
+batch_shape``. ``expand`` grows the batch shape, ``to_event`` moves batch dims into the event,
+``mask`` zeroes the log density where a boolean mask is False.
+
+Bad input: with validation on (:func:`enable_validation`), a parameter outside its constraint
+raises a ``ValueError`` naming the distribution, the parameter and the constraint, and
+``log_prob`` of a value outside the support warns. With or without validation, ``log_prob``
+outside the support is ``-inf``, never an exception and never NaN.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from minippl.backend import current
+from minippl.distributions import constraints
+from minippl.distributions.constraints import Constraint
+from minippl.distributions.util import Shape, broadcast_shapes, shape_of, sum_rightmost
+
+_VALIDATION = False
+
+
+def enable_validation(is_validate: bool = True) -> None:
+    """Check parameters on construction and values in ``log_prob`` (off by default, as NumPyro)."""
+    global _VALIDATION
+    _VALIDATION = is_validate
+
+
+def validation_enabled() -> bool:
+    return _VALIDATION
+
+
+class Distribution:
+    """Base class: subclasses set the shapes in ``__init__`` and implement ``sample`` and
+    ``_log_prob`` (the density on the support; the base class handles the rest)."""
+
+    arg_constraints: dict[str, Constraint] = {}
+    support: Constraint = constraints.real
+    is_discrete = False
+    has_enumerate_support = False
+    reparametrized_params: tuple[str, ...] = ()
+
+    def __init__(
+        self, batch_shape: Shape = (), event_shape: Shape = (), *, validate_args: bool | None = None
+    ) -> None:
+        self._batch_shape = tuple(batch_shape)
+        self._event_shape = tuple(event_shape)
+        self._validate_args = _VALIDATION if validate_args is None else validate_args
+        if self._validate_args:
+            self._validate_params()
+
+    # -- shapes ---------------------------------------------------------------------------
+    @property
+    def batch_shape(self) -> Shape:
+        return self._batch_shape
+
+    @property
+    def event_shape(self) -> Shape:
+        return self._event_shape
+
+    @property
+    def event_dim(self) -> int:
+        return len(self._event_shape)
+
+    def shape(self, sample_shape: Shape = ()) -> Shape:
+        return tuple(sample_shape) + self.batch_shape + self.event_shape
+
+    # -- drawing ----------------------------------------------------------------------------
+    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} cannot be sampled")
+
+    def sample_with_intermediates(self, key: Any, sample_shape: Shape = ()) -> tuple[Any, list[Any]]:
+        return self.sample(key, sample_shape), []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        key = kwargs.pop("rng_key")
+        if kwargs.pop("sample_intermediates", False):
+            return self.sample_with_intermediates(key, *args, **kwargs)
+        return self.sample(key, *args, **kwargs)
+
+    # -- densities --------------------------------------------------------------------------
+    def _log_prob(self, value: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} has no log density")
+
+    def log_prob(self, value: Any) -> Any:
+        """Log density at ``value``; ``-inf`` outside the support (warned under validation)."""
+        xp = current().xp
+        lp = self._log_prob(value)
+        inside = self.support(value)
+        if self._validate_args and current().is_concrete(inside) and not bool(xp.all(inside)):
+            warnings.warn(
+                f"{type(self).__name__}.log_prob: value outside the support {self.support!r}; "
+                "its log density is -inf",
+                stacklevel=2,
+            )
+        return xp.where(inside, lp, -xp.inf)
+
+    @property
+    def mean(self) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not define a mean")
+
+    @property
+    def variance(self) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not define a variance")
+
+    # -- wrappers ---------------------------------------------------------------------------
+    def expand(self, batch_shape: Shape) -> Distribution:
+        """The same distribution repeated (broadcast) to ``batch_shape``."""
+        batch_shape = tuple(batch_shape)
+        if batch_shape == self.batch_shape:
+            return self
+        return ExpandedDistribution(self, batch_shape)
+
+    def expand_by(self, sample_shape: Shape) -> Distribution:
+        return self.expand(tuple(sample_shape) + self.batch_shape)
+
+    def to_event(self, reinterpreted_batch_ndims: int | None = None) -> Distribution:
+        """Treat the rightmost batch dims as event dims (default: all of them)."""
+        n = len(self.batch_shape) if reinterpreted_batch_ndims is None else reinterpreted_batch_ndims
+        return self if n == 0 else Independent(self, n)
+
+    def mask(self, mask: Any) -> Distribution:
+        """Zero the log density where ``mask`` is False (``True`` leaves it unchanged)."""
+        if mask is True:
+            return self
+        return MaskedDistribution(self, mask)
+
+    # -- validation -------------------------------------------------------------------------
+    def _validate_params(self) -> None:
+        backend = current()
+        for param, constraint in self.arg_constraints.items():
+            if param not in self.__dict__:
+                continue
+            value = self.__dict__[param]
+            if not backend.is_concrete(value):
+                continue
+            ok = constraint(backend.xp.asarray(value))
+            if not bool(backend.xp.all(ok)):
+                raise ValueError(
+                    f"{type(self).__name__}: parameter {param!r} must satisfy the constraint "
+                    f"{constraint!r}, got {value!r}"
+                )
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} with batch shape {self.batch_shape} "
+            f"and event shape {self.event_shape}>"
+        )
+
+
+class ExpandedDistribution(Distribution):
+    """``base`` broadcast to a larger batch shape.
+
+    New leading dims and size-1 dims that grow are drawn as extra sample dims of ``base``
+    and moved into place, which gives the same numbers as NumPyro for the same key.
+    """
+
+    def __init__(self, base: Distribution, batch_shape: Shape) -> None:
+        if isinstance(base, ExpandedDistribution):
+            base = base.base_dist
+        self.base_dist = base
+        new_shape, self._expanded, self._interstitial = _expansion(base.batch_shape, batch_shape)
+        super().__init__(new_shape, base.event_shape, validate_args=False)
+        self.support = base.support  # type: ignore[misc]
+        self.is_discrete = base.is_discrete  # type: ignore[misc]
+
+    def sample_with_intermediates(self, key: Any, sample_shape: Shape = ()) -> tuple[Any, list[Any]]:
+        xp = current().xp
+        sample_shape = tuple(sample_shape)
+        expanded = tuple(size for _, size in self._expanded)
+        interstitial = tuple(size for _, size in self._interstitial)
+        value, inter = self.base_dist.sample_with_intermediates(
+            key, sample_shape + expanded + interstitial
+        )
+        if not interstitial:
+            return value, inter
+        # Swap each grown size-1 dim of the base with the extra sample dim drawn for it.
+        batch_ndim = xp.ndim(value) - len(self.event_shape)
+        perm = list(range(batch_ndim))
+        start = len(sample_shape) + len(expanded)
+        for offset, (dim, _) in enumerate(self._interstitial):
+            a, b = batch_ndim + dim, start + offset
+            perm[a], perm[b] = perm[b], perm[a]
+        event = tuple(range(batch_ndim, xp.ndim(value)))
+        value = xp.transpose(value, perm + list(event))
+        return xp.reshape(value, sample_shape + self.batch_shape + self.event_shape), inter
+
+    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        return self.sample_with_intermediates(key, sample_shape)[0]
+
+    def _log_prob(self, value: Any) -> Any:
+        xp = current().xp
+        lp = self.base_dist.log_prob(value)
+        shape = broadcast_shapes(shape_of(lp), self.batch_shape)
+        return xp.broadcast_to(lp, shape)
+
+    def log_prob(self, value: Any) -> Any:
+        return self._log_prob(value)
+
+    @property
+    def mean(self) -> Any:
+        return current().xp.broadcast_to(self.base_dist.mean, self.batch_shape + self.event_shape)
+
+    @property
+    def variance(self) -> Any:
+        xp = current().xp
+        return xp.broadcast_to(self.base_dist.variance, self.batch_shape + self.event_shape)
+
+
+def _expansion(
+    old: Shape, new: Shape
+) -> tuple[Shape, tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]:
+    """Broadcast ``old`` to ``new``; also return the new leading dims and grown size-1 dims."""
+    if len(new) < len(old):
+        raise ValueError(f"cannot expand a distribution of batch shape {old} to {new}")
+    out, expanded, interstitial = list(old), [], []
+    for i in range(1, len(new) + 1):
+        size = new[-i]
+        if i > len(old):
+            out.insert(0, size)
+            expanded.insert(0, (-i, size))
+        elif old[-i] == 1 and size != 1:
+            out[-i] = size
+            interstitial.append((-i, size))
+        elif old[-i] != size:
+            raise ValueError(f"cannot expand a distribution of batch shape {old} to {new}")
+    return tuple(out), tuple(expanded), tuple(interstitial)
+
+
+class Independent(Distribution):
+    """``base`` with its rightmost ``reinterpreted_batch_ndims`` batch dims made event dims."""
+
+    def __init__(self, base: Distribution, reinterpreted_batch_ndims: int) -> None:
+        n = reinterpreted_batch_ndims
+        if n > len(base.batch_shape):
+            raise ValueError(
+                f"to_event({n}) needs at least {n} batch dims; {base!r} has {len(base.batch_shape)}"
+            )
+        self.base_dist = base
+        self.reinterpreted_batch_ndims = n
+        cut = len(base.batch_shape) - n
+        super().__init__(
+            base.batch_shape[:cut], base.batch_shape[cut:] + base.event_shape, validate_args=False
+        )
+        self.support = constraints.independent(base.support, n)  # type: ignore[misc]
+        self.is_discrete = base.is_discrete  # type: ignore[misc]
+
+    def sample_with_intermediates(self, key: Any, sample_shape: Shape = ()) -> tuple[Any, list[Any]]:
+        return self.base_dist.sample_with_intermediates(key, sample_shape)
+
+    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        return self.base_dist.sample(key, sample_shape)
+
+    def log_prob(self, value: Any) -> Any:
+        return sum_rightmost(self.base_dist.log_prob(value), self.reinterpreted_batch_ndims)
+
+    @property
+    def mean(self) -> Any:
+        return self.base_dist.mean
+
+    @property
+    def variance(self) -> Any:
+        return self.base_dist.variance
+
+
+class MaskedDistribution(Distribution):
+    """``base`` whose log density is zero where ``mask`` is False (missing or held-out data)."""
+
+    def __init__(self, base: Distribution, mask: Any) -> None:
+        xp = current().xp
+        if isinstance(mask, bool):
+            shape: Shape = base.batch_shape
+        else:
+            mask = xp.asarray(mask)
+            if mask.dtype != xp.bool_:
+                raise TypeError(f"mask must be a boolean array, got dtype {mask.dtype}")
+            shape = broadcast_shapes(base.batch_shape, shape_of(mask), what="mask and batch shapes")
+        self.base_dist = base
+        self._mask = mask
+        super().__init__(shape, base.event_shape, validate_args=False)
+        self.support = base.support  # type: ignore[misc]
+        self.is_discrete = base.is_discrete  # type: ignore[misc]
+
+    def sample_with_intermediates(self, key: Any, sample_shape: Shape = ()) -> tuple[Any, list[Any]]:
+        return self.base_dist.sample_with_intermediates(key, sample_shape)
+
+    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        return self.base_dist.sample(key, sample_shape)
+
+    def log_prob(self, value: Any) -> Any:
+        xp = current().xp
+        if self._mask is False:
+            shape = shape_of(value)[: len(shape_of(value)) - self.event_dim]
+            return xp.zeros(broadcast_shapes(shape, self.batch_shape))
+        lp = self.base_dist.log_prob(value)
+        if self._mask is True:
+            return lp
+        return xp.where(self._mask, lp, xp.zeros((), dtype=xp.result_type(lp)))
+
+    @property
+    def mean(self) -> Any:
+        return self.base_dist.mean
+
+    @property
+    def variance(self) -> Any:
+        return self.base_dist.variance
+
+
+class Delta(Distribution):
+    """All mass at ``v`` (with an optional ``log_density`` added to its log probability)."""
+
+    def __init__(self, v: Any = 0.0, log_density: Any = 0.0, event_dim: int = 0) -> None:
+        shape = shape_of(v)
+        if event_dim > len(shape):
+            raise ValueError(f"Delta: event_dim {event_dim} exceeds the dims of v, shape {shape}")
+        cut = len(shape) - event_dim
+        self.v = v
+        self.log_density = log_density
+        super().__init__(shape[:cut], shape[cut:], validate_args=False)
+
+    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        xp = current().xp
+        return xp.broadcast_to(self.v, self.shape(sample_shape))
+
+    def log_prob(self, value: Any) -> Any:
+        xp = current().xp
+        lp = xp.log(xp.asarray(value == self.v, dtype=current().float_dtype()))
+        return sum_rightmost(lp, self.event_dim) + self.log_density
+
+    @property
+    def mean(self) -> Any:
+        return self.v
+
+    @property
+    def variance(self) -> Any:
+        return current().xp.zeros_like(current().xp.asarray(self.v))
+
+
+class Unit(Distribution):
+    """The trivial distribution whose log probability is ``log_factor``: what ``factor`` uses."""
+
+    def __init__(self, log_factor: Any) -> None:
+        self.log_factor = log_factor
+        super().__init__(shape_of(log_factor), (0,), validate_args=False)
+
+    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        return current().xp.empty(self.shape(sample_shape))
+
+    def log_prob(self, value: Any) -> Any:
+        xp = current().xp
+        shape = broadcast_shapes(shape_of(value)[:-1], self.batch_shape)
+        return xp.broadcast_to(self.log_factor, shape)

@@ -1,0 +1,32 @@
+"""Every effect handler, under NumPyro's names (``from minippl import handlers``).
+
+Each handler's docstring says which message types it acts on, in which phase, and which
+fields it reads and writes; ``tutorial/s12_summary.py`` collects them in one table.
+"""
+
+from minippl.handlers.do import do
+from minippl.handlers.inspection import seed, trace
+from minippl.handlers.reparam import infer_config, reparam
+from minippl.handlers.scope import scope
+from minippl.handlers.surgery import block, lift, uncondition
+from minippl.handlers.values import condition, replay, substitute
+from minippl.handlers.weights import mask, scale
+from minippl.runtime import Messenger
+
+__all__ = [
+    "Messenger",
+    "block",
+    "condition",
+    "do",
+    "infer_config",
+    "lift",
+    "mask",
+    "replay",
+    "reparam",
+    "scale",
+    "scope",
+    "seed",
+    "substitute",
+    "trace",
+    "uncondition",
+]

@@ -1,0 +1,119 @@
+"""``seed`` and ``trace``: the two handlers everything else is built on.
+
+Tutorial: "Inspection: seed and trace" (``tutorial/s03_inspection.py``).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from minippl.backend import current
+from minippl.messages import Message
+from minippl.runtime import Messenger
+
+_SEEDED_TYPES = ("sample", "prng_key", "plate", "control_flow")
+
+
+def as_key(rng_seed: Any) -> Any:
+    """A PRNG key of the active backend from an int seed or an existing key."""
+    backend = current()
+    if backend.is_key(rng_seed):
+        return rng_seed
+    shape = getattr(rng_seed, "shape", ())
+    if isinstance(rng_seed, int) or (shape == () and backend.is_concrete(rng_seed)):
+        return backend.key(int(rng_seed))
+    raise TypeError(
+        f"rng_seed must be an int or a PRNG key of the {backend.name} backend, "
+        f"got {type(rng_seed).__name__}"
+    )
+
+
+class seed(Messenger):
+    """Give every sample, plate and ``prng_key`` message a fresh PRNG key.
+
+    Acts in process_message on ``sample``, ``prng_key`` and ``plate`` messages (minus
+    ``hide_types``); reads ``kwargs["rng_key"]`` and ``value``, writes ``kwargs["rng_key"]``.
+    A site that already has a key or a value (observed, or set by a handler inside this one)
+    keeps it and costs no key. Otherwise the stream key is split: the site gets the second
+    half and the stream keeps the first, exactly as NumPyro does, so draws agree bit for bit.
+
+    Key stream: the stream starts from ``rng_seed`` each time the handler is entered and
+    lives only until it exits. So successive calls of a seeded model do *not* continue the
+    stream: ``seed(model, 0)()`` returns the same draws every call (as in NumPyro), and a
+    ``with seed(...)`` block advances the stream only inside the block. Because no key is
+    stored on the handler after exit, a handler used inside ``jit`` never leaks a tracer into
+    later calls outside it (the NumPyro trap where the stored key becomes a tracer).
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., Any] | None = None,
+        rng_seed: Any = None,
+        hide_types: list[str] | None = None,
+    ) -> None:
+        self.rng_key = None if rng_seed is None else as_key(rng_seed)
+        self.hide_types = [] if hide_types is None else list(hide_types)
+        self._streams: list[Any] = []
+        super().__init__(fn)
+
+    def __enter__(self) -> Any:
+        self._streams.append(self.rng_key)
+        return super().__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._streams.pop()
+        super().__exit__(exc_type, exc, tb)
+
+    def process_message(self, msg: Message) -> None:
+        if msg.type in self.hide_types or msg.type not in _SEEDED_TYPES:
+            return
+        if msg.kwargs.get("rng_key") is not None or msg.value is not None:
+            return
+        stream = self._streams[-1]
+        if stream is None:
+            return
+        keys = current().split(stream)
+        self._streams[-1] = keys[0]
+        msg.kwargs["rng_key"] = keys[1]
+
+
+class trace(Messenger):
+    """Record every named message, in execution order, into ``self.trace``.
+
+    Acts in postprocess_message on every message with a name (unnamed ones such as
+    ``prng_key`` and ``subsample`` are skipped); stores a copy, so later handlers cannot
+    change what was recorded. Two sample or deterministic sites with one name are an error;
+    a repeated ``param`` overwrites the earlier record, as in NumPyro.
+    """
+
+    def __init__(self, fn: Callable[..., Any] | None = None) -> None:
+        self.trace: OrderedDict[str, Message] = OrderedDict()
+        super().__init__(fn)
+
+    def __enter__(self) -> OrderedDict[str, Message]:
+        super().__enter__()
+        self.trace = OrderedDict()
+        return self.trace
+
+    def postprocess_message(self, msg: Message) -> None:
+        if msg.name is None:
+            return
+        if msg.type in ("sample", "deterministic") and msg.name in self.trace:
+            raise ValueError(
+                f"two sites are named {msg.name!r}: site names must be unique. Rename one, "
+                "or put the repeated component under handlers.scope(prefix=...)"
+            )
+        self.trace[msg.name] = msg.copy()
+
+    def get_trace(self, *args: Any, **kwargs: Any) -> OrderedDict[str, Message]:
+        """Run the wrapped model with these arguments and return its trace."""
+        self(*args, **kwargs)
+        return self.trace

@@ -1,0 +1,256 @@
+"""The primitives a model calls: each builds a :class:`Message` and sends it up the stack.
+
+Tutorial: "Specifying the model" (``tutorial/s02_model.py``); plates and subsampling in
+"Scaling and masking" (``tutorial/s07_scale_mask.py``).
+
+With no handler active, a primitive does the obvious thing (``sample`` draws with the key it
+was given or returns ``obs``; ``param`` returns its initial value), so a model is also a
+plain Python function.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from minippl.backend import current
+from minippl.distributions.distribution import Distribution, Unit
+from minippl.distributions.util import broadcast_shapes, shape_of
+from minippl.messages import CondIndepStackFrame, Message
+from minippl.runtime import Messenger, MissingKeyError, apply_stack, stack
+
+Shape = tuple[int, ...]
+
+
+def sample(
+    name: str,
+    fn: Distribution,
+    obs: Any = None,
+    rng_key: Any = None,
+    sample_shape: Shape = (),
+    infer: dict[str, Any] | None = None,
+) -> Any:
+    """A random variable ``name`` drawn from ``fn``, or observed as ``obs``.
+
+    ``sample_shape`` adds leading dims to the draw; ``infer`` carries metadata for inference.
+    """
+    if not stack():
+        if obs is not None:
+            return obs
+        if rng_key is None:
+            raise MissingKeyError(name)
+        return fn(rng_key=rng_key, sample_shape=sample_shape)
+    msg = Message(
+        type="sample",
+        name=name,
+        fn=fn,
+        kwargs={"rng_key": rng_key, "sample_shape": tuple(sample_shape)},
+        value=obs,
+        is_observed=obs is not None,
+        infer={} if infer is None else infer,
+    )
+    return apply_stack(msg).value
+
+
+def param(name: str, init_value: Any = None, **kwargs: Any) -> Any:
+    """A learnable parameter; ``constraint=`` and ``event_dim=`` are kept for inference.
+
+    ``init_value`` may be a function of a PRNG key, called under ``seed``.
+    """
+    if not stack():
+        if callable(init_value):
+            raise MissingKeyError(name)
+        return init_value
+    if callable(init_value):
+        initialiser = init_value
+
+        def fn(*_: Any, **__: Any) -> Any:
+            return initialiser(prng_key())
+
+        msg = Message(type="param", name=name, fn=fn, kwargs=kwargs)
+    else:
+        msg = Message(type="param", name=name, fn=_identity, args=(init_value,), kwargs=kwargs)
+    return apply_stack(msg).value
+
+
+def _identity(x: Any, *_: Any, **__: Any) -> Any:
+    return x
+
+
+def deterministic(name: str, value: Any) -> Any:
+    """Record ``value`` in the trace under ``name`` (a function of other sites)."""
+    if not stack():
+        return value
+    return apply_stack(Message(type="deterministic", name=name, value=value)).value
+
+
+def factor(name: str, log_factor: Any) -> None:
+    """Add ``log_factor`` to the model's log density, as an observed ``Unit`` site."""
+    unit = Unit(log_factor)
+    value = current().xp.zeros(shape_of(log_factor) + (0,))
+    sample(name, unit, obs=value, infer={"is_auxiliary": True})
+
+
+def prng_key() -> Any:
+    """A fresh PRNG key from the enclosing ``seed`` (``None``, with a warning, outside one)."""
+    if not stack():
+        warnings.warn("prng_key() called outside a seed handler; returning None", stacklevel=2)
+        return None
+    msg = Message(type="prng_key", name=None, fn=_key_of, kwargs={"rng_key": None})
+    return apply_stack(msg).value
+
+
+def _key_of(rng_key: Any = None) -> Any:
+    return rng_key
+
+
+def subsample(data: Any, event_dim: int) -> Any:
+    """Slice ``data`` to the enclosing plates' subsample; ``event_dim`` rightmost dims are kept."""
+    if not stack():
+        return data
+    if event_dim < 0:
+        raise ValueError(f"subsample: event_dim must be >= 0, got {event_dim}")
+    msg = Message(type="subsample", name=None, value=data, kwargs={"event_dim": event_dim})
+    return apply_stack(msg).value
+
+
+def get_mask() -> Any:
+    """The mask the enclosing ``mask`` handlers apply here (``None`` when there is none)."""
+    if not stack():
+        return None
+    msg = Message(type="inspect", name=None, fn=lambda: True)
+    return apply_stack(msg).mask
+
+
+class plate(Messenger):
+    """Conditionally independent copies along one batch dim: ``with plate("data", N):``.
+
+    Acts in process_message on sample, param, plate and deterministic messages: it adds its
+    frame to ``cond_indep_stack``, folds ``sample_shape`` into the batch shape and expands the
+    distribution to the plates' shape, and, when subsampling, multiplies ``scale`` by
+    ``size / subsample_size``. In postprocess_message it slices ``param`` and ``subsample``
+    values that carry an ``event_dim`` to the subsample.
+
+    ``dim`` defaults to the rightmost dim not used by enclosing plates, so outer plates get
+    -1 and inner plates -2, -3, ... (as in NumPyro).
+    """
+
+    def __init__(
+        self, name: str, size: int, subsample_size: int | None = None, dim: int | None = None
+    ) -> None:
+        if size <= 0:
+            raise ValueError(f"plate {name!r}: size must be positive, got {size}")
+        if dim is not None and dim >= 0:
+            raise ValueError(f"plate {name!r}: dim must be negative (counted from the right)")
+        self.name = name
+        self.size = size
+        self.dim, self._indices = self._announce(name, size, subsample_size, dim)
+        self.subsample_size = int(shape_of(self._indices)[0])
+        super().__init__()
+
+    @staticmethod
+    def _announce(
+        name: str, size: int, subsample_size: int | None, dim: int | None
+    ) -> tuple[int, Any]:
+        """Send the plate's own message: it gets its indices and learns the dims in use."""
+        xp = current().xp
+        subsampling = subsample_size is not None and subsample_size != size
+        msg = Message(
+            type="plate",
+            name=name,
+            fn=_subsample_indices,
+            args=(size, subsample_size),
+            kwargs={"rng_key": None},
+            value=None if subsampling else xp.arange(size),
+            scale=1.0,
+        )
+        if stack():
+            apply_stack(msg)
+        elif subsampling:
+            raise MissingKeyError(name)
+        occupied = {frame.dim for frame in msg.cond_indep_stack}
+        if dim is None:
+            dim = -1
+            while dim in occupied:
+                dim -= 1
+        elif dim in occupied:
+            raise ValueError(f"plate {name!r}: dim {dim} is already used by an enclosing plate")
+        return dim, msg.value
+
+    def __enter__(self) -> Any:
+        super().__enter__()
+        return self._indices
+
+    def process_message(self, msg: Message) -> None:
+        if msg.type not in ("param", "sample", "plate", "deterministic"):
+            return
+        if self.name in msg.infer.get("block_plates", ()):
+            return
+        msg.cond_indep_stack.append(CondIndepStackFrame(self.name, self.dim, self.subsample_size))
+        if msg.type == "deterministic":
+            return
+        if msg.type == "sample":
+            msg.fn = msg.fn.expand(self._batch_shape(msg))
+        if self.size != self.subsample_size:
+            msg.scale = (1.0 if msg.scale is None else msg.scale) * self.size / self.subsample_size
+
+    def _batch_shape(self, msg: Message) -> Shape:
+        """The distribution's batch shape broadcast against all enclosing plates."""
+        frames = msg.cond_indep_stack
+        expected = [1] * max(-f.dim for f in frames)
+        for f in frames:
+            expected[f.dim] = f.size
+        dist_shape = tuple(msg.kwargs.get("sample_shape", ())) + tuple(msg.fn.batch_shape)
+        msg.kwargs["sample_shape"] = ()
+        overlap = max(len(expected) - len(dist_shape), 0)
+        try:
+            trailing = broadcast_shapes(tuple(expected[overlap:]), dist_shape)
+        except ValueError:
+            raise ValueError(
+                f"site {msg.name!r}: batch shape {dist_shape} does not match the enclosing "
+                f"plates {[(f.name, f.size, f.dim) for f in frames]} (expected shape "
+                f"{tuple(expected)}). Make the distribution's batch dim at dim={self.dim} equal "
+                f"{self.subsample_size} (or 1), or move the site out of plate {self.name!r}."
+            ) from None
+        return tuple(expected[:overlap]) + trailing
+
+    def postprocess_message(self, msg: Message) -> None:
+        if msg.type not in ("subsample", "param"):
+            return
+        event_dim = msg.kwargs.get("event_dim")
+        if event_dim is None:
+            return
+        dim = self.dim - event_dim
+        shape = shape_of(msg.value)
+        if len(shape) < -dim or shape[dim] == 1:
+            return
+        if shape[dim] != self.size:
+            what = f"param {msg.name!r}" if msg.type == "param" else "subsample(...)"
+            raise ValueError(
+                f"inside plate {self.name!r} (size {self.size}, dim {self.dim}), {what} with "
+                f"event_dim={event_dim} has shape {shape}: dim {dim} should be {self.size}"
+            )
+        if self.subsample_size < self.size:
+            msg.value = current().xp.take(msg.value, self._indices, axis=dim)
+
+
+def _subsample_indices(size: int, subsample_size: int, rng_key: Any = None) -> Any:
+    """``subsample_size`` distinct indices in ``range(size)``, drawn without replacement."""
+    if rng_key is None:
+        raise ValueError(
+            "subsampling a plate needs a PRNG key: wrap the model in seed(...). "
+            "NUTS and HMC do not subsample; pass subsample_size only for SVI-style use."
+        )
+    # A partial Fisher-Yates shuffle, one key per swap: NumPyro's draw on CPU, bit for bit.
+    backend = current()
+    xp = backend.xp
+    keys = backend.split(rng_key, subsample_size)
+
+    def swap(values: Any, step: Any) -> tuple[Any, None]:
+        last = size - step - 1
+        other = backend.randint(keys[step], (), 0, last + 1)
+        pair = xp.stack([xp.asarray(last), xp.asarray(other)])
+        return backend.index_update(values, pair, values[pair[::-1]]), None
+
+    shuffled, _ = backend.scan(swap, xp.arange(size), xp.arange(subsample_size))
+    return shuffled[-subsample_size:]

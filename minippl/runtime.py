@@ -1,0 +1,146 @@
+"""The handler stack and ``apply_stack``: the whole effect-handler machine.
+
+Tutorial: "What are effect handlers?" (``tutorial/s01_effect_handlers.py``).
+
+Stack words, defined once: handlers are pushed as they are entered, so the *bottom* of the
+stack is the innermost handler (entered last) and the *top* is the outermost.
+``apply_stack`` runs three phases:
+
+1. ``process_message`` from the bottom upwards, until a handler sets ``msg.stop``;
+2. the default execution, if no handler gave the message a value;
+3. ``postprocess_message`` from the highest handler that processed the message back down to
+   the bottom, so only handlers that saw phase 1 see phase 3.
+
+The stack lives in a :class:`contextvars.ContextVar` holding an immutable tuple. Each thread
+and each asyncio task therefore sees its own stack: two threads running models under different
+handlers never see each other's handlers (NumPyro's module-level list cannot promise that).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from contextvars import ContextVar, Token
+from types import TracebackType
+from typing import Any, TypeVar
+
+from minippl.messages import Message
+
+_STACK: ContextVar[tuple[Messenger, ...]] = ContextVar("minippl_handler_stack", default=())
+
+Watcher = Callable[[str, "Messenger", Message, Message], None]
+"""Called as ``(phase, handler, before, after)`` around every handler call; see ``explain``."""
+_WATCHER: ContextVar[Watcher | None] = ContextVar("minippl_watcher", default=None)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Messenger:
+    """Base class of every handler: a context manager that is also a function wrapper.
+
+    ``with handler: model()`` and ``handler(model)()`` are the same thing. Subclasses override
+    :meth:`process_message` and/or :meth:`postprocess_message`; both default to doing nothing.
+    A handler is popped on exit even when the body raises, so the stack is never left dirty.
+    """
+
+    def __init__(self, fn: Callable[..., Any] | None = None) -> None:
+        if fn is not None and not callable(fn):
+            raise TypeError(f"expected a callable model to wrap, got {type(fn).__name__}")
+        self.fn = fn
+        self._tokens: list[Token[tuple[Messenger, ...]]] = []
+        if fn is not None:
+            functools.update_wrapper(self, fn, updated=[])
+
+    def __enter__(self) -> Any:
+        self._tokens.append(_STACK.set((*_STACK.get(), self)))
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        _STACK.reset(self._tokens.pop())
+
+    def process_message(self, msg: Message) -> None:
+        """Phase 1, bottom to top: inspect or change the message before it runs."""
+
+    def postprocess_message(self, msg: Message) -> None:
+        """Phase 3, top to bottom: record or change the message after it ran."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.fn is None:
+            raise TypeError(
+                f"{type(self).__name__} wraps no function: use it as a context manager, "
+                f"or pass the model first, e.g. {type(self).__name__}(model, ...)"
+            )
+        with self:
+            return self.fn(*args, **kwargs)
+
+
+def stack() -> tuple[Messenger, ...]:
+    """The handlers active in this context, outermost first."""
+    return _STACK.get()
+
+
+def apply_stack(msg: Message) -> Message:
+    """Send ``msg`` through the active handlers (the three phases above) and return it."""
+    handlers = _STACK.get()
+    watcher = _WATCHER.get()
+    # Phase 1: bottom (innermost, last in the tuple) to top, stopping where a handler says.
+    first_seen = 0
+    for index in range(len(handlers) - 1, -1, -1):
+        first_seen = index
+        _call(watcher, "process", handlers[index], msg)
+        if msg.stop:
+            break
+    # Phase 2: the default behaviour, only if nobody supplied a value.
+    if msg.value is None:
+        default_process(msg)
+    # Phase 3: from the highest handler that processed the message back to the bottom.
+    for handler in handlers[first_seen:]:
+        _call(watcher, "postprocess", handler, msg)
+    return msg
+
+
+def _call(watcher: Watcher | None, phase: str, handler: Messenger, msg: Message) -> None:
+    if watcher is None:
+        if phase == "process":
+            handler.process_message(msg)
+        else:
+            handler.postprocess_message(msg)
+        return
+    before = msg.copy()
+    getattr(handler, f"{phase}_message")(msg)
+    watcher(phase, handler, before, msg)
+
+
+def default_process(msg: Message) -> None:
+    """What a message does when no handler supplied its value."""
+    if msg.type == "sample":
+        if msg.kwargs.get("rng_key") is None:
+            raise MissingKeyError(msg.name)
+        msg.value, msg.intermediates = msg.fn(*msg.args, sample_intermediates=True, **msg.kwargs)
+    elif msg.fn is not None:
+        msg.value = msg.fn(*msg.args, **msg.kwargs)
+
+
+class MissingKeyError(RuntimeError):
+    """A sample site ran with no PRNG key: no ``seed`` handler supplied one."""
+
+    def __init__(self, name: str | None) -> None:
+        super().__init__(
+            f"sample site {name!r} has no PRNG key to draw with. Wrap the model in a seed "
+            "handler, e.g. minippl.handlers.seed(model, rng_seed=0)(...), or pass "
+            "rng_key= to sample."
+        )
+
+
+def watching(watcher: Watcher) -> Token[Watcher | None]:
+    """Install ``watcher`` for this context; returns the token to restore the previous one."""
+    return _WATCHER.set(watcher)
+
+
+def stop_watching(token: Token[Watcher | None]) -> None:
+    _WATCHER.reset(token)
