@@ -5,8 +5,8 @@ the JAX backend has an independent implementation to be compared with.
 
 Keys
     A key is a ``uint32`` array of shape ``(2,)``, like a raw JAX key. ``split`` and
-    ``fold_in`` hash the key (with :class:`numpy.random.SeedSequence`) into new keys, so
-    streams are deterministic and splittable; a draw seeds a Philox generator from its key.
+    ``fold_in`` hash the key (SplitMix64's finaliser) into new keys, so streams are
+    deterministic and splittable; a draw keys a Philox generator with it.
     The numbers differ from JAX's, by design: only the contract (same key, same draw) holds.
 
 Gradients
@@ -26,21 +26,63 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import threading
+
 import numpy as np
 import scipy.special as sps
 
 from backends import pytree
 from backends.protocol import Array, Key, PyTree, Shape
 
-_SPLIT_TAG = 0x5EED
-_FOLD_TAG = 0xF01D
+_SPLIT_TAG = 0x5EED5EED5EED5EED
+_FOLD_TAG = 0xF01DF01DF01DF01D
+
+
+_MASK64 = (1 << 64) - 1
+_LOCAL = threading.local()
+
+
+def _mix(x: int) -> int:
+    """SplitMix64's finaliser: a fast bijective hash of a 64-bit integer."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def _as_int(key: Key) -> int:
+    k = np.asarray(key)
+    if k.shape != (2,) or k.dtype != np.uint32:
+        raise ValueError(
+            f"expected a single NumPy-backend key (uint32, shape (2,)), got {k.dtype} {k.shape}"
+        )
+    return (int(k[0]) << 32) | int(k[1])
+
+
+def _from_ints(values: list[int]) -> Any:
+    words = [w for v in values for w in (v >> 32, v & 0xFFFFFFFF)]
+    return np.array(words, dtype=np.uint32).reshape(len(values), 2)
 
 
 def _generator(key: Key) -> np.random.Generator:
-    k = np.asarray(key, dtype=np.uint32)
-    if k.shape != (2,):
-        raise ValueError(f"expected a single NumPy-backend key of shape (2,), got shape {k.shape}")
-    return np.random.Generator(np.random.Philox(key=(int(k[0]) << 32) | int(k[1])))
+    """A Philox generator positioned at the start of ``key``'s stream.
+
+    One bit generator per thread is re-keyed for each draw, which costs a few microseconds
+    where constructing a new one costs about fifteen.
+    """
+    cache = getattr(_LOCAL, "philox", None)
+    if cache is None:
+        bitgen = np.random.Philox(key=0)
+        cache = _LOCAL.philox = (bitgen, np.random.Generator(bitgen), bitgen.state)
+    bitgen, gen, state = cache
+    k = _as_int(key)
+    inner = state["state"]
+    inner["key"][0], inner["key"][1] = k, _mix(k)
+    inner["counter"][:] = 0
+    state["buffer_pos"] = 4  # discard any buffered output of the previous key
+    state["has_uint32"] = 0
+    bitgen.state = state
+    return gen
 
 
 def _broadcast(param: Array, shape: Shape) -> Any:
@@ -93,14 +135,11 @@ class NumpyBackend:
         return isinstance(x, np.ndarray) and x.dtype == np.uint32 and x.shape[-1:] == (2,)
 
     def split(self, key: Key, num: int = 2) -> Key:
-        k = np.asarray(key, dtype=np.uint32)
-        seq = np.random.SeedSequence([int(k[0]), int(k[1]), _SPLIT_TAG])
-        return seq.generate_state(2 * num, dtype=np.uint32).reshape(num, 2)
+        base = _mix(_as_int(key) ^ _SPLIT_TAG)
+        return _from_ints([_mix(base + i) for i in range(num)])
 
     def fold_in(self, key: Key, data: int) -> Key:
-        k = np.asarray(key, dtype=np.uint32)
-        seq = np.random.SeedSequence([int(k[0]), int(k[1]), int(data) & 0xFFFFFFFF, _FOLD_TAG])
-        return seq.generate_state(2, dtype=np.uint32)
+        return _from_ints([_mix(_mix(_as_int(key) ^ _FOLD_TAG) + (int(data) & 0xFFFFFFFF))])[0]
 
     # -- draws --------------------------------------------------------------------------
     def _cast(self, x: Any, dtype: Any) -> Array:

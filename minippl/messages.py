@@ -11,7 +11,6 @@ site has no ``is_observed``, so ``get`` returns the default for it.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -113,13 +112,13 @@ class Message:
         original; under ``do`` inside a plate that doubles the plate frames. Copying the
         containers avoids that.
         """
-        return dataclasses.replace(
-            self,
-            kwargs=dict(self.kwargs),
-            infer=dict(self.infer),
-            cond_indep_stack=list(self.cond_indep_stack),
-            intermediates=list(self.intermediates),
-        )
+        new = object.__new__(Message)
+        new.__dict__.update(self.__dict__)  # cheaper than dataclasses.replace on a hot path
+        new.kwargs = dict(self.kwargs)
+        new.infer = dict(self.infer)
+        new.cond_indep_stack = list(self.cond_indep_stack)
+        new.intermediates = list(self.intermediates)
+        return new
 
     def __repr__(self) -> str:
         body = ",\n ".join(f"{k!r}: {_short(getattr(self, k))}" for k in self.keys())

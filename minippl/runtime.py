@@ -88,11 +88,13 @@ def apply_stack(msg: Message) -> Message:
     """Send ``msg`` through the active handlers (the three phases above) and return it."""
     handlers = _STACK.get()
     watcher = _WATCHER.get()
+    if watcher is not None:
+        handlers = tuple(_Watched(handler, watcher) for handler in handlers)
     # Phase 1: bottom (innermost, last in the tuple) to top, stopping where a handler says.
     first_seen = 0
     for index in range(len(handlers) - 1, -1, -1):
         first_seen = index
-        _call(watcher, "process", handlers[index], msg)
+        handlers[index].process_message(msg)
         if msg.stop:
             break
     # Phase 2: the default behaviour, only if nobody supplied a value.
@@ -100,20 +102,28 @@ def apply_stack(msg: Message) -> Message:
         default_process(msg)
     # Phase 3: from the highest handler that processed the message back to the bottom.
     for handler in handlers[first_seen:]:
-        _call(watcher, "postprocess", handler, msg)
+        handler.postprocess_message(msg)
     return msg
 
 
-def _call(watcher: Watcher | None, phase: str, handler: Messenger, msg: Message) -> None:
-    if watcher is None:
-        if phase == "process":
-            handler.process_message(msg)
-        else:
-            handler.postprocess_message(msg)
-        return
-    before = msg.copy()
-    getattr(handler, f"{phase}_message")(msg)
-    watcher(phase, handler, before, msg)
+class _Watched(Messenger):
+    """A handler seen through a watcher: each call is reported with the message before and
+    after it (what ``explain`` prints)."""
+
+    def __init__(self, handler: Messenger, watcher: Watcher) -> None:
+        super().__init__()
+        self.handler = handler
+        self.watcher = watcher
+
+    def process_message(self, msg: Message) -> None:
+        before = msg.copy()
+        self.handler.process_message(msg)
+        self.watcher("process", self.handler, before, msg)
+
+    def postprocess_message(self, msg: Message) -> None:
+        before = msg.copy()
+        self.handler.postprocess_message(msg)
+        self.watcher("postprocess", self.handler, before, msg)
 
 
 def default_process(msg: Message) -> None:

@@ -80,9 +80,7 @@ class seed(Messenger):
         stream = self._streams[-1]
         if stream is None:
             return
-        keys = current().split(stream)
-        self._streams[-1] = keys[0]
-        msg.kwargs["rng_key"] = keys[1]
+        self._streams[-1], msg.kwargs["rng_key"] = current().split(stream)
 
 
 class trace(Messenger):
