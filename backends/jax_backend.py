@@ -104,6 +104,11 @@ class JaxBackend:
     def t(self, key: Key, df: Array, shape: Shape, dtype: Any = None) -> Array:
         return jax.random.t(key, df, shape, self._dtype(dtype))
 
+    def weibull_min(
+        self, key: Key, scale: Array, concentration: Array, shape: Shape, dtype: Any = None
+    ) -> Array:
+        return jax.random.weibull_min(key, scale, concentration, shape, self._dtype(dtype))
+
     def gamma(self, key: Key, a: Array, shape: Shape, dtype: Any = None) -> Array:
         return jax.random.gamma(key, a, shape, self._dtype(dtype))
 
@@ -181,6 +186,40 @@ class JaxBackend:
 
     def callback(self, fn: Callable[..., None], *args: Any) -> None:
         jax.debug.callback(fn, *args, ordered=False)
+
+    # -- running chains: devices, compiled-code cache, waiting ---------------------------
+    def map_over_devices(
+        self, fn: Callable[..., Any], num_devices: int, in_axes: Sequence[int | None]
+    ) -> Callable[..., Any]:
+        # shard_map gives each device its block of the mapped axis and runs ``vmap(fn)`` on
+        # it as one program: chains never wait for each other (a plain sharded vmap would
+        # synchronise every while-loop step across devices).
+        from jax.sharding import Mesh, PartitionSpec
+
+        mesh = Mesh(np.array(jax.devices()[:num_devices]), ("chains",))
+        specs = tuple(PartitionSpec("chains") if ax == 0 else PartitionSpec() for ax in in_axes)
+        mapped = jax.vmap(fn, in_axes=tuple(in_axes))
+        sharded = jax.shard_map(
+            mapped, mesh=mesh, in_specs=specs, out_specs=PartitionSpec("chains"), check_vma=False
+        )
+        return jax.jit(sharded)
+
+    _cache_dir_set: str | None = None
+
+    def enable_compilation_cache(self, path: str | None) -> None:
+        configured = jax.config.jax_compilation_cache_dir
+        if configured and configured != self._cache_dir_set:
+            return  # the user pointed JAX's cache somewhere themselves: leave it there
+        jax.config.update("jax_compilation_cache_dir", path)  # type: ignore[no-untyped-call]
+        self._cache_dir_set = path
+        if path is not None:
+            # Keep every program, however quick to compile or small: a sampler's start-up
+            # is many small programs, and all of them count.
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # type: ignore[no-untyped-call]
+            jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # type: ignore[no-untyped-call]
+
+    def block_until_ready(self, tree: PyTree) -> PyTree:
+        return jax.block_until_ready(tree)
 
     # -- pytrees ------------------------------------------------------------------------
     def tree_map(self, fn: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:

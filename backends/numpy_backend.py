@@ -172,6 +172,12 @@ class NumpyBackend:
     def t(self, key: Key, df: Array, shape: Shape, dtype: Any = None) -> Array:
         return self._cast(_generator(key).standard_t(_broadcast(df, shape)), dtype)
 
+    def weibull_min(
+        self, key: Key, scale: Array, concentration: Array, shape: Shape, dtype: Any = None
+    ) -> Array:
+        draws = _generator(key).weibull(_broadcast(concentration, shape))
+        return self._cast(_broadcast(scale, shape) * draws, dtype)
+
     def gamma(self, key: Key, a: Array, shape: Shape, dtype: Any = None) -> Array:
         return self._cast(_generator(key).standard_gamma(_broadcast(a, shape)), dtype)
 
@@ -322,6 +328,19 @@ class NumpyBackend:
 
     def callback(self, fn: Callable[..., None], *args: Any) -> None:
         fn(*args)
+
+    # -- running chains: devices, compiled-code cache, waiting ---------------------------
+    def map_over_devices(
+        self, fn: Callable[..., Any], num_devices: int, in_axes: Sequence[int | None]
+    ) -> Callable[..., Any]:
+        """One device (the host): a plain loop over the mapped axis."""
+        return self.vmap(fn, in_axes=tuple(in_axes))
+
+    def enable_compilation_cache(self, path: str | None) -> None:
+        """Nothing is compiled on NumPy; nothing to cache."""
+
+    def block_until_ready(self, tree: PyTree) -> PyTree:
+        return tree
 
     # -- pytrees ------------------------------------------------------------------------
     def tree_map(self, fn: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:

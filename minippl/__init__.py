@@ -6,6 +6,7 @@ NumPyro's effect-handler system rebuilt from scratch: ``import minippl as numpyr
 
 from minippl import distributions, handlers
 from minippl.backend import enable_x64, set_backend, set_host_device_count
+from minippl.explain import explain
 from minippl.messages import CondIndepStackFrame, Message
 from minippl.primitives import (
     deterministic,
@@ -17,6 +18,7 @@ from minippl.primitives import (
     sample,
     subsample,
 )
+from minippl.render import render_model
 from minippl.runtime import apply_stack
 
 __all__ = [
@@ -26,12 +28,14 @@ __all__ = [
     "deterministic",
     "distributions",
     "enable_x64",
+    "explain",
     "factor",
     "get_mask",
     "handlers",
     "param",
     "plate",
     "prng_key",
+    "render_model",
     "sample",
     "set_backend",
     "set_host_device_count",

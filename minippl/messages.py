@@ -59,7 +59,7 @@ class Message:
     infer: free-form metadata for inference algorithms.
     mask: for ``inspect`` messages (``get_mask``): the active boolean mask.
     stop: set by a handler to keep the handlers above it from seeing the message.
-    intervener: the ``do`` handler that already forked this site (so it forks once).
+    interveners: the ``do`` handlers that already forked this site (each forks it once).
     """
 
     type: str
@@ -75,7 +75,7 @@ class Message:
     infer: dict[str, Any] = field(default_factory=dict)
     mask: Any = None
     stop: bool = False
-    intervener: object | None = None
+    interveners: tuple[object, ...] = ()
 
     # -- the dict-like view NumPyro code expects ---------------------------------------
     def keys(self) -> tuple[str, ...]:

@@ -29,17 +29,28 @@ def sample(
     rng_key: Any = None,
     sample_shape: Shape = (),
     infer: dict[str, Any] | None = None,
+    obs_mask: Any = None,
 ) -> Any:
     """A random variable ``name`` drawn from ``fn``, or observed as ``obs``.
 
     ``sample_shape`` adds leading dims to the draw; ``infer`` carries metadata for inference.
+    ``obs_mask`` (boolean, over the batch dims) splits a partly observed site in two, as in
+    NumPyro: ``{name}_observed`` (masked to where the data is) and ``{name}_unobserved``
+    (masked to the rest), joined into a deterministic site ``name``.
     """
+    if not isinstance(fn, Distribution):
+        raise TypeError(
+            f"sample site {name!r}: fn must be a minippl distribution, got "
+            f"{type(fn).__name__}. Use e.g. dist.Normal(0, 1)."
+        )
     if not stack():
         if obs is not None:
             return obs
         if rng_key is None:
             raise MissingKeyError(name)
         return fn(rng_key=rng_key, sample_shape=sample_shape)
+    if obs_mask is not None:
+        return _masked_observe(name, fn, obs, obs_mask, rng_key, infer)
     msg = Message(
         type="sample",
         name=name,
@@ -52,6 +63,21 @@ def sample(
     return apply_stack(msg).value
 
 
+def _masked_observe(
+    name: str, fn: Distribution, obs: Any, obs_mask: Any, rng_key: Any, infer: Any
+) -> Any:
+    """``sample(..., obs_mask=...)``: the observed and the missing part as two sites."""
+    from minippl.handlers.weights import mask  # the handlers import this module
+
+    xp = current().xp
+    with mask(mask=obs_mask):
+        observed = sample(f"{name}_observed", fn, obs=obs, rng_key=rng_key, infer=infer)
+    with mask(mask=obs_mask ^ True):
+        unobserved = sample(f"{name}_unobserved", fn, rng_key=rng_key, infer=infer)
+    batch_mask = xp.reshape(obs_mask, shape_of(obs_mask) + (1,) * fn.event_dim)
+    return deterministic(name, xp.where(batch_mask, observed, unobserved))
+
+
 def param(name: str, init_value: Any = None, **kwargs: Any) -> Any:
     """A learnable parameter; ``constraint=`` and ``event_dim=`` are kept for inference.
 
@@ -59,7 +85,7 @@ def param(name: str, init_value: Any = None, **kwargs: Any) -> Any:
     """
     if not stack():
         if callable(init_value):
-            raise MissingKeyError(name)
+            raise MissingKeyError(name, "param (with a callable init_value)")
         return init_value
     if callable(init_value):
         initialiser = init_value
@@ -167,7 +193,7 @@ class plate(Messenger):
         if stack():
             apply_stack(msg)
         elif subsampling:
-            raise MissingKeyError(name)
+            raise MissingKeyError(name, "subsampled plate")
         occupied = {frame.dim for frame in msg.cond_indep_stack}
         if dim is None:
             dim = -1
@@ -192,7 +218,8 @@ class plate(Messenger):
         if msg.type == "sample":
             msg.fn = msg.fn.expand(self._batch_shape(msg))
         if self.size != self.subsample_size:
-            msg.scale = (1.0 if msg.scale is None else msg.scale) * self.size / self.subsample_size
+            # NumPyro's order of operations, so the scale agrees to the last bit.
+            msg.scale = (1.0 if msg.scale is None else msg.scale) * (self.size / self.subsample_size)
 
     def _batch_shape(self, msg: Message) -> Shape:
         """The distribution's batch shape broadcast against all enclosing plates."""

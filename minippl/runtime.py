@@ -22,7 +22,7 @@ import functools
 from collections.abc import Callable
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 from minippl.messages import Message
 
@@ -32,27 +32,32 @@ Watcher = Callable[[str, "Messenger", Message, Message], None]
 """Called as ``(phase, handler, before, after)`` around every handler call; see ``explain``."""
 _WATCHER: ContextVar[Watcher | None] = ContextVar("minippl_watcher", default=None)
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
 class Messenger:
     """Base class of every handler: a context manager that is also a function wrapper.
 
-    ``with handler: model()`` and ``handler(model)()`` are the same thing. Subclasses override
-    :meth:`process_message` and/or :meth:`postprocess_message`; both default to doing nothing.
-    A handler is popped on exit even when the body raises, so the stack is never left dirty.
+    ``with handler: model()``, ``handler(model)()`` and ``handler(**options)(model)()`` (the
+    decorator form) are the same thing. Subclasses override :meth:`process_message` and/or
+    :meth:`postprocess_message`; both default to doing nothing.
+
+    Entering pushes the handler on this context's stack; exiting removes it and anything
+    entered after it that was not exited (as NumPyro does when the body raised), so the stack
+    is never left dirty, also when the model raises. Nothing about the stack is stored on the
+    handler, so one handler object may be active in several threads at once.
     """
 
     def __init__(self, fn: Callable[..., Any] | None = None) -> None:
         if fn is not None and not callable(fn):
-            raise TypeError(f"expected a callable model to wrap, got {type(fn).__name__}")
+            raise TypeError(
+                f"{type(self).__name__}: the first argument is the model to wrap and must be "
+                f"callable, got {type(fn).__name__}. Pass options by keyword, e.g. "
+                "seed(rng_seed=0) or condition(data={...})."
+            )
         self.fn = fn
-        self._tokens: list[Token[tuple[Messenger, ...]]] = []
         if fn is not None:
             functools.update_wrapper(self, fn, updated=[])
 
     def __enter__(self) -> Any:
-        self._tokens.append(_STACK.set((*_STACK.get(), self)))
+        _STACK.set((*_STACK.get(), self))
         return None
 
     def __exit__(
@@ -61,7 +66,11 @@ class Messenger:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        _STACK.reset(self._tokens.pop())
+        handlers = _STACK.get()
+        for index in range(len(handlers) - 1, -1, -1):
+            if handlers[index] is self:
+                _STACK.set(handlers[:index])
+                return
 
     def process_message(self, msg: Message) -> None:
         """Phase 1, bottom to top: inspect or change the message before it runs."""
@@ -71,12 +80,23 @@ class Messenger:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.fn is None:
+            # The decorator form, ``@reparam(config=...)``: the one argument is the model.
+            if len(args) == 1 and not kwargs and callable(args[0]):
+                self.fn = args[0]
+                functools.update_wrapper(self, args[0], updated=[])
+                return self
             raise TypeError(
                 f"{type(self).__name__} wraps no function: use it as a context manager, "
                 f"or pass the model first, e.g. {type(self).__name__}(model, ...)"
             )
-        with self:
+        with self._for_one_call():
             return self.fn(*args, **kwargs)
+
+    def _for_one_call(self) -> Messenger:
+        """The handler one call of the wrapped model runs under: ``self``, or, in handlers
+        that keep state while active (``seed``, ``lift``, ``condition``...), a fresh copy, so
+        that a wrapped model can be called from several threads at once."""
+        return self
 
 
 def stack() -> tuple[Messenger, ...]:
@@ -137,11 +157,11 @@ def default_process(msg: Message) -> None:
 
 
 class MissingKeyError(RuntimeError):
-    """A sample site ran with no PRNG key: no ``seed`` handler supplied one."""
+    """A site needed a PRNG key and no ``seed`` handler supplied one."""
 
-    def __init__(self, name: str | None) -> None:
+    def __init__(self, name: str | None, what: str = "sample site") -> None:
         super().__init__(
-            f"sample site {name!r} has no PRNG key to draw with. Wrap the model in a seed "
+            f"{what} {name!r} has no PRNG key to draw with. Wrap the model in a seed "
             "handler, e.g. minippl.handlers.seed(model, rng_seed=0)(...), or pass "
             "rng_key= to sample."
         )

@@ -1,7 +1,9 @@
-"""Continuous distributions, each written once against the backend protocol.
+"""Univariate continuous distributions, each written once against the backend protocol.
 
-Each ``sample`` makes the same backend draw NumPyro makes, so on JAX the same key gives the
-same value bit for bit.
+Each ``sample`` makes the same backend draw NumPyro makes (same sampler, same shape, same
+arithmetic afterwards), so on JAX the same key gives the same value bit for bit. Internal
+helper distributions are built with ``validate_args=False`` so that a bad parameter is
+reported under the name the user wrote (``HalfNormal``, not the ``Normal`` inside it).
 """
 
 from __future__ import annotations
@@ -11,20 +13,69 @@ from typing import Any
 
 from minippl.backend import current
 from minippl.distributions import constraints
+from minippl.distributions.constraints import Constraint
 from minippl.distributions.distribution import Distribution
-from minippl.distributions.util import Shape, broadcast_shapes, promote_shapes, shape_of
+from minippl.distributions.multivariate import Dirichlet
+from minippl.distributions.transformed import TransformedDistribution
+from minippl.distributions.transforms import ExpTransform, PowerTransform
+from minippl.distributions.util import (
+    Shape,
+    broadcast_shapes,
+    promote_shapes,
+    shape_of,
+    softplus,
+)
+
+__all__ = [
+    "Beta",
+    "Cauchy",
+    "Chi2",
+    "Dirichlet",
+    "Exponential",
+    "Gamma",
+    "Gumbel",
+    "HalfCauchy",
+    "HalfNormal",
+    "InverseGamma",
+    "Laplace",
+    "LogNormal",
+    "Logistic",
+    "Normal",
+    "StudentT",
+    "Uniform",
+    "Weibull",
+]
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+_EULER_GAMMA = 0.5772156649015329
+
+
+def _full(x: Any, shape: Shape) -> Any:
+    xp = current().xp
+    return xp.broadcast_to(xp.asarray(x), shape)
+
+
+def _two_params(name: str, a: str, x: Any, b: str, y: Any) -> tuple[Any, Any, Shape]:
+    """Promote two parameters to the same rank; return them with their broadcast shape."""
+    batch = broadcast_shapes(shape_of(x), shape_of(y), what=f"{name}: {a} and {b} shapes")
+    x, y = promote_shapes(x, y)
+    return x, y, batch
+
+
+# -- the real line --------------------------------------------------------------------------------
 
 
 class Normal(Distribution):
+    """The Gaussian with mean ``loc`` and standard deviation ``scale``."""
+
     arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
     support = constraints.real
     reparametrized_params = ("loc", "scale")
 
-    def __init__(self, loc: Any = 0.0, scale: Any = 1.0, *, validate_args: bool | None = None):
-        self.loc, self.scale = promote_shapes(loc, scale)
-        batch = broadcast_shapes(shape_of(loc), shape_of(scale), what="Normal: loc and scale shapes")
+    def __init__(
+        self, loc: Any = 0.0, scale: Any = 1.0, *, validate_args: bool | None = None
+    ) -> None:
+        self.loc, self.scale, batch = _two_params("Normal", "loc", loc, "scale", scale)
         super().__init__(batch, validate_args=validate_args)
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
@@ -36,48 +87,35 @@ class Normal(Distribution):
         z = (value - self.loc) / self.scale
         return -0.5 * z**2 - xp.log(self.scale) - _HALF_LOG_2PI
 
-    @property
-    def mean(self) -> Any:
-        return current().xp.broadcast_to(self.loc, self.batch_shape)
+    def cdf(self, value: Any) -> Any:
+        return current().special.ndtr((value - self.loc) / self.scale)
 
-    @property
-    def variance(self) -> Any:
-        return current().xp.broadcast_to(self.scale**2, self.batch_shape)
+    def log_cdf(self, value: Any) -> Any:
+        return current().special.log_ndtr((value - self.loc) / self.scale)
 
-
-class HalfNormal(Distribution):
-    arg_constraints = {"scale": constraints.positive}
-    support = constraints.positive
-    reparametrized_params = ("scale",)
-
-    def __init__(self, scale: Any = 1.0, *, validate_args: bool | None = None):
-        self.scale = scale
-        self._normal = Normal(0.0, scale)
-        super().__init__(shape_of(scale), validate_args=validate_args)
-
-    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
-        return current().xp.abs(self._normal.sample(key, sample_shape))
-
-    def _log_prob(self, value: Any) -> Any:
-        return self._normal._log_prob(value) + math.log(2.0)
+    def icdf(self, q: Any) -> Any:
+        return self.loc + self.scale * current().special.ndtri(q)
 
     @property
     def mean(self) -> Any:
-        return math.sqrt(2 / math.pi) * self.scale
+        return _full(self.loc, self.batch_shape)
 
     @property
     def variance(self) -> Any:
-        return (1 - 2 / math.pi) * self.scale**2
+        return _full(self.scale**2, self.batch_shape)
 
 
 class Cauchy(Distribution):
+    """The Cauchy (Lorentz) distribution centred at ``loc`` with half-width ``scale``."""
+
     arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
     support = constraints.real
     reparametrized_params = ("loc", "scale")
 
-    def __init__(self, loc: Any = 0.0, scale: Any = 1.0, *, validate_args: bool | None = None):
-        self.loc, self.scale = promote_shapes(loc, scale)
-        batch = broadcast_shapes(shape_of(loc), shape_of(scale), what="Cauchy: loc and scale shapes")
+    def __init__(
+        self, loc: Any = 0.0, scale: Any = 1.0, *, validate_args: bool | None = None
+    ) -> None:
+        self.loc, self.scale, batch = _two_params("Cauchy", "loc", loc, "scale", scale)
         super().__init__(batch, validate_args=validate_args)
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
@@ -86,7 +124,16 @@ class Cauchy(Distribution):
 
     def _log_prob(self, value: Any) -> Any:
         xp = current().xp
-        return -math.log(math.pi) - xp.log(self.scale) - xp.log1p(((value - self.loc) / self.scale) ** 2)
+        z = (value - self.loc) / self.scale
+        return -math.log(math.pi) - xp.log(self.scale) - xp.log1p(z**2)
+
+    def cdf(self, value: Any) -> Any:
+        xp = current().xp
+        return 0.5 + xp.arctan((value - self.loc) / self.scale) / math.pi
+
+    def icdf(self, q: Any) -> Any:
+        xp = current().xp
+        return self.loc + self.scale * xp.tan(math.pi * (q - 0.5))
 
     @property
     def mean(self) -> Any:
@@ -97,14 +144,283 @@ class Cauchy(Distribution):
         return current().xp.full(self.batch_shape, current().xp.inf)
 
 
-class HalfCauchy(Distribution):
+class StudentT(Distribution):
+    """Student's t with ``df`` degrees of freedom, shifted by ``loc`` and scaled by ``scale``."""
+
+    arg_constraints = {
+        "df": constraints.positive,
+        "loc": constraints.real,
+        "scale": constraints.positive,
+    }
+    support = constraints.real
+    reparametrized_params = ("df", "loc", "scale")
+
+    def __init__(
+        self,
+        df: Any,
+        loc: Any = 0.0,
+        scale: Any = 1.0,
+        *,
+        validate_args: bool | None = None,
+    ) -> None:
+        batch = broadcast_shapes(
+            shape_of(df), shape_of(loc), shape_of(scale), what="StudentT: df, loc and scale shapes"
+        )
+        self.df, self.loc, self.scale = promote_shapes(df, loc, scale, shape=batch)
+        # t = z * sqrt(df / v) with z ~ Normal(0, 1) and v ~ Chi2(df), drawn from two keys.
+        self._chi2 = Chi2(_full(df, batch), validate_args=False)
+        super().__init__(batch, validate_args=validate_args)
+
+    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        backend = current()
+        key_normal, key_chi2 = backend.split(key)
+        z = backend.normal(key_normal, tuple(sample_shape) + self.batch_shape)
+        v = self._chi2.sample(key_chi2, sample_shape)
+        return self.loc + self.scale * (z * backend.xp.sqrt(self.df / v))
+
+    def _log_prob(self, value: Any) -> Any:
+        xp, sp = current().xp, current().special
+        df = self.df
+        z = (value - self.loc) / self.scale
+        norm = (
+            xp.log(self.scale)
+            + 0.5 * xp.log(df)
+            + 0.5 * math.log(math.pi)
+            + sp.gammaln(0.5 * df)
+            - sp.gammaln(0.5 * (df + 1.0))
+        )
+        return -0.5 * (df + 1.0) * xp.log1p(z**2 / df) - norm
+
+    @property
+    def mean(self) -> Any:
+        xp = current().xp
+        return _full(xp.where(self.df <= 1, xp.nan, self.loc), self.batch_shape)
+
+    @property
+    def variance(self) -> Any:
+        xp = current().xp
+        df = self.df
+        var = xp.where(df > 2, self.scale**2 * df / xp.where(df > 2, df - 2.0, 1.0), xp.inf)
+        return _full(xp.where(df <= 1, xp.nan, var), self.batch_shape)
+
+
+class Laplace(Distribution):
+    """The double-exponential distribution centred at ``loc`` with scale ``scale``."""
+
+    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
+    support = constraints.real
+    reparametrized_params = ("loc", "scale")
+
+    def __init__(
+        self, loc: Any = 0.0, scale: Any = 1.0, *, validate_args: bool | None = None
+    ) -> None:
+        self.loc, self.scale, batch = _two_params("Laplace", "loc", loc, "scale", scale)
+        super().__init__(batch, validate_args=validate_args)
+
+    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        eps = current().laplace(key, tuple(sample_shape) + self.batch_shape)
+        return self.loc + eps * self.scale
+
+    def _log_prob(self, value: Any) -> Any:
+        xp = current().xp
+        return -xp.abs((value - self.loc) / self.scale) - xp.log(2 * self.scale)
+
+    def cdf(self, value: Any) -> Any:
+        xp = current().xp
+        z = (value - self.loc) / self.scale
+        return 0.5 - 0.5 * xp.sign(z) * xp.expm1(-xp.abs(z))
+
+    def icdf(self, q: Any) -> Any:
+        xp = current().xp
+        centred = q - 0.5
+        return self.loc - self.scale * xp.sign(centred) * xp.log1p(-2 * xp.abs(centred))
+
+    @property
+    def mean(self) -> Any:
+        return _full(self.loc, self.batch_shape)
+
+    @property
+    def variance(self) -> Any:
+        return _full(2 * self.scale**2, self.batch_shape)
+
+
+class Logistic(Distribution):
+    """The logistic distribution (sigmoid cdf) centred at ``loc`` with scale ``scale``."""
+
+    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
+    support = constraints.real
+    reparametrized_params = ("loc", "scale")
+
+    def __init__(
+        self, loc: Any = 0.0, scale: Any = 1.0, *, validate_args: bool | None = None
+    ) -> None:
+        self.loc, self.scale, batch = _two_params("Logistic", "loc", loc, "scale", scale)
+        super().__init__(batch, validate_args=validate_args)
+
+    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        z = current().logistic(key, tuple(sample_shape) + self.batch_shape)
+        return self.loc + z * self.scale
+
+    def _log_prob(self, value: Any) -> Any:
+        xp = current().xp
+        minus_z = (self.loc - value) / self.scale
+        return minus_z - xp.log(self.scale) - 2 * softplus(minus_z)
+
+    def cdf(self, value: Any) -> Any:
+        return current().special.expit((value - self.loc) / self.scale)
+
+    def icdf(self, q: Any) -> Any:
+        return self.loc + self.scale * current().special.logit(q)
+
+    @property
+    def mean(self) -> Any:
+        return _full(self.loc, self.batch_shape)
+
+    @property
+    def variance(self) -> Any:
+        return _full(self.scale**2 * math.pi**2 / 3, self.batch_shape)
+
+
+class Gumbel(Distribution):
+    """The Gumbel (type-I extreme value) distribution with mode ``loc`` and scale ``scale``."""
+
+    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
+    support = constraints.real
+    reparametrized_params = ("loc", "scale")
+
+    def __init__(
+        self, loc: Any = 0.0, scale: Any = 1.0, *, validate_args: bool | None = None
+    ) -> None:
+        self.loc, self.scale, batch = _two_params("Gumbel", "loc", loc, "scale", scale)
+        super().__init__(batch, validate_args=validate_args)
+
+    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        g = current().gumbel(key, tuple(sample_shape) + self.batch_shape)
+        return self.loc + self.scale * g
+
+    def _log_prob(self, value: Any) -> Any:
+        xp = current().xp
+        z = (value - self.loc) / self.scale
+        return -(z + xp.exp(-z)) - xp.log(self.scale)
+
+    def cdf(self, value: Any) -> Any:
+        xp = current().xp
+        return xp.exp(-xp.exp((self.loc - value) / self.scale))
+
+    def icdf(self, q: Any) -> Any:
+        xp = current().xp
+        return self.loc - self.scale * xp.log(-xp.log(q))
+
+    @property
+    def mean(self) -> Any:
+        return _full(self.loc + self.scale * _EULER_GAMMA, self.batch_shape)
+
+    @property
+    def variance(self) -> Any:
+        return _full(math.pi**2 / 6 * self.scale**2, self.batch_shape)
+
+
+class Uniform(Distribution):
+    """The flat distribution on ``[low, high)``."""
+
+    arg_constraints = {"low": constraints.dependent, "high": constraints.dependent}
+    reparametrized_params = ("low", "high")
+
+    def __init__(
+        self, low: Any = 0.0, high: Any = 1.0, *, validate_args: bool | None = None
+    ) -> None:
+        self.low, self.high, batch = _two_params("Uniform", "low", low, "high", high)
+        self.support = constraints.interval(low, high)
+        super().__init__(batch, validate_args=validate_args)
+
+    def _validate_params(self) -> None:
+        backend = current()
+        xp = backend.xp
+        low, high = self.low, self.high
+        if not (backend.is_concrete(low) and backend.is_concrete(high)):
+            return
+        for name, value in (("low", low), ("high", high)):
+            if not bool(xp.all(xp.isfinite(xp.asarray(value)))):
+                raise ValueError(
+                    f"Uniform: parameter {name!r} must satisfy the constraint real, got {value!r}"
+                )
+        if not bool(xp.all(xp.asarray(low) < xp.asarray(high))):
+            raise ValueError(
+                f"Uniform: parameter 'high' must satisfy the constraint greater_than(low), "
+                f"got low={low!r}, high={high!r}"
+            )
+
+    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        shape = tuple(sample_shape) + self.batch_shape
+        return current().uniform(key, shape, minval=self.low, maxval=self.high)
+
+    def _log_prob(self, value: Any) -> Any:
+        xp = current().xp
+        shape = broadcast_shapes(shape_of(value), self.batch_shape)
+        return -xp.broadcast_to(xp.log(self.high - self.low), shape)
+
+    def cdf(self, value: Any) -> Any:
+        xp = current().xp
+        return xp.clip((value - self.low) / (self.high - self.low), 0.0, 1.0)
+
+    def icdf(self, q: Any) -> Any:
+        return self.low + q * (self.high - self.low)
+
+    @property
+    def mean(self) -> Any:
+        return _full(self.low + (self.high - self.low) / 2, self.batch_shape)
+
+    @property
+    def variance(self) -> Any:
+        return _full((self.high - self.low) ** 2 / 12, self.batch_shape)
+
+
+# -- the positive half-line ------------------------------------------------------------------------
+
+
+class HalfNormal(Distribution):
+    """``|X|`` for ``X ~ Normal(0, scale)``."""
+
     arg_constraints = {"scale": constraints.positive}
     support = constraints.positive
     reparametrized_params = ("scale",)
 
-    def __init__(self, scale: Any = 1.0, *, validate_args: bool | None = None):
+    def __init__(self, scale: Any = 1.0, *, validate_args: bool | None = None) -> None:
         self.scale = scale
-        self._cauchy = Cauchy(0.0, scale)
+        self._normal = Normal(0.0, scale, validate_args=False)
+        super().__init__(shape_of(scale), validate_args=validate_args)
+
+    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        return current().xp.abs(self._normal.sample(key, sample_shape))
+
+    def _log_prob(self, value: Any) -> Any:
+        return self._normal._log_prob(value) + math.log(2.0)
+
+    def cdf(self, value: Any) -> Any:
+        return 2 * self._normal.cdf(value) - 1
+
+    def icdf(self, q: Any) -> Any:
+        return self._normal.icdf((q + 1) / 2)
+
+    @property
+    def mean(self) -> Any:
+        return _full(math.sqrt(2 / math.pi) * self.scale, self.batch_shape)
+
+    @property
+    def variance(self) -> Any:
+        return _full((1 - 2 / math.pi) * self.scale**2, self.batch_shape)
+
+
+class HalfCauchy(Distribution):
+    """``|X|`` for ``X ~ Cauchy(0, scale)``: the usual weakly-informative scale prior."""
+
+    arg_constraints = {"scale": constraints.positive}
+    support = constraints.positive
+    reparametrized_params = ("scale",)
+
+    def __init__(self, scale: Any = 1.0, *, validate_args: bool | None = None) -> None:
+        self.scale = scale
+        self._cauchy = Cauchy(0.0, scale, validate_args=False)
         super().__init__(shape_of(scale), validate_args=validate_args)
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
@@ -112,6 +428,12 @@ class HalfCauchy(Distribution):
 
     def _log_prob(self, value: Any) -> Any:
         return self._cauchy._log_prob(value) + math.log(2.0)
+
+    def cdf(self, value: Any) -> Any:
+        return 2 * self._cauchy.cdf(value) - 1
+
+    def icdf(self, q: Any) -> Any:
+        return self._cauchy.icdf((q + 1) / 2)
 
     @property
     def mean(self) -> Any:
@@ -123,11 +445,13 @@ class HalfCauchy(Distribution):
 
 
 class Exponential(Distribution):
+    """Waiting times of a Poisson process with ``rate`` events per unit time."""
+
     arg_constraints = {"rate": constraints.positive}
     support = constraints.positive
     reparametrized_params = ("rate",)
 
-    def __init__(self, rate: Any = 1.0, *, validate_args: bool | None = None):
+    def __init__(self, rate: Any = 1.0, *, validate_args: bool | None = None) -> None:
         self.rate = rate
         super().__init__(shape_of(rate), validate_args=validate_args)
 
@@ -137,55 +461,183 @@ class Exponential(Distribution):
     def _log_prob(self, value: Any) -> Any:
         return current().xp.log(self.rate) - self.rate * value
 
+    def cdf(self, value: Any) -> Any:
+        return -current().xp.expm1(-self.rate * value)
+
+    def icdf(self, q: Any) -> Any:
+        return -current().xp.log1p(-q) / self.rate
+
     @property
     def mean(self) -> Any:
-        return 1.0 / self.rate
+        return _full(1.0 / self.rate, self.batch_shape)
 
     @property
     def variance(self) -> Any:
-        return 1.0 / self.rate**2
+        return _full(1.0 / self.rate**2, self.batch_shape)
 
 
-class Dirichlet(Distribution):
-    arg_constraints = {"concentration": constraints.independent(constraints.positive, 1)}
-    support = constraints.simplex
-    reparametrized_params = ("concentration",)
+class Gamma(Distribution):
+    """The Gamma distribution with shape ``concentration`` and inverse scale ``rate``."""
 
-    def __init__(self, concentration: Any, *, validate_args: bool | None = None):
-        shape = shape_of(concentration)
-        if len(shape) < 1:
-            raise ValueError("Dirichlet: concentration must have at least one dim, got a scalar")
-        self.concentration = concentration
-        super().__init__(shape[:-1], shape[-1:], validate_args=validate_args)
+    arg_constraints: dict[str, Constraint] = {
+        "concentration": constraints.positive,
+        "rate": constraints.positive,
+    }
+    support = constraints.positive
+    reparametrized_params: tuple[str, ...] = ("concentration", "rate")
+
+    def __init__(
+        self, concentration: Any, rate: Any = 1.0, *, validate_args: bool | None = None
+    ) -> None:
+        self.concentration, self.rate, batch = _two_params(
+            type(self).__name__, "concentration", concentration, "rate", rate
+        )
+        super().__init__(batch, validate_args=validate_args)
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
-        backend = current()
-        xp = backend.xp
-        draws = backend.dirichlet(key, self.concentration, tuple(sample_shape) + self.batch_shape)
-        info = xp.finfo(draws.dtype)
-        return xp.clip(draws, info.tiny, 1 - info.eps)
+        shape = tuple(sample_shape) + self.batch_shape
+        return current().gamma(key, self.concentration, shape) / self.rate
 
     def _log_prob(self, value: Any) -> Any:
         xp, sp = current().xp, current().special
-        c = self.concentration
-        norm = xp.sum(sp.gammaln(c), axis=-1) - sp.gammaln(xp.sum(c, axis=-1))
-        return xp.sum(sp.xlogy(c - 1.0, value), axis=-1) - norm
+        a = self.concentration
+        norm = sp.gammaln(a) - a * xp.log(self.rate)
+        return (a - 1) * xp.log(value) - self.rate * value - norm
+
+    def cdf(self, value: Any) -> Any:
+        return current().special.gammainc(self.concentration, self.rate * value)
 
     @property
     def mean(self) -> Any:
-        c = self.concentration
-        return c / current().xp.sum(c, axis=-1, keepdims=True)
+        return _full(self.concentration / self.rate, self.batch_shape)
+
+    @property
+    def variance(self) -> Any:
+        return _full(self.concentration / self.rate**2, self.batch_shape)
+
+
+class Chi2(Gamma):
+    """The chi-squared distribution with ``df`` degrees of freedom: ``Gamma(df / 2, 1 / 2)``."""
+
+    arg_constraints: dict[str, Constraint] = {"df": constraints.positive}
+    reparametrized_params = ("df",)
+
+    def __init__(self, df: Any, *, validate_args: bool | None = None) -> None:
+        self.df = df
+        super().__init__(0.5 * df, 0.5, validate_args=validate_args)
+
+
+class InverseGamma(TransformedDistribution):
+    """``1 / X`` for ``X ~ Gamma(concentration, rate)`` (``rate`` is the scale of ``1/X``)."""
+
+    arg_constraints = {"concentration": constraints.positive, "rate": constraints.positive}
+    support = constraints.positive
+    reparametrized_params = ("concentration", "rate")
+
+    def __init__(
+        self, concentration: Any, rate: Any = 1.0, *, validate_args: bool | None = None
+    ) -> None:
+        base = Gamma(concentration, rate, validate_args=False)
+        self.concentration, self.rate = base.concentration, base.rate
+        super().__init__(base, PowerTransform(-1.0), validate_args=validate_args)
+
+    @property
+    def mean(self) -> Any:
+        xp = current().xp
+        a = self.concentration
+        m = self.rate / xp.where(a > 1, a - 1, 1.0)
+        return _full(xp.where(a > 1, m, xp.inf), self.batch_shape)
 
     @property
     def variance(self) -> Any:
         xp = current().xp
-        c = self.concentration
-        total = xp.sum(c, axis=-1, keepdims=True)
-        m = c / total
-        return m * (1 - m) / (total + 1)
+        a = self.concentration
+        safe = xp.where(a > 2, a, 3.0)
+        v = self.rate**2 / ((safe - 1) ** 2 * (safe - 2))
+        return _full(xp.where(a > 2, v, xp.inf), self.batch_shape)
+
+
+class LogNormal(TransformedDistribution):
+    """``exp(X)`` for ``X ~ Normal(loc, scale)``."""
+
+    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
+    support = constraints.positive
+    reparametrized_params = ("loc", "scale")
+
+    def __init__(
+        self, loc: Any = 0.0, scale: Any = 1.0, *, validate_args: bool | None = None
+    ) -> None:
+        base = Normal(loc, scale, validate_args=False)
+        self.loc, self.scale = base.loc, base.scale
+        super().__init__(base, ExpTransform(), validate_args=validate_args)
+
+    @property
+    def mean(self) -> Any:
+        xp = current().xp
+        return _full(xp.exp(self.loc + self.scale**2 / 2), self.batch_shape)
+
+    @property
+    def variance(self) -> Any:
+        xp = current().xp
+        s2 = self.scale**2
+        return _full(xp.expm1(s2) * xp.exp(2 * self.loc + s2), self.batch_shape)
+
+
+class Weibull(Distribution):
+    """The Weibull distribution with ``scale`` and shape ``concentration``."""
+
+    arg_constraints = {"scale": constraints.positive, "concentration": constraints.positive}
+    support = constraints.positive
+    reparametrized_params = ("scale", "concentration")
+
+    def __init__(
+        self, scale: Any, concentration: Any, *, validate_args: bool | None = None
+    ) -> None:
+        self.concentration, self.scale, batch = _two_params(
+            "Weibull", "concentration", concentration, "scale", scale
+        )
+        super().__init__(batch, validate_args=validate_args)
+
+    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        shape = tuple(sample_shape) + self.batch_shape
+        return current().weibull_min(key, self.scale, self.concentration, shape)
+
+    def _log_prob(self, value: Any) -> Any:
+        xp = current().xp
+        k = self.concentration
+        return (
+            -xp.power(value / self.scale, k)
+            + xp.log(k)
+            + (k - 1.0) * xp.log(value)
+            - k * xp.log(self.scale)
+        )
+
+    def cdf(self, value: Any) -> Any:
+        xp = current().xp
+        return -xp.expm1(-xp.power(value / self.scale, self.concentration))
+
+    @property
+    def mean(self) -> Any:
+        xp, sp = current().xp, current().special
+        return _full(self.scale * xp.exp(sp.gammaln(1.0 + 1.0 / self.concentration)),
+                     self.batch_shape)
+
+    @property
+    def variance(self) -> Any:
+        xp, sp = current().xp, current().special
+        k = self.concentration
+        g1 = xp.exp(sp.gammaln(1.0 + 1.0 / k))
+        g2 = xp.exp(sp.gammaln(1.0 + 2.0 / k))
+        return _full(self.scale**2 * (g2 - g1**2), self.batch_shape)
+
+
+# -- the unit interval -----------------------------------------------------------------------------
 
 
 class Beta(Distribution):
+    """The Beta distribution on [0, 1] with ``concentration1`` (alpha), ``concentration0``
+    (beta)."""
+
     arg_constraints = {
         "concentration1": constraints.positive,
         "concentration0": constraints.positive,
@@ -195,15 +647,15 @@ class Beta(Distribution):
 
     def __init__(
         self, concentration1: Any, concentration0: Any, *, validate_args: bool | None = None
-    ):
+    ) -> None:
         xp = current().xp
-        self.concentration1, self.concentration0 = promote_shapes(concentration1, concentration0)
-        batch = broadcast_shapes(
-            shape_of(concentration1), shape_of(concentration0), what="Beta: concentration shapes"
+        self.concentration1, self.concentration0, batch = _two_params(
+            "Beta", "concentration1", concentration1, "concentration0", concentration0
         )
+        # A Beta draw is the first coordinate of a two-category Dirichlet draw.
         c1 = xp.broadcast_to(xp.asarray(concentration1), batch)
         c0 = xp.broadcast_to(xp.asarray(concentration0), batch)
-        self._dirichlet = Dirichlet(xp.stack([c1, c0], axis=-1))
+        self._dirichlet = Dirichlet(xp.stack([c1, c0], axis=-1), validate_args=False)
         super().__init__(batch, validate_args=validate_args)
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
@@ -214,11 +666,16 @@ class Beta(Distribution):
         a, b = self.concentration1, self.concentration0
         return sp.xlogy(a - 1.0, value) + sp.xlog1py(b - 1.0, -value) - sp.betaln(a, b)
 
+    def cdf(self, value: Any) -> Any:
+        return current().special.betainc(self.concentration1, self.concentration0, value)
+
     @property
     def mean(self) -> Any:
-        return self.concentration1 / (self.concentration1 + self.concentration0)
+        total = self.concentration1 + self.concentration0
+        return _full(self.concentration1 / total, self.batch_shape)
 
     @property
     def variance(self) -> Any:
         total = self.concentration1 + self.concentration0
-        return self.concentration1 * self.concentration0 / (total**2 * (total + 1))
+        v = self.concentration1 * self.concentration0 / (total**2 * (total + 1))
+        return _full(v, self.batch_shape)

@@ -1,19 +1,98 @@
-"""Discrete distributions, each with the probs and logits forms NumPyro offers."""
+"""Discrete distributions, each with the probs and logits forms NumPyro offers.
+
+A distribution given ``probs`` offers ``logits`` as a lazily computed attribute (and the
+other way round); only the form that was given is validated and used for ``log_prob``, so
+``probs=1.0`` is a valid Bernoulli (its logits would be infinite). NumPyro spells the two
+forms as separate classes (``BernoulliProbs``, ``BernoulliLogits``) behind a factory
+function; here ``Bernoulli(probs=...)`` is the class itself and the ``...Probs``/``...Logits``
+names are thin subclasses, so ``isinstance(d, Bernoulli)`` holds for all of them.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from minippl.backend import current
 from minippl.distributions import constraints
+from minippl.distributions.constraints import Constraint
 from minippl.distributions.distribution import Distribution
-from minippl.distributions.util import Shape, shape_of
+from minippl.distributions.util import (
+    Shape,
+    broadcast_shapes,
+    float_type_of,
+    lazy_property,
+    log_binomial_coefficient,
+    probs_to_logits,
+    probs_to_logits_multinomial,
+    promote_shapes,
+    shape_of,
+    softplus,
+)
+
+__all__ = [
+    "Bernoulli",
+    "BernoulliLogits",
+    "BernoulliProbs",
+    "BetaBinomial",
+    "Binomial",
+    "BinomialLogits",
+    "BinomialProbs",
+    "Categorical",
+    "CategoricalLogits",
+    "CategoricalProbs",
+    "DiscreteUniform",
+    "GammaPoisson",
+    "Geometric",
+    "GeometricLogits",
+    "GeometricProbs",
+    "NegativeBinomial",
+    "NegativeBinomial2",
+    "NegativeBinomialLogits",
+    "NegativeBinomialProbs",
+    "Poisson",
+]
+
+
+def _exactly_one(name: str, probs: Any, logits: Any) -> None:
+    if (probs is None) == (logits is None):
+        raise ValueError(f"{name}: give exactly one of probs= or logits=")
+
+
+def _as_float(value: Any) -> Any:
+    xp = current().xp
+    value = xp.asarray(value)
+    return value.astype(float_type_of(value))
+
+
+def _enumerate(n_values: int, batch_shape: Shape, expand: bool) -> Any:
+    xp = current().xp
+    values = xp.reshape(xp.arange(n_values), (-1,) + (1,) * len(batch_shape))
+    if expand:
+        values = xp.broadcast_to(values, values.shape[:1] + batch_shape)
+    return values
+
+
+def _homogeneous_count(name: str, total_count: Any) -> int:
+    backend = current()
+    if not backend.is_concrete(total_count):
+        raise NotImplementedError(f"{name}.enumerate_support needs a concrete total_count")
+    counts = np.asarray(backend.to_numpy(total_count))
+    if counts.size and counts.min() != counts.max():
+        raise NotImplementedError(
+            f"{name}.enumerate_support needs the same total_count everywhere, got {counts}"
+        )
+    return int(counts.max()) if counts.size else 0
 
 
 class Bernoulli(Distribution):
-    """A coin with ``probs`` of heads, or the same coin given as ``logits``."""
+    """A coin that comes up 1 with probability ``probs`` (or ``sigmoid(logits)``)."""
 
-    arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
+    arg_constraints: dict[str, Constraint] = {
+        "probs": constraints.unit_interval,
+        "logits": constraints.real,
+    }
     support = constraints.boolean
     is_discrete = True
     has_enumerate_support = True
@@ -21,12 +100,21 @@ class Bernoulli(Distribution):
     def __init__(
         self, probs: Any = None, logits: Any = None, *, validate_args: bool | None = None
     ) -> None:
-        if (probs is None) == (logits is None):
-            raise ValueError("Bernoulli: give exactly one of probs= or logits=")
-        sp = current().special
-        self.probs = sp.expit(logits) if probs is None else probs
-        self.logits = sp.logit(probs) if logits is None else logits
-        super().__init__(shape_of(self.probs), validate_args=validate_args)
+        _exactly_one(type(self).__name__, probs, logits)
+        self._from_logits = probs is None
+        if probs is None:
+            self.logits = logits
+        else:
+            self.probs = probs
+        super().__init__(shape_of(logits if probs is None else probs), validate_args=validate_args)
+
+    @lazy_property
+    def probs(self) -> Any:
+        return current().special.expit(self.logits)
+
+    @lazy_property
+    def logits(self) -> Any:
+        return probs_to_logits(self.probs)
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
         xp = current().xp
@@ -34,14 +122,621 @@ class Bernoulli(Distribution):
         return draws.astype(xp.result_type(draws, int))
 
     def _log_prob(self, value: Any) -> Any:
-        xp = current().xp
-        # -softplus(-logits) for value 1, -softplus(logits) for value 0, stable at the ends.
-        return -(xp.logaddexp(0.0, self.logits) - value * self.logits)
+        if self._from_logits:
+            return value * self.logits - softplus(self.logits)
+        sp = current().special
+        return sp.xlogy(value, self.probs) + sp.xlog1py(1 - value, -self.probs)
+
+    def enumerate_support(self, expand: bool = True) -> Any:
+        return _enumerate(2, self.batch_shape, expand)
 
     @property
     def mean(self) -> Any:
-        return self.probs
+        return current().xp.broadcast_to(self.probs, self.batch_shape)
 
     @property
     def variance(self) -> Any:
-        return self.probs * (1 - self.probs)
+        return current().xp.broadcast_to(self.probs * (1 - self.probs), self.batch_shape)
+
+
+class BernoulliProbs(Bernoulli):
+    """:class:`Bernoulli` given by ``probs``."""
+
+    arg_constraints = {"probs": constraints.unit_interval}
+
+    def __init__(self, probs: Any, *, validate_args: bool | None = None) -> None:
+        super().__init__(probs=probs, validate_args=validate_args)
+
+
+class BernoulliLogits(Bernoulli):
+    """:class:`Bernoulli` given by ``logits``."""
+
+    arg_constraints = {"logits": constraints.real}
+
+    def __init__(self, logits: Any, *, validate_args: bool | None = None) -> None:
+        super().__init__(logits=logits, validate_args=validate_args)
+
+
+class Binomial(Distribution):
+    """The number of successes in ``total_count`` independent ``probs`` (or ``logits``) trials."""
+
+    arg_constraints: dict[str, Constraint] = {
+        "total_count": constraints.nonnegative_integer,
+        "probs": constraints.unit_interval,
+        "logits": constraints.real,
+    }
+    is_discrete = True
+    has_enumerate_support = True
+
+    def __init__(
+        self,
+        total_count: Any = 1,
+        probs: Any = None,
+        logits: Any = None,
+        *,
+        validate_args: bool | None = None,
+    ) -> None:
+        name = type(self).__name__
+        _exactly_one(name, probs, logits)
+        self._from_logits = probs is None
+        param = logits if probs is None else probs
+        batch = broadcast_shapes(
+            shape_of(total_count),
+            shape_of(param),
+            what=f"{name}: total_count and {'logits' if probs is None else 'probs'} shapes",
+        )
+        total_count, param = promote_shapes(total_count, param)
+        self.total_count = total_count
+        if probs is None:
+            self.logits = param
+        else:
+            self.probs = param
+        self.support = constraints.integer_interval(0, total_count)
+        super().__init__(batch, validate_args=validate_args)
+
+    @lazy_property
+    def probs(self) -> Any:
+        return current().special.expit(self.logits)
+
+    @lazy_property
+    def logits(self) -> Any:
+        return probs_to_logits(self.probs)
+
+    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        backend = current()
+        xp = backend.xp
+        shape = tuple(sample_shape) + self.batch_shape
+        draws = backend.binomial(key, self.total_count, self.probs, shape)
+        return draws.astype(xp.result_type(int))
+
+    def _log_prob(self, value: Any) -> Any:
+        value = _as_float(value)
+        n = self.total_count
+        log_choose = log_binomial_coefficient(n, value)
+        if self._from_logits:
+            return log_choose + value * self.logits - n * softplus(self.logits)
+        sp = current().special
+        return log_choose + sp.xlogy(value, self.probs) + sp.xlog1py(n - value, -self.probs)
+
+    def enumerate_support(self, expand: bool = True) -> Any:
+        n = _homogeneous_count(type(self).__name__, self.total_count)
+        return _enumerate(n + 1, self.batch_shape, expand)
+
+    @property
+    def mean(self) -> Any:
+        return current().xp.broadcast_to(self.total_count * self.probs, self.batch_shape)
+
+    @property
+    def variance(self) -> Any:
+        p = self.probs
+        return current().xp.broadcast_to(self.total_count * p * (1 - p), self.batch_shape)
+
+
+class BinomialProbs(Binomial):
+    """:class:`Binomial` given by ``probs``."""
+
+    arg_constraints = {
+        "total_count": constraints.nonnegative_integer,
+        "probs": constraints.unit_interval,
+    }
+
+    def __init__(
+        self, probs: Any, total_count: Any = 1, *, validate_args: bool | None = None
+    ) -> None:
+        super().__init__(total_count, probs=probs, validate_args=validate_args)
+
+
+class BinomialLogits(Binomial):
+    """:class:`Binomial` given by ``logits``."""
+
+    arg_constraints = {"total_count": constraints.nonnegative_integer, "logits": constraints.real}
+
+    def __init__(
+        self, logits: Any, total_count: Any = 1, *, validate_args: bool | None = None
+    ) -> None:
+        super().__init__(total_count, logits=logits, validate_args=validate_args)
+
+
+class Categorical(Distribution):
+    """One of ``K`` categories (0 .. K-1), with probabilities ``probs`` or ``softmax(logits)``."""
+
+    arg_constraints: dict[str, Constraint] = {
+        "probs": constraints.simplex,
+        "logits": constraints.real_vector,
+    }
+    is_discrete = True
+    has_enumerate_support = True
+
+    def __init__(
+        self, probs: Any = None, logits: Any = None, *, validate_args: bool | None = None
+    ) -> None:
+        name = type(self).__name__
+        _exactly_one(name, probs, logits)
+        param = logits if probs is None else probs
+        shape = shape_of(param)
+        if len(shape) < 1:
+            which = "logits" if probs is None else "probs"
+            raise ValueError(
+                f"{name}: parameter {which!r} needs a trailing dim of categories, got a scalar"
+            )
+        self._from_logits = probs is None
+        if probs is None:
+            self.logits = logits
+        else:
+            self.probs = probs
+        self.num_categories = shape[-1]
+        self.support = constraints.integer_interval(0, shape[-1] - 1)
+        super().__init__(shape[:-1], validate_args=validate_args)
+
+    @lazy_property
+    def probs(self) -> Any:
+        sp = current().special
+        return current().xp.exp(self.logits - sp.logsumexp(self.logits, axis=-1, keepdims=True))
+
+    @lazy_property
+    def logits(self) -> Any:
+        return probs_to_logits_multinomial(self.probs)
+
+    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        backend = current()
+        xp = backend.xp
+        shape = tuple(sample_shape) + self.batch_shape
+        if self._from_logits:
+            return backend.categorical(key, self.logits, shape)
+        # Inverse cdf: count the (normalised) cumulative probabilities below a uniform draw.
+        cumulative = xp.cumsum(self.probs, axis=-1)
+        cumulative = cumulative[..., :-1] / cumulative[..., -1:]
+        u = backend.uniform(key, shape + (1,))
+        return xp.sum(cumulative < u, axis=-1)
+
+    def _log_prob(self, value: Any) -> Any:
+        xp, sp = current().xp, current().special
+        if self._from_logits:
+            log_pmf = self.logits - sp.logsumexp(self.logits, axis=-1, keepdims=True)
+        else:
+            log_pmf = self.logits
+        batch = broadcast_shapes(shape_of(value), self.batch_shape)
+        # Clip so an out-of-range value indexes safely; the base class turns it into -inf.
+        index = xp.clip(xp.asarray(value), 0, self.num_categories - 1).astype(
+            xp.result_type(int)
+        )
+        index = xp.broadcast_to(xp.expand_dims(index, -1), batch + (1,))
+        log_pmf = xp.broadcast_to(log_pmf, batch + (self.num_categories,))
+        return xp.take_along_axis(log_pmf, index, axis=-1)[..., 0]
+
+    def enumerate_support(self, expand: bool = True) -> Any:
+        return _enumerate(self.num_categories, self.batch_shape, expand)
+
+    @property
+    def mean(self) -> Any:
+        return current().xp.full(self.batch_shape, current().xp.nan)
+
+    @property
+    def variance(self) -> Any:
+        return current().xp.full(self.batch_shape, current().xp.nan)
+
+
+class CategoricalProbs(Categorical):
+    """:class:`Categorical` given by ``probs``."""
+
+    arg_constraints = {"probs": constraints.simplex}
+
+    def __init__(self, probs: Any, *, validate_args: bool | None = None) -> None:
+        super().__init__(probs=probs, validate_args=validate_args)
+
+
+class CategoricalLogits(Categorical):
+    """:class:`Categorical` given by ``logits``."""
+
+    arg_constraints = {"logits": constraints.real_vector}
+
+    def __init__(self, logits: Any, *, validate_args: bool | None = None) -> None:
+        super().__init__(logits=logits, validate_args=validate_args)
+
+
+class DiscreteUniform(Distribution):
+    """Each whole number from ``low`` to ``high`` (both included) equally likely."""
+
+    arg_constraints = {"low": constraints.dependent, "high": constraints.dependent}
+    is_discrete = True
+    has_enumerate_support = True
+
+    def __init__(self, low: Any = 0, high: Any = 1, *, validate_args: bool | None = None) -> None:
+        batch = broadcast_shapes(
+            shape_of(low), shape_of(high), what="DiscreteUniform: low and high shapes"
+        )
+        self.low, self.high = promote_shapes(low, high)
+        self.support = constraints.integer_interval(low, high)
+        super().__init__(batch, validate_args=validate_args)
+
+    def _validate_params(self) -> None:
+        backend = current()
+        xp = backend.xp
+        if backend.is_concrete(self.low) and backend.is_concrete(self.high):
+            if not bool(xp.all(xp.asarray(self.low) <= xp.asarray(self.high))):
+                raise ValueError(
+                    "DiscreteUniform: parameter 'high' must satisfy the constraint "
+                    f"greater_than_eq(low), got low={self.low!r}, high={self.high!r}"
+                )
+
+    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        shape = tuple(sample_shape) + self.batch_shape
+        return current().randint(key, shape, self.low, self.high + 1)
+
+    def _log_prob(self, value: Any) -> Any:
+        xp = current().xp
+        shape = broadcast_shapes(shape_of(value), self.batch_shape)
+        count = _as_float(self.high - self.low + 1)
+        return xp.broadcast_to(-xp.log(count), shape)
+
+    def enumerate_support(self, expand: bool = True) -> Any:
+        low = _homogeneous_count("DiscreteUniform", self.low)
+        high = _homogeneous_count("DiscreteUniform", self.high)
+        return low + _enumerate(high - low + 1, self.batch_shape, expand)
+
+    @property
+    def mean(self) -> Any:
+        return current().xp.broadcast_to((self.low + self.high) / 2, self.batch_shape)
+
+    @property
+    def variance(self) -> Any:
+        return current().xp.broadcast_to(
+            ((self.high - self.low + 1) ** 2 - 1) / 12, self.batch_shape
+        )
+
+
+class Poisson(Distribution):
+    """Counts of events that happen at ``rate`` per unit, independently of each other."""
+
+    arg_constraints = {"rate": constraints.nonnegative}
+    support = constraints.nonnegative_integer
+    is_discrete = True
+
+    def __init__(
+        self, rate: Any, *, is_sparse: bool = False, validate_args: bool | None = None
+    ) -> None:
+        self.rate = rate
+        self.is_sparse = is_sparse  # accepted for NumPyro compatibility; no effect
+        super().__init__(shape_of(rate), validate_args=validate_args)
+
+    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        return current().poisson(key, self.rate, tuple(sample_shape) + self.batch_shape)
+
+    def _log_prob(self, value: Any) -> Any:
+        sp = current().special
+        value = _as_float(value)
+        rate = _as_float(self.rate)
+        return sp.xlogy(value, rate) - sp.gammaln(value + 1.0) - rate
+
+    def cdf(self, value: Any) -> Any:
+        xp = current().xp
+        return current().special.gammaincc(xp.floor(value) + 1, self.rate)
+
+    @property
+    def mean(self) -> Any:
+        return current().xp.broadcast_to(_as_float(self.rate), self.batch_shape)
+
+    @property
+    def variance(self) -> Any:
+        return current().xp.broadcast_to(_as_float(self.rate), self.batch_shape)
+
+
+class Geometric(Distribution):
+    """The number of failures before the first success of ``probs`` (or ``logits``) trials."""
+
+    arg_constraints: dict[str, Constraint] = {
+        "probs": constraints.unit_interval,
+        "logits": constraints.real,
+    }
+    support = constraints.nonnegative_integer
+    is_discrete = True
+
+    def __init__(
+        self, probs: Any = None, logits: Any = None, *, validate_args: bool | None = None
+    ) -> None:
+        _exactly_one(type(self).__name__, probs, logits)
+        self._from_logits = probs is None
+        if probs is None:
+            self.logits = logits
+        else:
+            self.probs = probs
+        super().__init__(shape_of(logits if probs is None else probs), validate_args=validate_args)
+
+    @lazy_property
+    def probs(self) -> Any:
+        return current().special.expit(self.logits)
+
+    @lazy_property
+    def logits(self) -> Any:
+        return probs_to_logits(self.probs)
+
+    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        backend = current()
+        xp = backend.xp
+        shape = tuple(sample_shape) + self.batch_shape
+        param = self.logits if self._from_logits else self.probs
+        u = backend.uniform(key, shape, float_type_of(param))
+        # Inverse cdf of the failure count: floor(log(1 - u) / log(1 - p)).
+        if self._from_logits:
+            return xp.floor(xp.log1p(-u) / -softplus(self.logits))
+        return xp.floor(xp.log1p(-u) / xp.log1p(-xp.asarray(self.probs)))
+
+    def _log_prob(self, value: Any) -> Any:
+        xp, sp = current().xp, current().special
+        if self._from_logits:
+            return -value * softplus(self.logits) - softplus(-self.logits)
+        return sp.xlog1py(value, -self.probs) + xp.log(self.probs)
+
+    @property
+    def mean(self) -> Any:
+        return current().xp.broadcast_to(1.0 / self.probs - 1.0, self.batch_shape)
+
+    @property
+    def variance(self) -> Any:
+        p = self.probs
+        return current().xp.broadcast_to((1.0 / p - 1.0) / p, self.batch_shape)
+
+
+class GeometricProbs(Geometric):
+    """:class:`Geometric` given by ``probs``."""
+
+    arg_constraints = {"probs": constraints.unit_interval}
+
+    def __init__(self, probs: Any, *, validate_args: bool | None = None) -> None:
+        super().__init__(probs=probs, validate_args=validate_args)
+
+
+class GeometricLogits(Geometric):
+    """:class:`Geometric` given by ``logits``."""
+
+    arg_constraints = {"logits": constraints.real}
+
+    def __init__(self, logits: Any, *, validate_args: bool | None = None) -> None:
+        super().__init__(logits=logits, validate_args=validate_args)
+
+
+class GammaPoisson(Distribution):
+    """A Poisson whose rate is drawn from ``Gamma(concentration, rate)`` (overdispersed counts)."""
+
+    arg_constraints: dict[str, Constraint] = {
+        "concentration": constraints.positive,
+        "rate": constraints.positive,
+    }
+    support = constraints.nonnegative_integer
+    is_discrete = True
+
+    def __init__(
+        self, concentration: Any, rate: Any = 1.0, *, validate_args: bool | None = None
+    ) -> None:
+        self._set_gamma(concentration, rate)
+        super().__init__(self._batch, validate_args=validate_args)
+
+    def _set_gamma(self, concentration: Any, rate: Any) -> None:
+        self._batch = broadcast_shapes(
+            shape_of(concentration),
+            shape_of(rate),
+            what=f"{type(self).__name__}: concentration and rate shapes",
+        )
+        self.concentration, self.rate = promote_shapes(concentration, rate)
+
+    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        backend = current()
+        key_gamma, key_poisson = backend.split(key)
+        shape = tuple(sample_shape) + self._batch
+        poisson_rate = backend.gamma(key_gamma, self.concentration, shape) / self.rate
+        return backend.poisson(key_poisson, poisson_rate, shape)
+
+    def _log_prob(self, value: Any) -> Any:
+        xp, sp = current().xp, current().special
+        value = _as_float(value)
+        a, b = _as_float(self.concentration), _as_float(self.rate)
+        log_norm = sp.gammaln(value + a) - sp.gammaln(a) - sp.gammaln(value + 1.0)
+        return log_norm - a * xp.log1p(1.0 / b) - value * xp.log1p(b)
+
+    @property
+    def mean(self) -> Any:
+        return current().xp.broadcast_to(self.concentration / self.rate, self.batch_shape)
+
+    @property
+    def variance(self) -> Any:
+        a, b = self.concentration, self.rate
+        return current().xp.broadcast_to(a / b * (1 + 1 / b), self.batch_shape)
+
+
+class NegativeBinomial(GammaPoisson):
+    """Counts of successes (each with probability ``probs``, or ``sigmoid(logits)``) before
+    ``total_count`` failures; a :class:`GammaPoisson` with rate ``(1 - probs) / probs``."""
+
+    arg_constraints: dict[str, Constraint] = {
+        "total_count": constraints.positive,
+        "probs": constraints.unit_interval,
+        "logits": constraints.real,
+    }
+
+    def __init__(
+        self,
+        total_count: Any,
+        probs: Any = None,
+        logits: Any = None,
+        *,
+        validate_args: bool | None = None,
+    ) -> None:
+        xp = current().xp
+        name = type(self).__name__
+        _exactly_one(name, probs, logits)
+        self._from_logits = probs is None
+        param = logits if probs is None else probs
+        broadcast_shapes(
+            shape_of(total_count),
+            shape_of(param),
+            what=f"{name}: total_count and {'logits' if probs is None else 'probs'} shapes",
+        )
+        total_count, param = promote_shapes(total_count, param)
+        self.total_count = total_count
+        if probs is None:
+            self.logits = param
+            rate = xp.exp(-xp.asarray(param))
+        else:
+            self.probs = param
+            rate = 1.0 / xp.asarray(param) - 1.0
+        self._set_gamma(total_count, rate)
+        Distribution.__init__(self, self._batch, validate_args=validate_args)
+
+    @lazy_property
+    def probs(self) -> Any:
+        return current().special.expit(self.logits)
+
+    @lazy_property
+    def logits(self) -> Any:
+        return probs_to_logits(self.probs)
+
+    def _log_prob(self, value: Any) -> Any:
+        sp = current().special
+        value = _as_float(value)
+        n = _as_float(self.total_count)
+        log_norm = sp.gammaln(value + n) - sp.gammaln(n) - sp.gammaln(value + 1.0)
+        if self._from_logits:
+            return log_norm - n * softplus(self.logits) - value * softplus(-self.logits)
+        return log_norm + sp.xlog1py(n, -self.probs) + sp.xlogy(value, self.probs)
+
+
+class NegativeBinomialProbs(NegativeBinomial):
+    """:class:`NegativeBinomial` given by ``probs``."""
+
+    arg_constraints = {"total_count": constraints.positive, "probs": constraints.unit_interval}
+
+    def __init__(
+        self, total_count: Any, probs: Any, *, validate_args: bool | None = None
+    ) -> None:
+        super().__init__(total_count, probs=probs, validate_args=validate_args)
+
+
+class NegativeBinomialLogits(NegativeBinomial):
+    """:class:`NegativeBinomial` given by ``logits``."""
+
+    arg_constraints = {"total_count": constraints.positive, "logits": constraints.real}
+
+    def __init__(
+        self, total_count: Any, logits: Any, *, validate_args: bool | None = None
+    ) -> None:
+        super().__init__(total_count, logits=logits, validate_args=validate_args)
+
+
+class NegativeBinomial2(GammaPoisson):
+    """The negative binomial in its regression form: ``mean`` and ``concentration``
+    (variance ``mean + mean**2 / concentration``)."""
+
+    arg_constraints = {"mean": constraints.nonnegative, "concentration": constraints.positive}
+
+    def __init__(
+        self, mean: Any, concentration: Any, *, validate_args: bool | None = None
+    ) -> None:
+        self._mean_param = mean
+        rate = current().xp.divide(concentration, mean)
+        super().__init__(concentration, rate, validate_args=validate_args)
+
+    def _validate_params(self) -> None:
+        backend = current()
+        xp = backend.xp
+        checks = (
+            ("mean", self._mean_param, constraints.nonnegative),
+            ("concentration", self.concentration, constraints.positive),
+        )
+        for name, value, constraint in checks:
+            if backend.is_concrete(value) and not bool(xp.all(constraint(xp.asarray(value)))):
+                raise ValueError(
+                    f"NegativeBinomial2: parameter {name!r} must satisfy the constraint "
+                    f"{constraint!r}, got {value!r}"
+                )
+
+
+class BetaBinomial(Distribution):
+    """A Binomial whose success probability is drawn from ``Beta(concentration1,
+    concentration0)``."""
+
+    arg_constraints = {
+        "concentration1": constraints.positive,
+        "concentration0": constraints.positive,
+        "total_count": constraints.nonnegative_integer,
+    }
+    is_discrete = True
+    has_enumerate_support = True
+
+    def __init__(
+        self,
+        concentration1: Any,
+        concentration0: Any,
+        total_count: Any = 1,
+        *,
+        validate_args: bool | None = None,
+    ) -> None:
+        batch = broadcast_shapes(
+            shape_of(concentration1),
+            shape_of(concentration0),
+            shape_of(total_count),
+            what="BetaBinomial: concentration1, concentration0 and total_count shapes",
+        )
+        self.concentration1, self.concentration0, self.total_count = promote_shapes(
+            concentration1, concentration0, total_count
+        )
+        self.support = constraints.integer_interval(0, total_count)
+        super().__init__(batch, validate_args=validate_args)
+
+    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        from minippl.distributions.continuous import Beta
+
+        backend = current()
+        xp = backend.xp
+        key_beta, key_binomial = backend.split(key)
+        c1 = xp.broadcast_to(xp.asarray(self.concentration1), self.batch_shape)
+        c0 = xp.broadcast_to(xp.asarray(self.concentration0), self.batch_shape)
+        probs = Beta(c1, c0, validate_args=False).sample(key_beta, sample_shape)
+        draws = backend.binomial(key_binomial, self.total_count, probs, probs.shape)
+        return draws.astype(xp.result_type(int))
+
+    def _log_prob(self, value: Any) -> Any:
+        sp = current().special
+        value = _as_float(value)
+        n = _as_float(self.total_count)
+        a, b = self.concentration1, self.concentration0
+        return (
+            log_binomial_coefficient(n, value)
+            + sp.betaln(value + a, n - value + b)
+            - sp.betaln(a, b)
+        )
+
+    def enumerate_support(self, expand: bool = True) -> Any:
+        n = _homogeneous_count("BetaBinomial", self.total_count)
+        return _enumerate(n + 1, self.batch_shape, expand)
+
+    @property
+    def mean(self) -> Any:
+        a, b = self.concentration1, self.concentration0
+        return current().xp.broadcast_to(self.total_count * a / (a + b), self.batch_shape)
+
+    @property
+    def variance(self) -> Any:
+        a, b, n = self.concentration1, self.concentration0, self.total_count
+        total = a + b
+        v = n * a * b * (total + n) / (total**2 * (total + 1))
+        return current().xp.broadcast_to(v, self.batch_shape)

@@ -19,7 +19,13 @@ from typing import Any
 from minippl.backend import current
 from minippl.distributions import constraints
 from minippl.distributions.constraints import Constraint
-from minippl.distributions.util import Shape, broadcast_shapes, shape_of, sum_rightmost
+from minippl.distributions.util import (
+    Shape,
+    broadcast_shapes,
+    float_type_of,
+    shape_of,
+    sum_rightmost,
+)
 
 _VALIDATION = False
 
@@ -73,8 +79,14 @@ class Distribution:
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
         raise NotImplementedError(f"{type(self).__name__} cannot be sampled")
 
-    def sample_with_intermediates(self, key: Any, sample_shape: Shape = ()) -> tuple[Any, list[Any]]:
+    def sample_with_intermediates(
+        self, key: Any, sample_shape: Shape = ()
+    ) -> tuple[Any, list[Any]]:
         return self.sample(key, sample_shape), []
+
+    def enumerate_support(self, expand: bool = True) -> Any:
+        """Every value of a finite discrete support, along a new leftmost dim."""
+        raise NotImplementedError(f"{type(self).__name__} cannot enumerate its support")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         key = kwargs.pop("rng_key")
@@ -107,6 +119,14 @@ class Distribution:
     def variance(self) -> Any:
         raise NotImplementedError(f"{type(self).__name__} does not define a variance")
 
+    def cdf(self, value: Any) -> Any:
+        """The cumulative distribution function (univariate distributions only)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define a cdf")
+
+    def icdf(self, q: Any) -> Any:
+        """The inverse of :meth:`cdf`, the quantile function."""
+        raise NotImplementedError(f"{type(self).__name__} does not define an icdf")
+
     # -- wrappers ---------------------------------------------------------------------------
     def expand(self, batch_shape: Shape) -> Distribution:
         """The same distribution repeated (broadcast) to ``batch_shape``."""
@@ -120,7 +140,9 @@ class Distribution:
 
     def to_event(self, reinterpreted_batch_ndims: int | None = None) -> Distribution:
         """Treat the rightmost batch dims as event dims (default: all of them)."""
-        n = len(self.batch_shape) if reinterpreted_batch_ndims is None else reinterpreted_batch_ndims
+        n = reinterpreted_batch_ndims
+        if n is None:
+            n = len(self.batch_shape)
         return self if n == 0 else Independent(self, n)
 
     def mask(self, mask: Any) -> Distribution:
@@ -131,12 +153,18 @@ class Distribution:
 
     # -- validation -------------------------------------------------------------------------
     def _validate_params(self) -> None:
+        """Raise ``ValueError`` if a parameter given to ``__init__`` breaks its constraint.
+
+        Only parameters stored on the instance are checked (a form computed lazily from
+        another, like ``logits`` from ``probs``, is not), and traced values are skipped so
+        validation never breaks ``jit``.
+        """
         backend = current()
         for param, constraint in self.arg_constraints.items():
-            if param not in self.__dict__:
+            if param not in self.__dict__ or isinstance(constraint, constraints._Dependent):
                 continue
             value = self.__dict__[param]
-            if not backend.is_concrete(value):
+            if value is None or not backend.is_concrete(value):
                 continue
             ok = constraint(backend.xp.asarray(value))
             if not bool(backend.xp.all(ok)):
@@ -159,16 +187,30 @@ class ExpandedDistribution(Distribution):
     and moved into place, which gives the same numbers as NumPyro for the same key.
     """
 
+    base_dist: Distribution
+
     def __init__(self, base: Distribution, batch_shape: Shape) -> None:
         if isinstance(base, ExpandedDistribution):
             base = base.base_dist
         self.base_dist = base
         new_shape, self._expanded, self._interstitial = _expansion(base.batch_shape, batch_shape)
         super().__init__(new_shape, base.event_shape, validate_args=False)
-        self.support = base.support  # type: ignore[misc]
-        self.is_discrete = base.is_discrete  # type: ignore[misc]
+        self.support = base.support
+        self.is_discrete = base.is_discrete
+        self.has_enumerate_support = base.has_enumerate_support
+        self.reparametrized_params = base.reparametrized_params
 
-    def sample_with_intermediates(self, key: Any, sample_shape: Shape = ()) -> tuple[Any, list[Any]]:
+    def enumerate_support(self, expand: bool = True) -> Any:
+        xp = current().xp
+        values = self.base_dist.enumerate_support(expand=False)
+        values = xp.reshape(values, values.shape[:1] + (1,) * len(self.batch_shape))
+        if expand:
+            values = xp.broadcast_to(values, values.shape[:1] + self.batch_shape)
+        return values
+
+    def sample_with_intermediates(
+        self, key: Any, sample_shape: Shape = ()
+    ) -> tuple[Any, list[Any]]:
         xp = current().xp
         sample_shape = tuple(sample_shape)
         expanded = tuple(size for _, size in self._expanded)
@@ -203,7 +245,8 @@ class ExpandedDistribution(Distribution):
 
     @property
     def mean(self) -> Any:
-        return current().xp.broadcast_to(self.base_dist.mean, self.batch_shape + self.event_shape)
+        xp = current().xp
+        return xp.broadcast_to(self.base_dist.mean, self.batch_shape + self.event_shape)
 
     @property
     def variance(self) -> Any:
@@ -217,7 +260,9 @@ def _expansion(
     """Broadcast ``old`` to ``new``; also return the new leading dims and grown size-1 dims."""
     if len(new) < len(old):
         raise ValueError(f"cannot expand a distribution of batch shape {old} to {new}")
-    out, expanded, interstitial = list(old), [], []
+    out = list(old)
+    expanded: list[tuple[int, int]] = []
+    interstitial: list[tuple[int, int]] = []
     for i in range(1, len(new) + 1):
         size = new[-i]
         if i > len(old):
@@ -238,7 +283,8 @@ class Independent(Distribution):
         n = reinterpreted_batch_ndims
         if n > len(base.batch_shape):
             raise ValueError(
-                f"to_event({n}) needs at least {n} batch dims; {base!r} has {len(base.batch_shape)}"
+                f"to_event({n}) needs at least {n} batch dims; "
+                f"{base!r} has {len(base.batch_shape)}"
             )
         self.base_dist = base
         self.reinterpreted_batch_ndims = n
@@ -246,10 +292,12 @@ class Independent(Distribution):
         super().__init__(
             base.batch_shape[:cut], base.batch_shape[cut:] + base.event_shape, validate_args=False
         )
-        self.support = constraints.independent(base.support, n)  # type: ignore[misc]
-        self.is_discrete = base.is_discrete  # type: ignore[misc]
+        self.support = constraints.independent(base.support, n)
+        self.is_discrete = base.is_discrete
 
-    def sample_with_intermediates(self, key: Any, sample_shape: Shape = ()) -> tuple[Any, list[Any]]:
+    def sample_with_intermediates(
+        self, key: Any, sample_shape: Shape = ()
+    ) -> tuple[Any, list[Any]]:
         return self.base_dist.sample_with_intermediates(key, sample_shape)
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
@@ -278,14 +326,22 @@ class MaskedDistribution(Distribution):
             mask = xp.asarray(mask)
             if mask.dtype != xp.bool_:
                 raise TypeError(f"mask must be a boolean array, got dtype {mask.dtype}")
-            shape = broadcast_shapes(base.batch_shape, shape_of(mask), what="mask and batch shapes")
+            shape = broadcast_shapes(
+                base.batch_shape, shape_of(mask), what="mask and batch shapes"
+            )
         self.base_dist = base
         self._mask = mask
         super().__init__(shape, base.event_shape, validate_args=False)
-        self.support = base.support  # type: ignore[misc]
-        self.is_discrete = base.is_discrete  # type: ignore[misc]
+        self.support = base.support
+        self.is_discrete = base.is_discrete
+        self.has_enumerate_support = base.has_enumerate_support
 
-    def sample_with_intermediates(self, key: Any, sample_shape: Shape = ()) -> tuple[Any, list[Any]]:
+    def enumerate_support(self, expand: bool = True) -> Any:
+        return self.base_dist.enumerate_support(expand)
+
+    def sample_with_intermediates(
+        self, key: Any, sample_shape: Shape = ()
+    ) -> tuple[Any, list[Any]]:
         return self.base_dist.sample_with_intermediates(key, sample_shape)
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
@@ -321,6 +377,8 @@ class Delta(Distribution):
         self.v = v
         self.log_density = log_density
         super().__init__(shape[:cut], shape[cut:], validate_args=False)
+        if event_dim:
+            self.support = constraints.independent(constraints.real, event_dim)
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
         xp = current().xp
@@ -354,3 +412,45 @@ class Unit(Distribution):
         xp = current().xp
         shape = broadcast_shapes(shape_of(value)[:-1], self.batch_shape)
         return xp.broadcast_to(self.log_factor, shape)
+
+
+class ImproperUniform(Distribution):
+    """A flat (improper) density over ``support``: ``log_prob`` is 0 inside, ``-inf`` outside.
+
+    It has no sampler (there is no uniform distribution on an unbounded set); it exists so a
+    model can put a flat prior on any support, e.g. ``ImproperUniform(constraints.positive,
+    (), ())``. Init strategies start such sites from points drawn in unconstrained space and
+    mapped through ``biject_to(support)``.
+    """
+
+    arg_constraints: dict[str, Constraint] = {}
+
+    def __init__(
+        self,
+        support: Constraint,
+        batch_shape: Shape,
+        event_shape: Shape,
+        *,
+        validate_args: bool | None = None,
+    ) -> None:
+        extra = len(event_shape) - support.event_dim
+        if extra < 0:
+            raise ValueError(
+                f"ImproperUniform: event_shape {tuple(event_shape)} has fewer dims than the "
+                f"support {support!r} needs ({support.event_dim})"
+            )
+        self.support = constraints.independent(support, extra) if extra else support
+        self.is_discrete = support.is_discrete
+        super().__init__(batch_shape, event_shape, validate_args=validate_args)
+
+    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        raise NotImplementedError(
+            "ImproperUniform has no sampler; give the site a value, or let an init strategy "
+            "draw it in unconstrained space"
+        )
+
+    def _log_prob(self, value: Any) -> Any:
+        xp = current().xp
+        shape = shape_of(value)
+        batch = broadcast_shapes(shape[: len(shape) - self.event_dim], self.batch_shape)
+        return xp.zeros(batch, dtype=float_type_of(value))

@@ -18,15 +18,21 @@ class do(_NamesData):
     """Intervene on sample sites: downstream code sees ``data[name]``.
 
     Acts in process_message on ``sample`` messages named in ``data``. It splits the site in
-    two. First a fresh copy of the message is sent through the *whole* stack under the
-    original name: a free draw that outer handlers (such as ``trace``) record. Then the
-    original message is renamed ``name + "__CF"``, given the intervention as its value,
-    marked observed, and stopped, so only handlers inside ``do`` see it. Writes ``name``,
-    ``value``, ``is_observed``, ``stop`` and ``intervener``.
+    two. First a copy of the message is sent through the *whole* stack under the original
+    name: a free draw that outer handlers (such as ``trace``) record. Then the original
+    message is renamed ``name + "__CF"``, given the intervention as its value, marked
+    observed, and stopped, so only handlers inside ``do`` see it. Reads ``name``; writes
+    ``name``, ``value``, ``is_observed``, ``stop`` and ``interveners`` (the ``do`` handlers
+    that forked the site, so each forks it once; a second ``do`` on the same site warns).
+    NumPyro recurses without end when two ``do`` handlers name the same site; here the
+    inner intervention is what downstream code sees, and the trace outside both records
+    one free draw.
 
-    The fresh copy starts from the message as the primitive built it (no plate frames, no
-    scale), so plates and ``scale`` handlers inside ``do`` apply to it once. NumPyro copies
-    the message as it stands, which records an inner plate twice in ``cond_indep_stack``.
+    The copy keeps what the handlers inside ``do`` did to the message (its key, a
+    conditioned value, its name) but not the plate frames and ``scale`` they added, because
+    they see the copy again and add them again. NumPyro's copy shares its plate list with
+    the original, which records an inner plate twice in ``cond_indep_stack`` and applies an
+    inner ``scale`` twice; here the copy has each frame and factor once.
     """
 
     def __init__(
@@ -38,24 +44,25 @@ class do(_NamesData):
         super().__init__(fn)
 
     def process_message(self, msg: Message) -> None:
-        if msg.type != "sample" or msg.intervener is self:
+        if msg.type != "sample" or self in msg.interveners:
             return
         self._saw(msg.name)
         if msg.name is None or msg.name not in self.data:
             return
-        if msg.intervener is not None:
+        if msg.interveners:
             warnings.warn(
-                f"do: site {msg.name!r} is intervened on twice; the outer intervention wins "
-                "downstream, which is almost certainly not what you meant",
+                f"do: site {msg.name!r} is intervened on twice; downstream code sees the "
+                "inner intervention. Give each site to one do handler.",
                 RuntimeWarning,
                 stacklevel=2,
             )
-        msg.intervener = self
+        name = msg.name
+        msg.interveners = (*msg.interveners, self)
         fresh = msg.copy()
         fresh.cond_indep_stack = []
         fresh.scale = None
         apply_stack(fresh)
-        msg.name = f"{msg.name}__CF"
-        msg.value = self.data[fresh.name] if fresh.name is not None else None
+        msg.name = f"{name}__CF"
+        msg.value = self.data[name]
         msg.is_observed = True
         msg.stop = True

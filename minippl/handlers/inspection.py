@@ -34,18 +34,20 @@ def as_key(rng_seed: Any) -> Any:
 class seed(Messenger):
     """Give every sample, plate and ``prng_key`` message a fresh PRNG key.
 
-    Acts in process_message on ``sample``, ``prng_key`` and ``plate`` messages (minus
-    ``hide_types``); reads ``kwargs["rng_key"]`` and ``value``, writes ``kwargs["rng_key"]``.
-    A site that already has a key or a value (observed, or set by a handler inside this one)
-    keeps it and costs no key. Otherwise the stream key is split: the site gets the second
-    half and the stream keeps the first, exactly as NumPyro does, so draws agree bit for bit.
+    Acts in process_message on ``sample``, ``prng_key``, ``plate`` and ``control_flow``
+    messages (minus ``hide_types``); reads ``kwargs["rng_key"]`` and ``value``, writes
+    ``kwargs["rng_key"]``. A site that already has a key or a value (observed, or set by a
+    handler inside this one) keeps it and costs no key. Otherwise ``self.rng_key`` is split:
+    the site gets the second half and the handler keeps the first, exactly as NumPyro does,
+    so draws agree bit for bit. With nested seeds the innermost wins (it processes first).
 
-    Key stream: the stream starts from ``rng_seed`` each time the handler is entered and
-    lives only until it exits. So successive calls of a seeded model do *not* continue the
-    stream: ``seed(model, 0)()`` returns the same draws every call (as in NumPyro), and a
-    ``with seed(...)`` block advances the stream only inside the block. Because no key is
-    stored on the handler after exit, a handler used inside ``jit`` never leaks a tracer into
-    later calls outside it (the NumPyro trap where the stored key becomes a tracer).
+    Key stream, as in NumPyro: a wrapped model (``seed(model, 0)``) starts from ``rng_seed``
+    on every call, on a fresh copy of the handler, so its draws repeat call after call (and
+    calls from several threads do not share a stream); a handler used in ``with`` blocks keeps
+    advancing from one block to the next. One difference: if the key advanced under ``jit``
+    (it is then a tracer), it is reset on exit to the key it had on entry, so a handler used
+    inside and then outside ``jit`` never leaks a tracer (NumPyro raises
+    ``UnexpectedTracerError`` there).
     """
 
     def __init__(
@@ -56,11 +58,14 @@ class seed(Messenger):
     ) -> None:
         self.rng_key = None if rng_seed is None else as_key(rng_seed)
         self.hide_types = [] if hide_types is None else list(hide_types)
-        self._streams: list[Any] = []
+        self._keys_on_entry: list[Any] = []
         super().__init__(fn)
 
+    def _for_one_call(self) -> Messenger:
+        return seed(self.fn, self.rng_key, self.hide_types)
+
     def __enter__(self) -> Any:
-        self._streams.append(self.rng_key)
+        self._keys_on_entry.append(self.rng_key)
         return super().__enter__()
 
     def __exit__(
@@ -69,7 +74,9 @@ class seed(Messenger):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._streams.pop()
+        key_on_entry = self._keys_on_entry.pop()
+        if current().is_tracer(self.rng_key):
+            self.rng_key = key_on_entry
         super().__exit__(exc_type, exc, tb)
 
     def process_message(self, msg: Message) -> None:
@@ -77,10 +84,9 @@ class seed(Messenger):
             return
         if msg.kwargs.get("rng_key") is not None or msg.value is not None:
             return
-        stream = self._streams[-1]
-        if stream is None:
+        if self.rng_key is None:
             return
-        self._streams[-1], msg.kwargs["rng_key"] = current().split(stream)
+        self.rng_key, msg.kwargs["rng_key"] = current().split(self.rng_key)
 
 
 class trace(Messenger):

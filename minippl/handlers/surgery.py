@@ -5,6 +5,7 @@ Tutorial: "Model surgery: block, uncondition, lift" (``tutorial/s05_model_surger
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -46,6 +47,9 @@ class block(Messenger):
             )  # fmt: skip
             if arg is not None
         ]
+        for option, names in (("hide", hide), ("expose", expose), ("expose_types", expose_types)):
+            if isinstance(names, str):
+                raise TypeError(f"block: {option} takes a list of names, e.g. {option}=[{names!r}]")
         if len(given) > 1:
             raise ValueError(
                 f"block: got {' and '.join(given)}; give only one. hide lists the sites to "
@@ -110,6 +114,11 @@ class lift(Messenger):
         self.prior = prior
         self._drawn: dict[str, Message] = {}
         super().__init__(fn)
+
+    def _for_one_call(self) -> Messenger:
+        fresh = copy.copy(self)
+        fresh._drawn = {}
+        return fresh
 
     def __enter__(self) -> Any:
         self._drawn = {}

@@ -6,6 +6,7 @@ Tutorial: "Conditioning: condition vs substitute" (``tutorial/s04_conditioning.p
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Callable, Mapping
 from types import TracebackType
@@ -23,6 +24,11 @@ class _NamesData(Messenger):
     def __init__(self, fn: Callable[..., Any] | None) -> None:
         self._seen: list[set[str]] = []
         super().__init__(fn)
+
+    def _for_one_call(self) -> Messenger:
+        fresh = copy.copy(self)
+        fresh._seen = []
+        return fresh
 
     def __enter__(self) -> Any:
         self._seen.append(set())

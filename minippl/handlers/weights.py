@@ -48,7 +48,7 @@ class mask(Messenger):
     def __init__(self, fn: Callable[..., Any] | None = None, mask: Any = True) -> None:
         xp = current().xp
         if not isinstance(mask, bool) and xp.asarray(mask).dtype != xp.bool_:
-            raise TypeError(
+            raise ValueError(
                 f"mask: the mask must be boolean (True keeps an element), got dtype "
                 f"{xp.asarray(mask).dtype}; convert with mask.astype(bool)"
             )

@@ -1,0 +1,14 @@
+"""minippl against NumPyro and BlackJAX, side by side in one run, with the physical floor.
+
+``python -m benchmarks`` runs the suite (``--quick`` for CI); ``benchmarks/README.md`` says
+what every figure means and shows the latest table.  The parts, one concept a file:
+
+- ``models.py``: each model written once, as a function of ``(ppl, dist)``, with its data.
+- ``samplers.py``: one runner per sampler (minippl on JAX and NumPy, NumPyro, BlackJAX).
+- ``metrics.py``: compile clocks, ESS, the timed compiled gradient (the physical floor).
+- ``fresh_process.py``: wall time to a first posterior in a new Python process.
+- ``eager.py``: microseconds per site of ``trace(seed(model))``.
+- ``scaling.py``: time per gradient and sampling time against rows and dimension.
+- ``suite.py``: the interleaved runs, the ratios and the targets.
+- ``report.py``: the JSON file, the Markdown table and the PNG plots.
+"""

@@ -1,0 +1,41 @@
+"""Inference: MCMC with HMC and NUTS, predictive distributions, and the model utilities
+they are built from (``from minippl.infer import MCMC, NUTS, Predictive``)."""
+
+from minippl.infer.hmc.kernels import HMC, NUTS, HMCState
+from minippl.infer.initialization import (
+    init_to_feasible,
+    init_to_median,
+    init_to_sample,
+    init_to_uniform,
+    init_to_value,
+)
+from minippl.infer.mcmc import MCMC, MCMCWarning
+from minippl.infer.predictive import Predictive
+from minippl.infer.util import (
+    constrain_fn,
+    initialize_model,
+    log_density,
+    log_likelihood,
+    potential_energy,
+    transform_fn,
+)
+
+__all__ = [
+    "HMC",
+    "MCMC",
+    "NUTS",
+    "HMCState",
+    "MCMCWarning",
+    "Predictive",
+    "constrain_fn",
+    "init_to_feasible",
+    "init_to_median",
+    "init_to_sample",
+    "init_to_uniform",
+    "init_to_value",
+    "initialize_model",
+    "log_density",
+    "log_likelihood",
+    "potential_energy",
+    "transform_fn",
+]

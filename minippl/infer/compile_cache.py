@@ -1,0 +1,56 @@
+"""The persistent compilation cache: compiled samplers outlive the process that built them.
+
+Tutorial: "Inference with MCMC / Compile once" (``tutorial/s10_mcmc.py``).
+
+Compiling is most of what a user waits for on a small model. Within a process, :class:`MCMC`
+keeps its compiled program and a second ``run`` with the same shapes compiles nothing. Across
+processes, the backend's persistent cache (JAX's compilation cache) stores every compiled
+program on disk, so a fresh process running the same model loads it instead of compiling.
+
+It is on by default. The folder is ``$MINIPPL_CACHE_DIR`` if set, else
+``$XDG_CACHE_HOME/minippl/jax`` (``~/.cache/minippl/jax``); ``MINIPPL_COMPILE_CACHE=0`` turns
+it off. A folder the user configured in JAX directly is left as it is (the backend checks).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from minippl.backend import current
+
+__all__ = ["cache_dir", "enable_compile_cache"]
+
+_configured: dict[str, str | None] = {}
+
+
+def cache_dir() -> Path | None:
+    """Where compiled programs are kept, or ``None`` when the cache is turned off."""
+    if os.environ.get("MINIPPL_COMPILE_CACHE", "1").strip().lower() in ("0", "false", "off", "no"):
+        return None
+    explicit = os.environ.get("MINIPPL_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(base) / "minippl" / current().name
+
+
+def enable_compile_cache() -> Path | None:
+    """Point the active backend's persistent cache at :func:`cache_dir` (idempotent).
+
+    Returns the folder in use, or ``None`` when the cache is off. Failing to create the
+    folder (a read-only home, say) turns the cache off rather than failing the run.
+    """
+    backend = current()
+    folder = cache_dir()
+    wanted = None if folder is None else str(folder)
+    if backend.name in _configured and _configured[backend.name] == wanted:
+        return folder
+    if folder is not None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            folder, wanted = None, None
+    backend.enable_compilation_cache(wanted)
+    _configured[backend.name] = wanted
+    return folder

@@ -1,0 +1,624 @@
+"""The HMC and NUTS kernels with NumPyro's interface, built from the pure parts.
+
+Tutorial: "Inference with MCMC" (``tutorial/s10_mcmc.py``).
+
+The MCMC driver calls ``kernel.init(key, num_warmup, init_params, model_args, model_kwargs)``
+once and ``kernel.sample(state, model_args, model_kwargs)`` per iteration. ``sample`` is a
+pure function of the state (a pytree of arrays): it adapts while ``state.i < num_warmup``,
+so warmup and sampling share one compiled function, and on JAX it can be jitted and vmapped
+with the model arguments traced. Underneath, one transition is a pure function
+(:func:`nuts_transition`, :func:`hmc_transition`) of a key, a phase-space point and the
+metric, in BlackJAX's shape; adaptation (:mod:`.adaptation`) is applied around it.
+
+Random keys follow NumPyro's flow, so that on JAX a chain gets the draws NumPyro gives it:
+``init`` splits ``(key, key_init_model)``, then ``(hmc, warmup, momentum)``; each transition
+splits ``(next, momentum, transition)``; the warmup state splits its own key every step.
+
+Deviations from NumPyro 0.22
+----------------------------
+* ``robust_u_turn=True`` (NUTS): Stan's extra U-turn checks across neighbouring subtrees
+  (stan-dev/stan#2800); ``False`` gives NumPyro's trajectories.
+* ``dense_shrinkage=True``: early dense mass-matrix estimates are shrunk towards their
+  diagonal (see :mod:`.adaptation`); ``False`` gives NumPyro's estimates.
+* The step-size heuristic draws its momenta with ``mass_matrix_sqrt``; NumPyro passes the
+  inverse mass matrix there, which is wrong unless ``M = I``.
+* No ``forward_mode_differentiation`` (the backend seam has reverse mode only).
+
+References
+----------
+1. R. M. Neal, "MCMC using Hamiltonian dynamics", Handbook of MCMC (2011).
+2. M. D. Hoffman, A. Gelman, "The No-U-Turn Sampler", JMLR 15 (2014).
+3. M. Betancourt, "A Conceptual Introduction to Hamiltonian Monte Carlo" (2017), appendix A.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+from backends import Array, Key
+from minippl.backend import current
+from minippl.infer.hmc.adaptation import HMCAdaptState, StepSizeSearch, WarmupAdapter
+from minippl.infer.hmc.adaptation import find_reasonable_step_size as _search_step_size
+from minippl.infer.hmc.constants import MAX_DELTA_ENERGY, MAX_TREE_DEPTH, TARGET_ACCEPT_PROB
+from minippl.infer.hmc.integrator import IntegratorState, Step, velocity_verlet
+from minippl.infer.hmc.metrics import MassLayout, Metric, euclidean_metric, make_layout
+from minippl.infer.hmc.trajectory import build_tree, fixed_trajectory
+from minippl.infer.initialization import init_to_uniform
+
+__all__ = ["HMC", "NUTS", "HMCState", "TransitionInfo", "hmc_transition", "nuts_transition"]
+
+
+class HMCState(NamedTuple):
+    """The sampler state between iterations (NumPyro's fields).
+
+    ``i`` counts iterations (warmup included); ``z`` and ``z_grad`` are pytrees in
+    unconstrained space; ``r`` is ``None`` (the momentum is redrawn each iteration);
+    ``num_steps`` is the number of leapfrog steps of the last transition; ``accept_prob``
+    is its mean acceptance statistic and ``mean_accept_prob`` the running mean over the
+    current phase (warmup or sampling).
+    """
+
+    i: Array
+    z: Any
+    z_grad: Any
+    potential_energy: Array
+    energy: Array
+    r: Any
+    trajectory_length: Any
+    num_steps: Array
+    accept_prob: Array
+    mean_accept_prob: Array
+    diverging: Array
+    adapt_state: HMCAdaptState
+    rng_key: Key
+
+
+class TransitionInfo(NamedTuple):
+    """What one transition reports besides its new point."""
+
+    energy: Array
+    num_steps: Array
+    accept_prob: Array
+    diverging: Array
+
+
+def _int(x: Any) -> Array:
+    xp = current().xp
+    return xp.asarray(x, dtype=xp.result_type(int))
+
+
+def nuts_transition(
+    key: Key,
+    state: IntegratorState,
+    step: Step,
+    metric: Metric,
+    step_size: Array,
+    *,
+    max_tree_depth: Any = MAX_TREE_DEPTH,
+    checkpoint_slots: int = MAX_TREE_DEPTH,
+    robust_u_turn: bool = True,
+) -> tuple[IntegratorState, TransitionInfo]:
+    """One NUTS transition from ``state`` (momentum drawn): build a tree, take its proposal."""
+    tree = build_tree(
+        step,
+        metric,
+        state,
+        step_size,
+        key,
+        max_tree_depth=max_tree_depth,
+        checkpoint_slots=checkpoint_slots,
+        max_delta_energy=MAX_DELTA_ENERGY,
+        robust_u_turn=robust_u_turn,
+    )
+    proposal = tree.proposal
+    new = IntegratorState(proposal.z, state.r, proposal.potential_energy, proposal.z_grad)
+    accept_prob = tree.sum_accept_probs / tree.num_proposals
+    return new, TransitionInfo(proposal.energy, tree.num_proposals, accept_prob, tree.diverging)
+
+
+def hmc_transition(
+    key: Key,
+    state: IntegratorState,
+    step: Step,
+    metric: Metric,
+    step_size: Array,
+    *,
+    num_steps: Any = None,
+    trajectory_length: Any = None,
+) -> tuple[IntegratorState, TransitionInfo]:
+    """One HMC transition: a fixed-length trajectory and a Metropolis accept/reject [1].
+
+    With ``num_steps`` None, it takes ``ceil(trajectory_length / step_size)`` steps; with a
+    ``trajectory_length``, the step size is then shrunk so the length is exact.
+    """
+    bk = current()
+    xp = bk.xp
+    if num_steps is None:
+        num_steps = _int(xp.ceil(trajectory_length / step_size))
+    if trajectory_length is not None:
+        step_size = trajectory_length / num_steps
+    end = fixed_trajectory(step, state, step_size, num_steps)
+    energy_old = state.potential_energy + metric.kinetic_energy(state.r)
+    energy_new = end.potential_energy + metric.kinetic_energy(end.r)
+    delta = energy_new - energy_old
+    delta = xp.where(xp.isnan(delta), xp.inf, delta)
+    accept_prob = xp.minimum(xp.exp(-delta), 1.0)
+    accept = bk.bernoulli(key, accept_prob, ())
+    new, energy = bk.cond(
+        accept, lambda a: a[0], lambda a: a[1], ((end, energy_new), (state, energy_old))
+    )
+    return new, TransitionInfo(energy, _int(num_steps), accept_prob, delta > MAX_DELTA_ENERGY)
+
+
+def _is_param_info(x: Any) -> bool:
+    fields = getattr(x, "_fields", ())
+    return "potential_energy" in fields and "z_grad" in fields
+
+
+def _batch_size(key: Key) -> int | None:
+    """Number of keys in a stack of keys, or ``None`` for one key (raw or typed)."""
+    shape = tuple(getattr(key, "shape", ()))
+    raw = str(getattr(key, "dtype", "")) == "uint32"
+    ndim = len(shape) - (1 if raw else 0)
+    return None if ndim == 0 else shape[0]
+
+
+class HMC:
+    """Hamiltonian Monte Carlo with a fixed trajectory length, adapting during warmup.
+
+    Parameters
+    ----------
+    model : a model with :mod:`minippl` primitives; or give ``potential_fn``.
+    potential_fn : ``z -> U(z)`` (a negative log density) over a pytree ``z``; ``init``
+        then needs ``init_params``.
+    kinetic_fn : ``(inverse_mass_matrix, r) -> K(r)``; default Euclidean.
+    step_size : initial leapfrog step size.
+    inverse_mass_matrix : initial inverse mass matrix (array, or dict keyed by site-name
+        tuples); identity by default.
+    adapt_step_size, adapt_mass_matrix : what warmup adapts.
+    dense_mass : ``False`` (diagonal), ``True`` (dense), or a list of site-name tuples, each
+        a dense block (the other sites share a diagonal block).
+    target_accept_prob : the mean acceptance statistic dual averaging aims for.
+    num_steps : a fixed number of leapfrog steps (HMC only).
+    trajectory_length : integration time per transition (HMC only), ``2 pi`` by default.
+    init_strategy : where chains start (see :mod:`minippl.infer.initialization`).
+    find_heuristic_step_size : search a reasonable step size at the start of each window.
+    regularize_mass_matrix : apply Stan's regularisation to the estimated covariance.
+    dense_shrinkage : shrink dense estimates towards their diagonal (minippl extension).
+    """
+
+    _algo = "HMC"
+
+    def __init__(
+        self,
+        model: Callable[..., Any] | None = None,
+        potential_fn: Callable[[Any], Array] | None = None,
+        kinetic_fn: Callable[[Any, Any], Array] | None = None,
+        step_size: float = 1.0,
+        inverse_mass_matrix: Any = None,
+        adapt_step_size: bool = True,
+        adapt_mass_matrix: bool = True,
+        dense_mass: bool | Sequence[tuple[str, ...]] = False,
+        target_accept_prob: float = TARGET_ACCEPT_PROB,
+        num_steps: int | None = None,
+        trajectory_length: float | None = 2 * math.pi,
+        init_strategy: Callable[..., Any] = init_to_uniform,
+        find_heuristic_step_size: bool = False,
+        regularize_mass_matrix: bool = True,
+        *,
+        dense_shrinkage: bool = True,
+    ) -> None:
+        if (model is None) == (potential_fn is None):
+            raise ValueError("Only one of `model` or `potential_fn` must be specified.")
+        if self._algo == "HMC":
+            if num_steps is None and trajectory_length is None:
+                raise ValueError(
+                    "At least one of `num_steps` or `trajectory_length` must be specified."
+                )
+            if adapt_step_size and num_steps is not None and trajectory_length is not None:
+                warnings.warn(
+                    "If both `num_steps` and `trajectory_length` are specified step size "
+                    "can't be adapted",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        self._model = model
+        self._potential_fn = potential_fn
+        self._kinetic_fn = kinetic_fn
+        self._step_size = float(step_size)
+        self._inverse_mass_matrix = inverse_mass_matrix
+        self._adapt_step_size = adapt_step_size
+        self._adapt_mass_matrix = adapt_mass_matrix
+        self._dense_mass = dense_mass
+        self._target_accept_prob = target_accept_prob
+        self._num_steps = num_steps
+        self._trajectory_length = None if trajectory_length is None else float(trajectory_length)
+        self._init_strategy = init_strategy
+        self._find_heuristic_step_size = find_heuristic_step_size
+        self._regularize_mass_matrix = regularize_mass_matrix
+        self._dense_shrinkage = dense_shrinkage
+        self._robust_u_turn = True
+        # Set by ``init``: static structure the pure functions close over.
+        self._potential_fn_gen: Callable[..., Callable[[Any], Array]] | None = None
+        self._postprocess_fn: Callable[..., Callable[[Any], Any]] | None = None
+        self._layout: MassLayout | None = None
+        self._adapter: WarmupAdapter | None = None
+        self._num_warmup = 0
+        self._vectorized = False
+
+    # -- the driver's interface ------------------------------------------------------------
+
+    @property
+    def model(self) -> Callable[..., Any] | None:
+        return self._model
+
+    @property
+    def sample_field(self) -> str:
+        return "z"
+
+    @property
+    def default_fields(self) -> tuple[str, ...]:
+        return ("z", "diverging")
+
+    @property
+    def is_ensemble_kernel(self) -> bool:
+        return False
+
+    def get_diagnostics_str(self, state: HMCState) -> str:
+        step_size, accept = state.adapt_state.step_size, state.mean_accept_prob
+        return f"{state.num_steps} steps of size {step_size:.2e}. acc. prob={accept:.2f}"
+
+    def postprocess_fn(
+        self, model_args: tuple[Any, ...] = (), model_kwargs: dict[str, Any] | None = None
+    ) -> Callable[[Any], Any]:
+        """Unconstrained latent dict to constrained values (deterministic sites included)."""
+        if self._postprocess_fn is None:
+            return lambda z: z
+        return self._postprocess_fn(*model_args, **(model_kwargs or {}))
+
+    def get_potential_fn(
+        self, model_args: tuple[Any, ...] = (), model_kwargs: dict[str, Any] | None = None
+    ) -> Callable[[Any], Array]:
+        """The potential energy ``z -> U(z)`` for these model arguments."""
+        if self._potential_fn is not None:
+            return self._potential_fn
+        if self._potential_fn_gen is None:
+            raise RuntimeError("`get_potential_fn` needs `init` to have run first")
+        return self._potential_fn_gen(*model_args, **(model_kwargs or {}))
+
+    def init(
+        self,
+        rng_key: Key,
+        num_warmup: int,
+        init_params: Any = None,
+        model_args: tuple[Any, ...] = (),
+        model_kwargs: dict[str, Any] | None = None,
+    ) -> HMCState:
+        """The state before the first iteration; a stack of keys gives a stack of chains.
+
+        With a model, the starting point comes from ``initialize_model`` unless
+        ``init_params`` (unconstrained values, or a ``ParamInfo``) is given.
+        """
+        bk = current()
+        model_kwargs = {} if model_kwargs is None else dict(model_kwargs)
+        batch = _batch_size(rng_key)
+        if batch is None:
+            rng_key, key_init_model = bk.split(rng_key)
+        else:
+            pairs = bk.vmap(bk.split)(rng_key)
+            rng_key, key_init_model = pairs[:, 0], pairs[:, 1]
+        if self._model is not None:
+            found = self._initialize_model(key_init_model, batch, model_args, model_kwargs)
+            init_params = found if init_params is None else init_params
+        elif init_params is None:
+            raise ValueError("Valid value of `init_params` must be provided with `potential_fn`.")
+        z = init_params.z if _is_param_info(init_params) else init_params
+        if batch is not None:
+            z = bk.tree_map(lambda x: x[0], z)
+        self._setup(z, num_warmup)
+        self._vectorized = batch is not None
+        if batch is None:
+            return self._init_state(init_params, rng_key, model_args, model_kwargs)
+        init_fn = bk.vmap(self._init_state, in_axes=(0, 0, None, None))
+        state: HMCState = init_fn(init_params, rng_key, model_args, model_kwargs)
+        return state
+
+    def sample(
+        self,
+        state: HMCState,
+        model_args: tuple[Any, ...] = (),
+        model_kwargs: dict[str, Any] | None = None,
+    ) -> HMCState:
+        """One iteration; adapts while ``state.i < num_warmup``."""
+        model_kwargs = {} if model_kwargs is None else model_kwargs
+        if self._vectorized:
+            fn = current().vmap(self._sample, in_axes=(0, None, None))
+            result: HMCState = fn(state, model_args, model_kwargs)
+            return result
+        return self._sample(state, model_args, model_kwargs)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _initialize_model(
+        self, key: Key, batch: int | None, model_args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """``initialize_model`` per chain; keeps the potential and postprocess generators."""
+        from minippl.infer.util import initialize_model
+
+        bk = current()
+        assert self._model is not None
+        keys = [key] if batch is None else [key[i] for i in range(batch)]
+        infos = [
+            initialize_model(
+                k,
+                self._model,
+                init_strategy=self._init_strategy,
+                model_args=model_args,
+                model_kwargs=kwargs,
+                dynamic_args=True,
+            )
+            for k in keys
+        ]
+        self._potential_fn_gen = infos[0].potential_fn
+        self._postprocess_fn = infos[0].postprocess_fn
+        if batch is None:
+            return infos[0].param_info
+        return bk.tree_map(lambda *xs: bk.xp.stack(xs), *[info.param_info for info in infos])
+
+    def _setup(self, z: Any, num_warmup: int) -> None:
+        """Static structure: the mass-matrix blocks and the warmup adapter."""
+        dense_mass = self._dense_mass
+        if self._model is not None and isinstance(dense_mass, bool):
+            # With a model the blocks are keyed by site names, sorted (NumPyro's convention).
+            dense_mass = [tuple(sorted(z))] if dense_mass else []
+        self._layout = make_layout(z, dense_mass, self._inverse_mass_matrix)
+        self._num_warmup = int(num_warmup)
+        self._adapter = WarmupAdapter(
+            self._num_warmup,
+            self._layout,
+            adapt_step_size=self._adapt_step_size,
+            adapt_mass_matrix=self._adapt_mass_matrix,
+            target_accept_prob=self._target_accept_prob,
+            regularize_mass_matrix=self._regularize_mass_matrix,
+            dense_shrinkage=self._dense_shrinkage,
+        )
+
+    def _parts(
+        self, model_args: tuple[Any, ...], model_kwargs: dict[str, Any], z: Any
+    ) -> tuple[Array, Callable[[Array], Any], Callable[[Array], tuple[Array, Array]]]:
+        """Flat ``z``, its unravel, and the flat potential's value-and-gradient."""
+        bk = current()
+        potential_fn = self.get_potential_fn(model_args, model_kwargs)
+        z_flat, unravel = bk.ravel_pytree(z)
+        value_and_grad = bk.value_and_grad(lambda x: potential_fn(unravel(x)))
+        return z_flat, unravel, value_and_grad
+
+    def _metric(self, adapt: Any, unravel: Callable[[Array], Any]) -> Metric:
+        assert self._layout is not None, "`init` must be called before `sample`"
+        return euclidean_metric(
+            self._layout,
+            adapt.inverse_mass_matrix,
+            adapt.mass_matrix_sqrt,
+            self._kinetic_fn,
+            unravel,
+        )
+
+    def _search(
+        self,
+        value_and_grad: Callable[[Array], tuple[Array, Array]],
+        at: IntegratorState,
+        unravel: Callable[[Array], Any],
+    ) -> StepSizeSearch | None:
+        """The step-size heuristic at point ``at``, if enabled."""
+        if not self._find_heuristic_step_size:
+            return None
+        layout = self._layout
+        assert layout is not None
+
+        def search(step_size: Array, inverse: Any, sqrt: Any, key: Key) -> Array:
+            metric = euclidean_metric(layout, inverse, sqrt, self._kinetic_fn, unravel)
+            step = velocity_verlet(value_and_grad, metric.velocity)
+            return _search_step_size(step, metric, at, step_size, key)
+
+        return search
+
+    def _init_state(
+        self, init_params: Any, rng_key: Key, model_args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> HMCState:
+        bk = current()
+        xp = bk.xp
+        assert self._adapter is not None
+        if _is_param_info(init_params):
+            z, potential_energy, z_grad = (
+                init_params.z,
+                init_params.potential_energy,
+                init_params.z_grad,
+            )
+        else:
+            z, potential_energy, z_grad = init_params, None, None
+        z_flat, unravel, value_and_grad = self._parts(model_args, kwargs, z)
+        if potential_energy is None or z_grad is None:
+            potential_energy, grad_flat = value_and_grad(z_flat)
+        else:
+            grad_flat = bk.ravel_pytree(z_grad)[0]
+        dtype = bk.float_dtype()
+        step_size = xp.asarray(self._step_size, dtype=dtype)
+        length = self._trajectory_length
+        trajectory_length = None if length is None else xp.asarray(length, dtype=dtype)
+        key_hmc, key_adapt, key_momentum = bk.split(rng_key, 3)
+        at = IntegratorState(z_flat, None, potential_energy, grad_flat)
+        adapt = self._adapter.init(
+            at,
+            key_adapt,
+            step_size,
+            self._inverse_mass_matrix,
+            self._search(value_and_grad, at, unravel),
+        )
+        metric = self._metric(adapt, unravel)
+        r = metric.sample_momentum(key_momentum)
+        zero = xp.zeros((), dtype=dtype)
+        return HMCState(
+            i=_int(0),
+            z=z,
+            z_grad=unravel(grad_flat),
+            potential_energy=potential_energy,
+            energy=potential_energy + metric.kinetic_energy(r),
+            r=None,
+            trajectory_length=trajectory_length,
+            num_steps=_int(0),
+            accept_prob=zero,
+            mean_accept_prob=zero,
+            diverging=xp.asarray(False),
+            adapt_state=adapt,
+            rng_key=key_hmc,
+        )
+
+    def _transition(
+        self,
+        key: Key,
+        state: IntegratorState,
+        step: Step,
+        metric: Metric,
+        hmc_state: HMCState,
+    ) -> tuple[IntegratorState, TransitionInfo]:
+        assert self._layout is not None
+        num_steps: Any = self._num_steps
+        if num_steps is None and self._layout.size == 0:
+            num_steps = 1  # nothing to move: one step is enough
+        return hmc_transition(
+            key,
+            state,
+            step,
+            metric,
+            hmc_state.adapt_state.step_size,
+            num_steps=num_steps,
+            trajectory_length=hmc_state.trajectory_length,
+        )
+
+    def _sample(
+        self, state: HMCState, model_args: tuple[Any, ...], model_kwargs: dict[str, Any]
+    ) -> HMCState:
+        bk = current()
+        xp = bk.xp
+        adapter = self._adapter
+        assert adapter is not None, "`init` must be called before `sample`"
+        z_flat, unravel, value_and_grad = self._parts(model_args, model_kwargs, state.z)
+        rng_key, key_momentum, key_transition = bk.split(state.rng_key, 3)
+        metric = self._metric(state.adapt_state, unravel)
+        r = metric.sample_momentum(key_momentum) if state.r is None else bk.ravel_pytree(state.r)[0]
+        start = IntegratorState(z_flat, r, state.potential_energy, bk.ravel_pytree(state.z_grad)[0])
+        step = velocity_verlet(value_and_grad, metric.velocity)
+        new, info = self._transition(key_transition, start, step, metric, state)
+
+        warming_up = state.i < self._num_warmup
+        search = self._search(value_and_grad, new, unravel)
+        adapt_state: HMCAdaptState = bk.cond(
+            warming_up,
+            lambda a: adapter.update(a[0], a[1], a[2], a[3], search),
+            lambda a: a[3],
+            (state.i, info.accept_prob, new, state.adapt_state),
+        )
+        itr = state.i + 1
+        # The running mean restarts when sampling starts.
+        n = xp.where(warming_up, itr, itr - self._num_warmup)
+        mean_accept_prob = state.mean_accept_prob + (info.accept_prob - state.mean_accept_prob) / n
+        return HMCState(
+            i=itr,
+            z=unravel(new.z),
+            z_grad=unravel(new.z_grad),
+            potential_energy=new.potential_energy,
+            energy=info.energy,
+            r=None if state.r is None else unravel(new.r),
+            trajectory_length=state.trajectory_length,
+            num_steps=info.num_steps,
+            accept_prob=info.accept_prob,
+            mean_accept_prob=mean_accept_prob,
+            diverging=info.diverging,
+            adapt_state=adapt_state,
+            rng_key=rng_key,
+        )
+
+
+class NUTS(HMC):
+    """The No-U-Turn Sampler: HMC whose trajectory length is chosen per transition [2].
+
+    Parameters are :class:`HMC`'s (without ``num_steps``; ``trajectory_length`` is unused),
+    plus:
+
+    max_tree_depth : the most tree doublings, ``2**d - 1`` leapfrog steps; a pair
+        ``(warmup, sampling)`` sets the two phases apart.
+    robust_u_turn : Stan's extra U-turn checks across neighbouring subtrees (minippl
+        extension; ``False`` gives NumPyro's trajectories).
+    """
+
+    _algo = "NUTS"
+
+    def __init__(
+        self,
+        model: Callable[..., Any] | None = None,
+        potential_fn: Callable[[Any], Array] | None = None,
+        kinetic_fn: Callable[[Any, Any], Array] | None = None,
+        step_size: float = 1.0,
+        inverse_mass_matrix: Any = None,
+        adapt_step_size: bool = True,
+        adapt_mass_matrix: bool = True,
+        dense_mass: bool | Sequence[tuple[str, ...]] = False,
+        target_accept_prob: float = TARGET_ACCEPT_PROB,
+        trajectory_length: float | None = None,
+        max_tree_depth: int | tuple[int, int] = MAX_TREE_DEPTH,
+        init_strategy: Callable[..., Any] = init_to_uniform,
+        find_heuristic_step_size: bool = False,
+        regularize_mass_matrix: bool = True,
+        *,
+        robust_u_turn: bool = True,
+        dense_shrinkage: bool = True,
+    ) -> None:
+        super().__init__(
+            model=model,
+            potential_fn=potential_fn,
+            kinetic_fn=kinetic_fn,
+            step_size=step_size,
+            inverse_mass_matrix=inverse_mass_matrix,
+            adapt_step_size=adapt_step_size,
+            adapt_mass_matrix=adapt_mass_matrix,
+            dense_mass=dense_mass,
+            target_accept_prob=target_accept_prob,
+            trajectory_length=trajectory_length,
+            init_strategy=init_strategy,
+            find_heuristic_step_size=find_heuristic_step_size,
+            regularize_mass_matrix=regularize_mass_matrix,
+            dense_shrinkage=dense_shrinkage,
+        )
+        depth = max_tree_depth if isinstance(max_tree_depth, tuple) else (max_tree_depth,) * 2
+        self._tree_depths = (int(depth[0]), int(depth[1]))
+        self._robust_u_turn = robust_u_turn
+
+    @property
+    def max_tree_depth(self) -> tuple[int, int]:
+        """``(warmup, sampling)`` maximum tree depths."""
+        return self._tree_depths
+
+    def _transition(
+        self,
+        key: Key,
+        state: IntegratorState,
+        step: Step,
+        metric: Metric,
+        hmc_state: HMCState,
+    ) -> tuple[IntegratorState, TransitionInfo]:
+        xp = current().xp
+        warmup_depth, sampling_depth = self._tree_depths
+        depth = xp.where(hmc_state.i < self._num_warmup, warmup_depth, sampling_depth)
+        return nuts_transition(
+            key,
+            state,
+            step,
+            metric,
+            hmc_state.adapt_state.step_size,
+            max_tree_depth=depth,
+            checkpoint_slots=max(warmup_depth, sampling_depth),
+            robust_u_turn=self._robust_u_turn,
+        )

@@ -1,0 +1,337 @@
+"""NUTS trajectories built by iterative doubling, and HMC's fixed-length trajectory.
+
+Tutorial: "Inference with MCMC / What NUTS does" (``tutorial/s10_mcmc.py``).
+
+A NUTS transition grows a binary tree of leapfrog states: at depth ``d`` it picks a direction
+at random and integrates a new subtree of ``2**d`` leaves from that edge, until the whole
+trajectory makes a U-turn, a leaf diverges, or the depth reaches ``max_tree_depth`` [1].
+
+The textbook algorithm recurses; here the subtree is built leaf by leaf in a ``while_loop``
+so that it compiles. The U-turn checks that recursion would make when it closes a
+sub-subtree are made when that sub-subtree's last leaf is added: leaf ``n`` closes one
+complete sub-subtree of size ``2, 4, ..., 2**k`` for each of the ``k`` trailing one bits of
+``n``. Each open sub-subtree keeps a *checkpoint* (the momentum of its first leaf and the
+running momentum sum there), stored at even leaves in a ``(max_tree_depth, D)`` array whose
+slot is the number of one bits of ``n >> 1`` (NumPyro's scheme). Slots ``idx_min..idx_max``
+are the sub-subtrees that leaf ``n`` closes, largest first, and slot ``i + 1`` is the start
+of slot ``i``'s right half.
+
+Stan's extra checks (stan-dev/stan#2800) test, whenever two halves ``A`` and ``B`` merge,
+also ``A`` plus the first leaf of ``B`` and the last leaf of ``A`` plus ``B``. They catch
+trajectories whose halves each look fine and whose ends happen to line up, while the
+middle has turned back (a near-periodic orbit). NumPyro and BlackJAX's iterative builders
+leave them out; here they use one more checkpoint, the momentum of the leaf *before* each
+checkpointed leaf, which is the last leaf of the left half. ``robust_u_turn=False`` gives
+NumPyro's trajectories exactly.
+
+References
+----------
+1. M. D. Hoffman, A. Gelman, "The No-U-Turn Sampler", JMLR 15 (2014), algorithms 3 and 6.
+2. M. Betancourt, "A Conceptual Introduction to Hamiltonian Monte Carlo" (2017), appendix A
+   (multinomial sampling A.3, the generalised criterion A.4.2).
+3. Stan, ``src/stan/mcmc/hmc/nuts/base_nuts.hpp`` and stan-dev/stan#2800 (the extra checks).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from backends import Array, Key
+from minippl.backend import current
+from minippl.infer.hmc.constants import MAX_DELTA_ENERGY
+from minippl.infer.hmc.integrator import IntegratorState, Step
+from minippl.infer.hmc.metrics import Metric
+from minippl.infer.hmc.proposal import (
+    Proposal,
+    biased_transition_prob,
+    choose,
+    uniform_transition_prob,
+)
+
+__all__ = ["Checkpoints", "Tree", "build_tree", "checkpoint_range", "fixed_trajectory"]
+
+
+class Tree(NamedTuple):
+    """A trajectory (or a piece of one) and what is known about it."""
+
+    left: IntegratorState
+    right: IntegratorState
+    proposal: Proposal
+    depth: Array
+    weight: Array
+    """Log of the summed leaf weights ``exp(H0 - H_k)``."""
+    r_sum: Array
+    turning: Array
+    diverging: Array
+    sum_accept_probs: Array
+    """Sum over the leaves of ``min(1, exp(H0 - H_k))``: the adaptation statistic."""
+    num_proposals: Array
+    """Number of leaves (leapfrog steps)."""
+
+
+class Checkpoints(NamedTuple):
+    """Per-slot memory of the open sub-subtrees of the subtree being built."""
+
+    r: Array
+    """Momentum of the sub-subtree's first leaf."""
+    r_sum: Array
+    """Running momentum sum of the subtree up to and including that leaf."""
+    r_prev: Array
+    """Momentum of the leaf just before it (for Stan's extra checks)."""
+
+
+class _Dynamics(NamedTuple):
+    """What every leaf needs; fixed for one transition."""
+
+    step: Step
+    metric: Metric
+    step_size: Array
+    energy0: Array
+    max_delta_energy: float
+    robust: bool
+
+
+def _int(x: int) -> Array:
+    xp = current().xp
+    return xp.asarray(x, dtype=xp.result_type(int))
+
+
+def _leaf(dyn: _Dynamics, edge: IntegratorState, going_right: Array) -> Tree:
+    """One leapfrog step from ``edge``: a tree of one leaf."""
+    xp = current().xp
+    step_size = xp.where(going_right, dyn.step_size, -dyn.step_size)
+    state = dyn.step(edge, step_size)
+    energy = state.potential_energy + dyn.metric.kinetic_energy(state.r)
+    delta = energy - dyn.energy0
+    # A NaN energy (the potential is undefined there) counts as an infinite error.
+    delta = xp.where(xp.isnan(delta), xp.inf, delta)
+    return Tree(
+        left=state,
+        right=state,
+        proposal=Proposal(state.z, state.potential_energy, state.z_grad, energy),
+        depth=_int(0),
+        weight=-delta,
+        r_sum=state.r,
+        turning=xp.asarray(False),
+        diverging=delta > dyn.max_delta_energy,
+        sum_accept_probs=xp.minimum(xp.exp(-delta), 1.0),
+        num_proposals=_int(1),
+    )
+
+
+def _edge(tree: Tree, going_right: Array) -> IntegratorState:
+    edge: IntegratorState = current().cond(going_right, lambda t: t.right, lambda t: t.left, tree)
+    return edge
+
+
+def _merge(
+    dyn: _Dynamics, old: Tree, new: Tree, going_right: Array, key: Key, *, biased: bool
+) -> Tree:
+    """Join ``new`` onto ``old`` on the side ``going_right``, choosing the proposal.
+
+    ``biased`` is the top-level merge of two equal halves: the proposal moves with
+    probability ``min(1, W_new/W_old)`` and the whole trajectory is tested for a U-turn
+    (with Stan's two extra checks when ``dyn.robust``). Otherwise (a leaf joining its
+    subtree) the choice is uniform and no test is made here: the caller tests checkpoints.
+    """
+    bk = current()
+    xp = bk.xp
+    # Outer edges of the joined tree, and the momenta the extra checks need: the far and
+    # near ends of the old tree, the first-built and outer ends of the new one.
+    left, right, t_far, t_near, s_first, s_far = bk.cond(
+        going_right,
+        lambda p: (p[0].left, p[1].right, p[0].left.r, p[0].right.r, p[1].left.r, p[1].right.r),
+        lambda p: (p[1].left, p[0].right, p[0].right.r, p[0].left.r, p[1].right.r, p[1].left.r),
+        (old, new),
+    )
+    r_sum = old.r_sum + new.r_sum
+    if biased:
+        prob = biased_transition_prob(old.weight, new.weight, new.turning | new.diverging)
+        turning = new.turning | dyn.metric.is_turning(left.r, right.r, r_sum)
+        if dyn.robust:
+            # Stan's checks across the two halves: old + first new leaf, last old leaf + new.
+            turning = turning | dyn.metric.is_turning(t_far, s_first, old.r_sum + s_first)
+            turning = turning | dyn.metric.is_turning(t_near, s_far, new.r_sum + t_near)
+    else:
+        prob = uniform_transition_prob(old.weight, new.weight)
+        turning = old.turning
+    return Tree(
+        left=left,
+        right=right,
+        proposal=choose(key, prob, new.proposal, old.proposal),
+        depth=old.depth + 1,
+        weight=xp.logaddexp(old.weight, new.weight),
+        r_sum=r_sum,
+        turning=turning,
+        diverging=new.diverging,
+        sum_accept_probs=old.sum_accept_probs + new.sum_accept_probs,
+        num_proposals=old.num_proposals + new.num_proposals,
+    )
+
+
+def checkpoint_range(n: Array) -> tuple[Array, Array]:
+    """Slots ``(idx_min, idx_max)`` of the sub-subtrees that leaf ``n`` completes.
+
+    ``idx_max`` is the number of one bits of ``n >> 1`` (the slot of the last even leaf);
+    the number of sub-subtrees closed is the number of trailing one bits of ``n``. For an
+    even ``n`` the range is empty (``idx_min = idx_max + 1``).
+    """
+    xp = current().xp
+    idx_max = xp.bitwise_count(n >> 1).astype(xp.int32)
+    closed = xp.bitwise_count((~n & (n + 1)) - 1).astype(xp.int32)
+    return idx_max - closed + 1, idx_max
+
+
+def _is_iterative_turning(
+    dyn: _Dynamics, r: Array, r_sum: Array, ckpts: Checkpoints, idx_min: Array, idx_max: Array
+) -> Array:
+    """Whether any sub-subtree closed by the leaf with momentum ``r`` makes a U-turn."""
+    bk = current()
+    xp = bk.xp
+    is_turning = dyn.metric.is_turning
+
+    def body(carry: tuple[Array, Array]) -> tuple[Array, Array]:
+        i, _ = carry
+        turning = is_turning(ckpts.r[i], r, r_sum - ckpts.r_sum[i] + ckpts.r[i])
+        if dyn.robust:
+            # Slot i + 1 opens the right half of slot i's sub-subtree; its r_prev is the
+            # last leaf of the left half. Sub-subtrees of two leaves (i == idx_max) have no
+            # extra checks: both would repeat the main one.
+            j = xp.minimum(i + 1, idx_max)
+            left_plus = ckpts.r_sum[j] - ckpts.r_sum[i] + ckpts.r[i]
+            plus_right = r_sum - ckpts.r_sum[j] + ckpts.r[j] + ckpts.r_prev[j]
+            extra = is_turning(ckpts.r[i], ckpts.r[j], left_plus) | is_turning(
+                ckpts.r_prev[j], r, plus_right
+            )
+            turning = turning | ((i < idx_max) & extra)
+        return i - 1, turning
+
+    def keep_going(carry: tuple[Array, Array]) -> Array:
+        i, turning = carry
+        return (i >= idx_min) & ~turning
+
+    _, turning = bk.while_loop(keep_going, body, (idx_max, xp.asarray(False)))
+    return turning
+
+
+def _build_subtree(
+    dyn: _Dynamics, tree: Tree, going_right: Array, key: Key, ckpts: Checkpoints
+) -> Tree:
+    """A new subtree of ``2**tree.depth`` leaves grown from ``tree``'s edge, leaf by leaf.
+
+    It stops early when a closed sub-subtree turns or a leaf diverges; the caller then
+    rejects its proposal, as recursion would.
+    """
+    bk = current()
+    max_leaves = 2**tree.depth
+
+    def keep_going(carry: tuple[Tree, Array, Checkpoints, Key]) -> Array:
+        sub, turning, _, _ = carry
+        return (sub.num_proposals < max_leaves) & ~turning & ~sub.diverging
+
+    def body(carry: tuple[Tree, Array, Checkpoints, Key]) -> tuple[Tree, Array, Checkpoints, Key]:
+        sub, _, ckpts, key = carry
+        key, transition_key = bk.split(key)
+        edge = _edge(sub, going_right)
+        leaf = _leaf(dyn, edge, going_right)
+        n = sub.num_proposals
+        # The first leaf replaces the (old) tree the loop starts from; later ones join.
+        grown: Tree = bk.cond(
+            n == 0,
+            lambda a: a[1],
+            lambda a: _merge(dyn, a[0], a[1], going_right, a[2], biased=False),
+            (sub, leaf, transition_key),
+        )
+        idx_min, idx_max = checkpoint_range(n)
+        ckpts = bk.cond(
+            n % 2 == 0,
+            lambda c: Checkpoints(
+                bk.index_update(c.r, idx_max, leaf.right.r),
+                bk.index_update(c.r_sum, idx_max, grown.r_sum),
+                bk.index_update(c.r_prev, idx_max, edge.r),
+            ),
+            lambda c: c,
+            ckpts,
+        )
+        turning = _is_iterative_turning(dyn, leaf.right.r, grown.r_sum, ckpts, idx_min, idx_max)
+        return grown, turning, ckpts, key
+
+    start = tree._replace(num_proposals=_int(0))
+    init = (start, current().xp.asarray(False), ckpts, key)
+    sub: Tree
+    sub, turning, _, _ = bk.while_loop(keep_going, body, init)
+    return sub._replace(depth=tree.depth, turning=turning)
+
+
+def build_tree(
+    step: Step,
+    metric: Metric,
+    state: IntegratorState,
+    step_size: Array,
+    key: Key,
+    *,
+    max_tree_depth: Any,
+    checkpoint_slots: int,
+    max_delta_energy: float = MAX_DELTA_ENERGY,
+    robust_u_turn: bool = True,
+) -> Tree:
+    """One NUTS trajectory from ``state`` (whose momentum is already drawn).
+
+    Parameters
+    ----------
+    step : the leapfrog step.
+    metric : kinetic energy, velocity and U-turn test for this transition.
+    state : the starting point, with its potential energy and gradient.
+    step_size : the leapfrog step size.
+    key : randomness for directions and proposals (NumPyro's splits, in NumPyro's order).
+    max_tree_depth : the most doublings for this transition (may be a traced integer).
+    checkpoint_slots : a static bound on ``max_tree_depth``: the rows of the checkpoints.
+    max_delta_energy : energy error above which a leaf is a divergence.
+    robust_u_turn : add Stan's checks across neighbouring subtrees.
+
+    Returns
+    -------
+    The final :class:`Tree`; its ``proposal`` is the next state.
+    """
+    bk = current()
+    xp = bk.xp
+    energy0 = state.potential_energy + metric.kinetic_energy(state.r)
+    dyn = _Dynamics(step, metric, step_size, energy0, max_delta_energy, robust_u_turn)
+    zeros = xp.zeros((checkpoint_slots, state.r.shape[0]), dtype=state.r.dtype)
+    ckpts = Checkpoints(zeros, zeros, zeros)
+    tree = Tree(
+        left=state,
+        right=state,
+        proposal=Proposal(state.z, state.potential_energy, state.z_grad, energy0),
+        depth=_int(0),
+        weight=xp.zeros((), dtype=energy0.dtype),
+        r_sum=state.r,
+        turning=xp.asarray(False),
+        diverging=xp.asarray(False),
+        sum_accept_probs=xp.zeros((), dtype=energy0.dtype),
+        num_proposals=_int(0),
+    )
+
+    def keep_going(carry: tuple[Tree, Key]) -> Array:
+        t, _ = carry
+        return (t.depth < max_tree_depth) & ~t.turning & ~t.diverging
+
+    def double(carry: tuple[Tree, Key]) -> tuple[Tree, Key]:
+        t, key = carry
+        key, direction_key, doubling_key = bk.split(key, 3)
+        going_right = bk.bernoulli(direction_key, 0.5, ())
+        subtree_key, transition_key = bk.split(doubling_key)
+        new = _build_subtree(dyn, t, going_right, subtree_key, ckpts)
+        return _merge(dyn, t, new, going_right, transition_key, biased=True), key
+
+    final: Tree = bk.while_loop(keep_going, double, (tree, key))[0]
+    return final
+
+
+def fixed_trajectory(
+    step: Step, state: IntegratorState, step_size: Array, num_steps: Any
+) -> IntegratorState:
+    """``num_steps`` leapfrog steps: the trajectory of plain HMC."""
+    return current().fori_loop(  # type: ignore[no-any-return]
+        0, num_steps, lambda _, s: step(s, step_size), state
+    )

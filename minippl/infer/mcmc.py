@@ -1,0 +1,732 @@
+"""The MCMC driver: runs a kernel's chains, collects their draws, and reports on them.
+
+Tutorial: "Inference with MCMC" (``tutorial/s10_mcmc.py``).
+
+How a run is organised
+    1. *Keys.* ``run(rng_key)`` splits the key into one key per chain, only when there is
+       more than one chain (NumPyro's flow, so on JAX chain ``i`` starts from the same key as
+       NumPyro's chain ``i``). Chain ``i`` gets key ``i`` whatever the chain method.
+    2. *Init.* ``kernel.init`` runs eagerly for each chain, so a model with no valid starting
+       point fails with an error that names its sites.
+    3. *One compiled loop.* Warmup and sampling are a single ``fori_loop`` over
+       ``kernel.sample`` that writes the collected fields into preallocated arrays, with no
+       Python per step. The number of iterations and the first collected iteration are
+       arguments, not constants, and so is the data: ``warmup()`` then ``run()`` share one
+       program, and a second ``run`` with the same shapes compiles nothing. On NumPy the same
+       source runs eagerly.
+    4. *Chain methods.* ``"sequential"`` calls the one-chain program once per chain,
+       ``"vectorized"`` maps it over chains with ``vmap``, and ``"parallel"`` splits the chains
+       over devices with the backend's sharding (chains within a device are vectorized).
+    5. *Reporting.* Counts of divergences, transitions at the maximum tree depth and states
+       with a non-finite gradient are kept in the loop, and a warning states them after the run.
+
+References
+----------
+1. M. D. Hoffman, A. Gelman, "The No-U-Turn Sampler", JMLR 15 (2014).
+2. Stan Development Team, *Stan Reference Manual*, "Divergent transitions" and "Maximum tree
+   depth" (the diagnostics reported after a run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from minippl.backend import current
+from minippl.diagnostics import format_divergences, print_summary
+from minippl.distributions.util import shape_of
+from minippl.infer.compile_cache import enable_compile_cache
+from minippl.infer.progress import ProgressHub, report_every, stderr_is_terminal
+
+__all__ = ["MCMC", "MCMCWarning"]
+
+CHAIN_METHODS = ("parallel", "vectorized", "sequential")
+
+
+class MCMCWarning(UserWarning):
+    """Divergences, transitions at the maximum tree depth, or non-finite gradients."""
+
+
+class _RunStats(NamedTuple):
+    """Per-chain counters kept inside the compiled loop (integers, one set per chain)."""
+
+    transitions: Any
+    """Sampling-phase transitions (the denominator of the shares below)."""
+    divergences: Any
+    """Divergent transitions in the sampling phase."""
+    warmup_divergences: Any
+    """Divergent transitions during warmup (expected early on; reported separately)."""
+    max_depth_hits: Any
+    """Sampling-phase transitions whose trajectory reached the maximum tree depth."""
+    nonfinite: Any
+    """Transitions that ended at a state with a non-finite potential energy or gradient."""
+
+
+class _Plan(NamedTuple):
+    """How the chains of one run are laid out."""
+
+    method: str  # "single", "sequential", "vectorized" or "parallel"
+    num_devices: int
+
+
+def _get_field(state: Any, path: str) -> Any:
+    """``state.adapt_state.step_size`` from ``"adapt_state.step_size"``; dict keys allowed."""
+    value = state
+    for part in path.split("."):
+        value = value[part] if isinstance(value, Mapping) else getattr(value, part)
+    return value
+
+
+def _is_single_key(key: Any) -> bool:
+    """One PRNG key (not a batch of them): a typed key of shape (), or a raw key of shape (2,)."""
+    xp = current().xp
+    shape = shape_of(key)
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and xp.issubdtype(dtype, xp.unsignedinteger):
+        return len(shape) == 1
+    return len(shape) == 0
+
+
+def _is_numeric(x: Any) -> bool:
+    xp = current().xp
+    dtype = xp.asarray(x).dtype if not hasattr(x, "dtype") else x.dtype
+    return bool(xp.issubdtype(dtype, xp.number) or xp.issubdtype(dtype, xp.bool_))
+
+
+def _is_array(x: Any) -> bool:
+    """Array leaves of the model's arguments become arguments of the compiled program."""
+    return hasattr(x, "shape") and hasattr(x, "dtype")
+
+
+def _static_key(leaves: Sequence[Any]) -> tuple[Any, ...]:
+    """A hashable key for the model arguments baked into a program as constants.
+
+    Arrays are keyed by content (shape, dtype and a digest of the bytes), so passing the same
+    data again, even as a new array object, reuses the program.
+    """
+    out: list[Any] = []
+    for leaf in leaves:
+        if _is_array(leaf):
+            host = np.ascontiguousarray(current().to_numpy(leaf))
+            digest = hashlib.blake2b(host.tobytes(), digest_size=16).hexdigest()
+            out.append(("array", host.shape, str(host.dtype), digest))
+            continue
+        try:
+            hash(leaf)
+            out.append((type(leaf), leaf))
+        except TypeError:
+            out.append(("id", id(leaf)))
+    return tuple(out)
+
+
+class MCMC:
+    """Run ``num_chains`` Markov chains of ``sampler`` and collect their draws.
+
+    Parameters
+    ----------
+    sampler : a kernel such as :class:`~minippl.infer.NUTS` (``init``, ``sample``,
+        ``postprocess_fn``, ``sample_field``, ``default_fields``).
+    num_warmup, num_samples : iterations of adaptation, then of collected draws.
+    num_chains : number of chains.
+    thinning : keep every ``thinning``-th draw (``num_samples // thinning`` are kept).
+    postprocess_fn : maps the kernel's ``z`` to the collected values (default: the kernel's,
+        which constrains latent sites and recomputes deterministic ones).
+    chain_method : ``"parallel"`` (over devices; see :func:`minippl.set_host_device_count`),
+        ``"vectorized"`` (``vmap`` over chains on one device) or ``"sequential"``.
+    progress_bar : show a progress bar when standard error is a terminal.
+    progress_rate : iterations between progress updates (default ~1% of the run).
+    jit_model_args : accepted for NumPyro compatibility; the data is always an argument of
+        the compiled program here, so new data of the same shapes never recompiles.
+    """
+
+    def __init__(
+        self,
+        sampler: Any,
+        *,
+        num_warmup: int,
+        num_samples: int,
+        num_chains: int = 1,
+        thinning: int = 1,
+        postprocess_fn: Callable[..., Any] | None = None,
+        chain_method: str = "parallel",
+        progress_bar: bool = True,
+        progress_rate: int | None = None,
+        jit_model_args: bool = False,
+    ) -> None:
+        if not isinstance(num_warmup, int) or num_warmup < 0:
+            raise ValueError(f"num_warmup must be an integer >= 0, got {num_warmup!r}")
+        if not isinstance(thinning, int) or thinning < 1:
+            raise ValueError(f"thinning must be an integer >= 1, got {thinning!r}")
+        if not isinstance(num_samples, int) or num_samples < thinning:
+            raise ValueError(
+                f"num_samples must be an integer >= thinning ({thinning}), got {num_samples!r}"
+            )
+        if not isinstance(num_chains, int) or num_chains < 1:
+            raise ValueError(f"num_chains must be an integer >= 1, got {num_chains!r}")
+        if chain_method not in CHAIN_METHODS:
+            raise ValueError(
+                f"chain_method must be one of {CHAIN_METHODS}, got {chain_method!r}"
+            )
+        self.sampler = sampler
+        self.num_warmup = num_warmup
+        self.num_samples = num_samples
+        self.num_chains = num_chains
+        self.thinning = thinning
+        self.postprocess_fn = postprocess_fn
+        self.chain_method = chain_method
+        self.progress_bar = progress_bar
+        self.progress_rate = progress_rate
+        self._sample_field: str = getattr(sampler, "sample_field", "z")
+        self._default_fields: tuple[str, ...] = tuple(getattr(sampler, "default_fields", ("z",)))
+        self._plan = self._plan_chains()
+        self._states: dict[str, Any] | None = None
+        self._states_flat: dict[str, Any] | None = None
+        self._last_state: Any = None
+        self._warmup_state: Any = None
+        self._stats: _RunStats | None = None
+        self._programs: dict[Any, Callable[..., Any]] = {}
+        self._closed_args = False
+        self._args: tuple[Any, ...] = ()
+        self._kwargs: dict[str, Any] = {}
+        self._hub = ProgressHub()
+        self.num_traces = 0
+        """How many times the chain program was traced (compiled) by this object."""
+
+    # -- layout ------------------------------------------------------------------------------
+    def _plan_chains(self) -> _Plan:
+        """Decide the layout now, and say so when "parallel" cannot have one device per chain."""
+        if self.num_chains == 1:
+            return _Plan("single", 1)
+        if self.chain_method != "parallel":
+            return _Plan(self.chain_method, 1)
+        devices = current().device_count()
+        if devices >= self.num_chains:
+            return _Plan("parallel", self.num_chains)
+        usable = max(d for d in range(1, devices + 1) if self.num_chains % d == 0)
+        if usable == 1:
+            warnings.warn(
+                f"chain_method='parallel' needs {self.num_chains} devices but "
+                f"{devices} {'is' if devices == 1 else 'are'} available (usable: 1); the "
+                f"{self.num_chains} chains will run one after another (as 'sequential'). On "
+                f"CPU, call minippl.set_host_device_count({self.num_chains}) before any other "
+                "JAX work to run them in parallel.",
+                UserWarning,
+                stacklevel=3,
+            )
+            return _Plan("sequential", 1)
+        warnings.warn(
+            f"chain_method='parallel' needs {self.num_chains} devices but {devices} are "
+            f"available; the chains will run on {usable} devices, "
+            f"{self.num_chains // usable} vectorized chains per device.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return _Plan("parallel", usable)
+
+    # -- properties NumPyro users rely on ----------------------------------------------------
+    @property
+    def post_warmup_state(self) -> Any:
+        """The state after warmup. When set, :meth:`run` skips warmup and starts from it
+        (with the key passed to ``run``), e.g. ``mcmc.post_warmup_state = mcmc.last_state``
+        to draw more samples from where the last run stopped."""
+        return self._warmup_state
+
+    @post_warmup_state.setter
+    def post_warmup_state(self, state: Any) -> None:
+        self._warmup_state = state
+
+    @property
+    def run_args(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The model arguments ``(args, kwargs)`` of the last run."""
+        return self._args, self._kwargs
+
+    @property
+    def last_state(self) -> Any:
+        """The kernel state at the end of the last run (leading chain axis if several)."""
+        return self._last_state
+
+    # -- running -----------------------------------------------------------------------------
+    def warmup(
+        self,
+        rng_key: Any,
+        *args: Any,
+        extra_fields: Sequence[str] = (),
+        collect_warmup: bool = False,
+        init_params: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        """Run only the warmup; a later :meth:`run` starts from :attr:`post_warmup_state`.
+
+        With ``collect_warmup=True`` the warmup draws are collected (``get_samples``).
+        """
+        self._warmup_state = None
+        self._run(rng_key, args, kwargs, extra_fields, init_params, "warmup", collect_warmup)
+        self._warmup_state = self._last_state
+
+    def run(
+        self,
+        rng_key: Any,
+        *args: Any,
+        extra_fields: Sequence[str] = (),
+        init_params: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        """Run warmup (unless :attr:`post_warmup_state` is set) and sampling.
+
+        Parameters
+        ----------
+        rng_key : one key (split into ``num_chains`` keys when there are several chains) or
+            a batch of ``num_chains`` keys.
+        *args, **kwargs : the model's arguments (the data).
+        extra_fields : state fields to collect besides the samples, e.g. ``"num_steps"``,
+            ``"accept_prob"``, ``"energy"``, ``"adapt_state.step_size"``; ``"~z.x"`` drops
+            site ``x`` from the collected samples. ``"diverging"`` is always collected.
+        init_params : unconstrained starting values (leading chain axis if several chains).
+        """
+        self._run(rng_key, args, kwargs, extra_fields, init_params, "run", False)
+
+    def _chain_keys(self, rng_key: Any) -> Any:
+        backend = current()
+        if self.num_chains > 1 and _is_single_key(rng_key):
+            return backend.split(rng_key, self.num_chains)
+        if self.num_chains > 1 and shape_of(rng_key)[0] != self.num_chains:
+            raise ValueError(
+                f"rng_key holds {shape_of(rng_key)[0]} keys but num_chains={self.num_chains}"
+            )
+        return rng_key
+
+    def _init_states(
+        self, keys: Any, init_params: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """``kernel.init`` for every chain, eagerly, stacked along a leading chain axis."""
+        backend = current()
+        xp = backend.xp
+        if self.num_chains == 1:
+            return self.sampler.init(keys, self.num_warmup, init_params, args, kwargs)
+        if init_params is not None:
+            first = backend.tree_flatten(init_params)[0][0]
+            if shape_of(first)[:1] != (self.num_chains,):
+                raise ValueError(
+                    "init_params needs a leading axis of size num_chains="
+                    f"{self.num_chains}, got shape {shape_of(first)}"
+                )
+        states = []
+        for chain in range(self.num_chains):
+            params = (
+                None
+                if init_params is None
+                else backend.tree_map(lambda x, c=chain: x[c], init_params)
+            )
+            states.append(self.sampler.init(keys[chain], self.num_warmup, params, args, kwargs))
+        return backend.tree_map(lambda *xs: xp.stack([xp.asarray(x) for x in xs]), *states)
+
+    def _collect_fields(self, extra_fields: Sequence[str], state: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The fields to collect (samples first) and the sample sites to leave out."""
+        if not isinstance(extra_fields, tuple | list):
+            raise TypeError(f"extra_fields must be a tuple or list, got {type(extra_fields)}")
+        fields: dict[str, None] = {}
+        removed: dict[str, None] = {}
+        wanted = (self._sample_field, *self._default_fields, "diverging", *extra_fields)
+        prefix = f"~{self._sample_field}."
+        for name in wanted:
+            if name.startswith(prefix):
+                removed[name[len(prefix) :]] = None
+            elif name == "diverging" and getattr(state, "diverging", None) is None:
+                continue
+            else:
+                fields[name] = None
+        return tuple(fields), tuple(removed)
+
+    def _run(
+        self,
+        rng_key: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        extra_fields: Sequence[str],
+        init_params: Any,
+        phase: str,
+        collect_warmup: bool,
+    ) -> None:
+        backend = current()
+        xp = backend.xp
+        enable_compile_cache()
+        self._args, self._kwargs = tuple(args), dict(kwargs)
+        keys = self._chain_keys(rng_key)
+        resuming = phase == "run" and self._warmup_state is not None
+        if resuming:
+            init_state = self._warmup_state._replace(rng_key=keys)
+        else:
+            init_state = self._init_states(keys, init_params, args, kwargs)
+
+        # Iterations of this call, and which of them are kept (NumPyro's thinning: the
+        # last draw of every block of ``thinning``).
+        if phase == "warmup":
+            num_iterations = self.num_warmup
+            if collect_warmup:
+                size = self.num_warmup // self.thinning
+                first = self.num_warmup % self.thinning
+            else:
+                size, first = self.num_samples // self.thinning, num_iterations
+        else:
+            warm = 0 if resuming else self.num_warmup
+            num_iterations = warm + self.num_samples
+            size = self.num_samples // self.thinning
+            first = warm + self.num_samples % self.thinning
+
+        one_state = init_state
+        if self._plan.method != "single":
+            one_state = backend.tree_map(lambda x: x[0], init_state)
+        fields, removed = self._collect_fields(extra_fields, one_state)
+        show = bool(self.progress_bar) and stderr_is_terminal() and num_iterations > 0
+        rate = self.progress_rate or report_every(num_iterations)
+        offset = int(backend.to_numpy(_get_field(one_state, "i"))) if hasattr(one_state, "i") else 0
+
+        leaves, treedef = backend.tree_flatten((args, kwargs))
+        if show:
+            desc = "warmup" if phase == "warmup" or not resuming else "sample"
+            self._hub.start(self.num_chains, num_iterations, self.num_warmup, offset, desc)
+        try:
+            last_state, collection, stats = self._execute(
+                init_state, leaves, treedef, fields, removed, size, show, num_iterations, first, rate
+            )
+            backend.block_until_ready(collection)
+        finally:
+            self._hub.close()
+
+        if self._plan.method == "single":
+            collection = backend.tree_map(lambda x: x[None], collection)
+            stats = backend.tree_map(lambda x: xp.asarray(x)[None], stats)
+        if phase == "warmup" and not collect_warmup:
+            collection = backend.tree_map(lambda x: x[:, :0], collection)
+        self._last_state = last_state
+        self._states = dict(zip(fields, collection, strict=True))
+        self._states_flat = None
+        self._stats = _RunStats(*(backend.to_numpy(s) for s in stats))
+        self._warn(phase)
+
+    # -- the compiled program ----------------------------------------------------------------
+    def _execute(
+        self,
+        init_state: Any,
+        leaves: list[Any],
+        treedef: Any,
+        fields: tuple[str, ...],
+        removed: tuple[str, ...],
+        size: int,
+        show: bool,
+        num_iterations: int,
+        first: int,
+        rate: int,
+    ) -> tuple[Any, list[Any], _RunStats]:
+        """Run the (cached) chain program, falling back to data-as-constants if the model
+        cannot take its data as traced arguments (e.g. it converts it with NumPy)."""
+        backend = current()
+        xp = backend.xp
+        counters = (xp.asarray(num_iterations), xp.asarray(first), xp.asarray(rate))
+        for attempt in range(2):
+            dynamic = [] if self._closed_args else [_is_array(leaf) for leaf in leaves]
+            if not dynamic:
+                dynamic = [False] * len(leaves)
+            static_leaves = tuple(leaf for leaf, d in zip(leaves, dynamic, strict=True) if not d)
+            dyn_leaves = [leaf for leaf, d in zip(leaves, dynamic, strict=True) if d]
+            key = (
+                self._plan,
+                treedef,
+                tuple(dynamic),
+                _static_key(static_leaves),
+                fields,
+                removed,
+                size,
+                show,
+            )
+            program = self._programs.get(key)
+            if program is None:
+                program = self._build(treedef, tuple(dynamic), static_leaves, fields, removed, size, show)
+                self._programs[key] = program
+            try:
+                return self._call(program, init_state, dyn_leaves, counters)
+            except TypeError as err:
+                tracer_error = "Tracer" in type(err).__name__ or "Concretization" in type(
+                    err
+                ).__name__
+                if attempt or self._closed_args or not tracer_error:
+                    raise
+                del self._programs[key]
+                self._closed_args = True
+        raise AssertionError("unreachable")
+
+    def _call(
+        self, program: Callable[..., Any], init_state: Any, dyn: list[Any], counters: tuple[Any, ...]
+    ) -> tuple[Any, list[Any], _RunStats]:
+        backend = current()
+        xp = backend.xp
+        method = self._plan.method
+        if method == "single":
+            out: tuple[Any, list[Any], _RunStats] = program(init_state, dyn, *counters, 0)
+            return out
+        chain_ids = xp.arange(self.num_chains)
+        if method in ("vectorized", "parallel"):
+            out = program(init_state, dyn, *counters, chain_ids)
+            return out
+        results = []
+        for chain in range(self.num_chains):
+            state = backend.tree_map(lambda x, c=chain: x[c], init_state)
+            results.append(program(state, dyn, *counters, chain))
+        stacked: tuple[Any, list[Any], _RunStats] = backend.tree_map(
+            lambda *xs: xp.stack(xs), *results
+        )
+        return stacked
+
+    def _build(
+        self,
+        treedef: Any,
+        dynamic: tuple[bool, ...],
+        static_leaves: tuple[Any, ...],
+        fields: tuple[str, ...],
+        removed: tuple[str, ...],
+        size: int,
+        show: bool,
+    ) -> Callable[..., Any]:
+        """The program for one chain, mapped and compiled as the plan says."""
+        backend = current()
+        xp = backend.xp
+        kernel = self.sampler
+        num_warmup = self.num_warmup
+        thinning = self.thinning
+        hub = self._hub
+        max_depth = _max_tree_depth(kernel)
+
+        def merge(dyn: list[Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+            dyn_iter, static_iter = iter(dyn), iter(static_leaves)
+            leaves = [next(dyn_iter) if d else next(static_iter) for d in dynamic]
+            args, kwargs = backend.tree_unflatten(treedef, leaves)
+            return tuple(args), dict(kwargs)
+
+        def one_chain(
+            state: Any, dyn: list[Any], num_iterations: Any, first: Any, rate: Any, chain: Any
+        ) -> tuple[Any, list[Any], _RunStats]:
+            self.num_traces += 1
+            args, kwargs = merge(dyn)
+            if self.postprocess_fn is not None:
+                postprocess = self.postprocess_fn
+            else:
+                postprocess = kernel.postprocess_fn(args, kwargs)
+
+            def collect(s: Any) -> list[Any]:
+                values = []
+                for name in fields:
+                    if name == self._sample_field:
+                        z = postprocess(_get_field(s, name))
+                        if removed:
+                            z = {k: v for k, v in z.items() if k not in removed}
+                        values.append(z)
+                    else:
+                        values.append(_get_field(s, name))
+                return values
+
+            def empty(x: Any) -> Any:
+                x = xp.asarray(x)
+                if _is_numeric(x):
+                    return xp.zeros((size,) + shape_of(x), dtype=x.dtype)
+                # PRNG keys have no zeros; fill with the first value instead.
+                return xp.broadcast_to(x[None], (size,) + shape_of(x))
+
+            collection = backend.tree_map(empty, collect(state))
+            zero = xp.zeros((), dtype=xp.int32)
+            stats = _RunStats(zero, zero, zero, zero, zero)
+
+            def body(i: Any, carry: tuple[Any, list[Any], _RunStats]) -> Any:
+                s, coll, st = carry
+                was_warmup = (s.i < num_warmup) if hasattr(s, "i") else False
+                s = kernel.sample(s, args, kwargs)
+                st = _count(st, s, was_warmup, max_depth)
+                keep = (i >= first) & ((i - first) % thinning == thinning - 1)
+                slot = (i - first) // thinning
+
+                def write(c: list[Any]) -> list[Any]:
+                    return backend.tree_map(
+                        lambda a, v: backend.index_update(a, slot, v), c, collect(s)
+                    )
+
+                coll = backend.cond(keep, write, lambda c: c, coll)
+                if show:
+                    tell = ((i + 1) % rate == 0) | (i + 1 == num_iterations)
+                    backend.cond(tell, lambda: _report(hub, chain, i, s, st), lambda: None)
+                return s, coll, st
+
+            out: tuple[Any, list[Any], _RunStats] = backend.fori_loop(
+                0, num_iterations, body, (state, collection, stats)
+            )
+            return out
+
+        method = self._plan.method
+        axes = (0, None, None, None, None, 0)
+        if method == "vectorized":
+            return backend.jit(backend.vmap(one_chain, in_axes=axes))
+        if method == "parallel":
+            return backend.map_over_devices(one_chain, self._plan.num_devices, axes)
+        return backend.jit(one_chain)
+
+    # -- after a run ---------------------------------------------------------------------------
+    def _warn(self, phase: str) -> None:
+        """State divergences, tree-depth saturation and non-finite gradients, if any."""
+        stats = self._stats
+        if stats is None:
+            return
+        problems = []
+        transitions = int(stats.transitions.sum())
+        if phase == "run" and transitions:
+            divergent = int(stats.divergences.sum())
+            if divergent:
+                problems.append(
+                    f"{divergent} of {transitions} transitions after warmup were divergent "
+                    f"({100 * divergent / transitions:.1f}%); per chain "
+                    f"{stats.divergences.tolist()}. Increase target_accept_prob, or "
+                    "reparameterize (e.g. non-centred, LocScaleReparam(0))."
+                )
+            saturated = int(stats.max_depth_hits.sum())
+            if saturated:
+                depth = _max_tree_depth(self.sampler)
+                problems.append(
+                    f"{100 * saturated / transitions:.1f}% of transitions after warmup "
+                    f"({saturated}) hit max_tree_depth={depth[1] if depth else '?'}: the "
+                    "sampler may be inefficient; raise max_tree_depth or reparameterize."
+                )
+        nonfinite = int(stats.nonfinite.sum())
+        if nonfinite:
+            problems.append(
+                f"{nonfinite} transitions ended at a state with a non-finite potential "
+                "energy or gradient; check the model for log densities that are NaN or "
+                "infinite inside the support."
+            )
+        if problems:
+            warnings.warn(" ".join(problems), MCMCWarning, stacklevel=4)
+
+    def _flat(self) -> dict[str, Any]:
+        if self._states is None:
+            raise RuntimeError("no samples yet: call run() first")
+        if self._states_flat is None:
+            backend = current()
+            xp = backend.xp
+            self._states_flat = backend.tree_map(
+                lambda x: xp.reshape(x, (x.shape[0] * x.shape[1],) + tuple(x.shape[2:])),
+                self._states,
+            )
+        return self._states_flat
+
+    def get_samples(self, group_by_chain: bool = False) -> Any:
+        """The collected samples (latent and deterministic sites), constrained.
+
+        ``group_by_chain=True`` keeps a leading chain axis: ``(chains, draws, ...)``.
+        """
+        states = self._states if group_by_chain else self._flat()
+        if states is None:
+            raise RuntimeError("no samples yet: call run() first")
+        return states[self._sample_field]
+
+    def get_extra_fields(self, group_by_chain: bool = False) -> dict[str, Any]:
+        """The collected state fields other than the samples (``diverging`` and those asked)."""
+        states = self._states if group_by_chain else self._flat()
+        if states is None:
+            raise RuntimeError("no samples yet: call run() first")
+        return {k: v for k, v in states.items() if k != self._sample_field}
+
+    def print_summary(self, prob: float = 0.9, exclude_deterministic: bool = True) -> None:
+        """NumPyro's table (mean, std, median, HPDI bounds, n_eff, r_hat), then the
+        number of divergences."""
+        if self._states is None:
+            raise RuntimeError("no samples yet: call run() first")
+        sites = self._states[self._sample_field]
+        if isinstance(sites, dict) and exclude_deterministic:
+            z = getattr(self._last_state, self._sample_field, None)
+            if isinstance(z, dict):
+                sites = {k: v for k, v in sites.items() if k in z}
+        print_summary(sites, prob=prob, group_by_chain=True)
+        extra = self.get_extra_fields()
+        if "diverging" in extra:
+            xp = current().xp
+            print(format_divergences(int(xp.sum(extra["diverging"]))))
+
+    @property
+    def run_stats(self) -> dict[str, Any]:
+        """Per-chain counts from the last run: ``transitions``, ``divergences``,
+        ``warmup_divergences``, ``max_depth_hits``, ``nonfinite``."""
+        if self._stats is None:
+            raise RuntimeError("no run yet: call run() first")
+        return self._stats._asdict()
+
+    def transfer_states_to_host(self) -> None:
+        """Move the collected draws to host (NumPy) memory."""
+        backend = current()
+        if self._states is not None:
+            self._states = backend.tree_map(backend.to_numpy, self._states)
+            self._states_flat = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_programs"] = {}
+        state["_hub"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._hub = ProgressHub()
+
+
+def _max_tree_depth(kernel: Any) -> tuple[int, int] | None:
+    """``(warmup, sampling)`` maximum tree depths of a NUTS-like kernel, else ``None``."""
+    depth = getattr(kernel, "max_tree_depth", None)
+    if depth is None:
+        return None
+    if isinstance(depth, tuple | list):
+        return int(depth[0]), int(depth[1])
+    return int(depth), int(depth)
+
+
+def _count(stats: _RunStats, state: Any, was_warmup: Any, max_depth: tuple[int, int] | None) -> _RunStats:
+    """Update the per-chain counters with the transition that produced ``state``."""
+    backend = current()
+    xp = backend.xp
+    sampling = xp.asarray(~xp.asarray(was_warmup), dtype=xp.int32)
+    diverging = getattr(state, "diverging", None)
+    divergent = xp.zeros((), xp.int32) if diverging is None else xp.asarray(diverging, xp.int32)
+    hit = xp.zeros((), xp.int32)
+    num_steps = getattr(state, "num_steps", None)
+    if max_depth is not None and num_steps is not None:
+        # A tree of depth d takes between 2^(d-1) and 2^d - 1 leapfrog steps.
+        hit = xp.asarray(num_steps >= 2 ** (max_depth[1] - 1), xp.int32)
+    finite = xp.asarray(True)
+    if getattr(state, "potential_energy", None) is not None:
+        finite = xp.isfinite(state.potential_energy)
+    if getattr(state, "z_grad", None) is not None:
+        flat, _ = backend.ravel_pytree(state.z_grad)
+        finite = finite & xp.all(xp.isfinite(flat))
+    return _RunStats(
+        transitions=stats.transitions + sampling,
+        divergences=stats.divergences + sampling * divergent,
+        warmup_divergences=stats.warmup_divergences + (1 - sampling) * divergent,
+        max_depth_hits=stats.max_depth_hits + sampling * hit,
+        nonfinite=stats.nonfinite + xp.asarray(~finite, xp.int32),
+    )
+
+
+def _report(hub: ProgressHub, chain: Any, i: Any, state: Any, stats: _RunStats) -> None:
+    """Send the progress scalars to the host (inside the compiled loop)."""
+    backend = current()
+    xp = backend.xp
+    adapt = getattr(state, "adapt_state", None)
+    step_size = getattr(adapt, "step_size", None)
+    accept = getattr(state, "mean_accept_prob", None)
+    backend.callback(
+        hub.report,
+        chain,
+        i,
+        getattr(state, "i", i + 1),
+        xp.asarray(xp.nan) if step_size is None else step_size,
+        xp.asarray(xp.nan) if accept is None else accept,
+        stats.divergences + stats.warmup_divergences,
+    )

@@ -1,0 +1,333 @@
+"""``render_model``: draw a model as a graph of its sites, plates and dependencies.
+
+Tutorial: "Specifying the model" (``tutorial/s02_model.py``) and the collections email model
+in "Causal inference: do" (``tutorial/s08_causal_do.py``).
+
+The picture follows NumPyro's: one node per sample site (observed ones shaded), deterministic
+sites dashed, params (with ``render_params=True``) as plain text, plates as boxes (graphviz
+clusters) labelled with their name and size, and an arrow ``a -> b`` where site ``b``'s
+distribution (or a deterministic ``b``'s value) is computed from ``a``'s value.
+
+How the arrows are found: by perturbation, which works the same on every backend. NumPyro
+instead tracks provenance through JAX's tracer, which needs JAX.
+
+1. Run the model once under ``seed`` and ``trace``: the *base* values of all sites.
+2. For each site ``s``, run it again with every site pinned to its base value except ``s``,
+   which gets a different value: a fresh draw from its own distribution for a sample site
+   (so it stays in the support), ``value + 0.01 * (1 + |value|)`` for a deterministic or
+   param site (``+1`` for integers, ``not`` for booleans).
+3. Site ``b`` depends directly on ``s`` when what reaches ``b`` changed: ``b``'s log density
+   at its base value for a sample site, the value the model computed for a deterministic
+   site. Pinning everything else cuts the indirect paths, so ``a -> b -> c`` gives no
+   ``a -> c`` arrow.
+
+Limits, by design: a dependence that the perturbation cannot move is missed (``x > 100``
+where ``x`` stays below 100 either way, or a fresh discrete draw equal to the old one in
+every element after a few tries); sites that exist only on some paths of the control flow
+are drawn as they ran in the base run; a perturbed run that raises gives no arrows out of
+that site (with a warning).
+"""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from minippl.backend import current
+from minippl.handlers import seed, trace
+from minippl.messages import Message
+from minippl.runtime import Messenger
+
+__all__ = ["ModelRelations", "get_model_relations", "render_model", "write_graph"]
+
+_TRIES = 8
+"""Fresh draws tried for a sample site before its perturbation is given up."""
+
+
+@dataclass
+class SiteInfo:
+    """What the graph needs to know about one site."""
+
+    kind: str
+    """``"sample"``, ``"deterministic"`` or ``"param"``."""
+    distribution: str
+    """The distribution's name, with wrappers (expand, to_event, mask) removed."""
+    is_observed: bool
+    plate: str | None
+    """The innermost plate the site is in."""
+
+
+@dataclass
+class ModelRelations:
+    """A model's sites, their plates and their direct dependencies."""
+
+    sites: dict[str, SiteInfo] = field(default_factory=dict)
+    parents: dict[str, list[str]] = field(default_factory=dict)
+    """Site name to the sites its distribution (or value) is computed from, in model order."""
+    plates: dict[str, tuple[int, str | None]] = field(default_factory=dict)
+    """Plate name to its size and the plate it sits in (``None`` at the top level)."""
+
+
+def get_model_relations(
+    model: Callable[..., Any],
+    model_args: tuple[Any, ...] = (),
+    model_kwargs: Mapping[str, Any] | None = None,
+    rng_seed: int = 0,
+) -> ModelRelations:
+    """Trace ``model`` and find its sites, plates and dependencies (see the module notes)."""
+    kwargs = dict(model_kwargs or {})
+    base = trace(seed(model, rng_seed=rng_seed)).get_trace(*model_args, **kwargs)
+    relations = ModelRelations()
+    for name, site in base.items():
+        if site.type == "plate":
+            relations.plates[name] = (int(site.args[0]), _innermost(site, relations.plates))
+    for name, site in base.items():
+        if site.type in ("sample", "deterministic", "param"):
+            relations.sites[name] = SiteInfo(
+                kind=site.type,
+                distribution=_distribution_name(site),
+                is_observed=site.type == "sample" and site.is_observed,
+                plate=_innermost(site, relations.plates),
+            )
+            relations.parents[name] = []
+    base_values = {name: base[name].value for name in relations.sites}
+    reference = _fingerprints(model, model_args, kwargs, rng_seed, base_values)
+    for index, name in enumerate(relations.sites):
+        moved = _perturb(base[name], rng_seed + 1 + index)
+        if moved is None:
+            continue
+        try:
+            seen = _fingerprints(model, model_args, kwargs, rng_seed, {**base_values, name: moved})
+        except Exception as error:  # a perturbed value the model cannot run with
+            warnings.warn(
+                f"render_model: the model failed when site {name!r} was perturbed ({error}); "
+                "no arrows are drawn from it",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            continue
+        for other, fingerprint in seen.items():
+            if other != name and other in reference and not _equal(fingerprint, reference[other]):
+                relations.parents[other].append(name)
+    order = list(relations.sites)
+    for children in relations.parents.values():
+        children.sort(key=order.index)
+    return relations
+
+
+def render_model(
+    model: Callable[..., Any],
+    model_args: tuple[Any, ...] = (),
+    model_kwargs: Mapping[str, Any] | None = None,
+    filename: str | Path | None = None,
+    render_distributions: bool = False,
+    render_params: bool = False,
+) -> Any:
+    """A ``graphviz.Digraph`` of ``model`` run on ``model_args`` (NumPyro's signature).
+
+    ``render_distributions`` adds a legend ``site ~ Distribution``; ``render_params`` draws
+    param sites. With ``filename``, the graph is also written there (see :func:`write_graph`).
+    The graph's DOT text is ``graph.source``; it needs the ``graphviz`` Python package but
+    not the ``dot`` program, which only rendering to SVG or PNG does.
+    """
+    relations = get_model_relations(model, model_args, model_kwargs)
+    graph = render_graph(relations, render_distributions, render_params)
+    if filename is not None:
+        write_graph(graph, filename)
+    return graph
+
+
+def render_graph(
+    relations: ModelRelations, render_distributions: bool = False, render_params: bool = False
+) -> Any:
+    """Build the ``graphviz.Digraph`` for ``relations``."""
+    graphviz = _import_graphviz()
+    shown = {
+        name: info
+        for name, info in relations.sites.items()
+        if info.kind != "param" or render_params
+    }
+    graph = graphviz.Digraph()
+    clusters = {
+        plate: graphviz.Digraph(name=f"cluster_{plate}")
+        for plate in relations.plates
+        if any(info.plate == plate for info in shown.values()) or _has_child(plate, relations)
+    }
+    for plate, cluster in clusters.items():
+        size = relations.plates[plate][0]
+        cluster.attr(label=f"{plate} ({size})", labeljust="r", labelloc="b")
+    for name, info in shown.items():
+        target = clusters.get(info.plate, graph) if info.plate is not None else graph
+        if info.kind == "param":
+            target.node(name, label=name, shape="plain")
+        else:
+            style = "filled,dashed" if info.kind == "deterministic" else "filled"
+            fill = "grey" if info.is_observed else "white"
+            target.node(name, label=name, shape="ellipse", style=style, fillcolor=fill)
+    # Nest the clusters, innermost first, so each is complete when added to its parent.
+    for plate in sorted(clusters, key=lambda p: -_depth(p, relations)):
+        parent = relations.plates[plate][1]
+        holder = clusters[parent] if parent in clusters else graph
+        holder.subgraph(clusters[plate])
+    for name in shown:
+        for parent in relations.parents[name]:
+            if parent in shown:
+                graph.edge(parent, name)
+    if render_distributions:
+        legend = "".join(
+            rf"{name} ~ {info.distribution}\l" for name, info in shown.items() if info.distribution
+        )
+        graph.node("distribution_description_node", label=legend, shape="plaintext")
+    return graph
+
+
+def write_graph(graph: Any, filename: str | Path) -> Path:
+    """Write ``graph`` to ``filename`` and return the path written.
+
+    A ``.svg``, ``.png`` or ``.pdf`` name is rendered with graphviz's ``dot`` program. Without
+    ``dot`` on the PATH, or with any other suffix, the DOT source is written instead, to the
+    same name with the suffix ``.gv`` (readable by any graphviz viewer).
+    """
+    path = Path(filename)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lstrip(".").lower()
+    if suffix in ("svg", "png", "pdf") and shutil.which("dot") is not None:
+        path.write_bytes(graph.pipe(format=suffix))
+        return path
+    if suffix in ("svg", "png", "pdf"):
+        warnings.warn(
+            f"render_model: graphviz's dot program is not installed, so {path.name} cannot be "
+            f"drawn; writing the DOT source to {path.with_suffix('.gv').name} instead "
+            "(install graphviz, e.g. apt-get install graphviz, to get pictures)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    gv = path.with_suffix(".gv")
+    gv.write_text(graph.source)
+    return gv
+
+
+# -- provenance by perturbation ------------------------------------------------------------
+
+
+class _pin(Messenger):
+    """Pin sample, deterministic and param sites to given values, and note what reached
+    each one before it was pinned (its fingerprint)."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.values = values
+        self.fingerprints: dict[str, Any] = {}
+        super().__init__()
+
+    def process_message(self, msg: Message) -> None:
+        if msg.name is None or msg.name not in self.values:
+            return
+        if msg.type == "sample":
+            base = self.values[msg.name]
+            self.fingerprints[msg.name] = msg.fn.log_prob(base) if base is not None else None
+        elif msg.type == "deterministic":
+            self.fingerprints[msg.name] = msg.value
+        elif msg.type != "param":
+            return
+        msg.value = self.values[msg.name]
+
+
+def _fingerprints(
+    model: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    rng_seed: int,
+    values: Mapping[str, Any],
+) -> dict[str, Any]:
+    pin = _pin(values)
+    with pin:
+        seed(model, rng_seed=rng_seed)(*args, **kwargs)
+    return pin.fingerprints
+
+
+def _perturb(site: Message, key_seed: int) -> Any:
+    """A value for ``site`` different from its base value, or ``None`` if none was found."""
+    backend = current()
+    xp = backend.xp
+    value = site.value
+    if value is None:
+        return None
+    if site.type == "sample":
+        for attempt in range(_TRIES):
+            key = backend.key(key_seed * _TRIES + attempt)
+            drawn = site.fn.sample(key)
+            if not _equal(drawn, value):
+                return drawn
+        return None
+    array = xp.asarray(value)
+    if array.dtype == xp.bool_:
+        return xp.logical_not(array)
+    if xp.issubdtype(array.dtype, xp.integer):
+        return array + 1
+    return array + 0.01 * (1 + xp.abs(array))
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is b
+    xp = current().xp
+    a, b = xp.asarray(a), xp.asarray(b)
+    return a.shape == b.shape and bool(xp.array_equal(a, b, equal_nan=True))
+
+
+# -- plates and names ------------------------------------------------------------------------
+
+
+def _innermost(site: Message, plates: Mapping[str, tuple[int, str | None]]) -> str | None:
+    """The deepest of the known plates among the site's enclosing frames."""
+    names = [frame.name for frame in site.cond_indep_stack if frame.name in plates]
+    if not names:
+        return None
+    depth = {name: _chain_length(name, plates) for name in names}
+    return max(names, key=lambda name: depth[name])
+
+
+def _chain_length(plate: str, plates: Mapping[str, tuple[int, str | None]]) -> int:
+    length, parent = 0, plates[plate][1]
+    while parent is not None:
+        length, parent = length + 1, plates[parent][1]
+    return length
+
+
+def _depth(plate: str, relations: ModelRelations) -> int:
+    return _chain_length(plate, relations.plates)
+
+
+def _has_child(plate: str, relations: ModelRelations) -> bool:
+    return any(parent == plate for _, parent in relations.plates.values())
+
+
+def _distribution_name(site: Message) -> str:
+    if site.type == "deterministic":
+        return "Deterministic"
+    if site.type != "sample":
+        return ""
+    fn = site.fn
+    while getattr(fn, "base_dist", None) is not None and type(fn).__name__ in (
+        "ExpandedDistribution",
+        "Independent",
+        "MaskedDistribution",
+    ):
+        fn = fn.base_dist
+    return type(fn).__name__
+
+
+def _import_graphviz() -> Any:
+    try:
+        import graphviz
+    except ImportError as error:
+        raise ImportError(
+            "render_model draws with the graphviz Python package: pip install graphviz "
+            "(or pip install minippl[plots]). The graphviz program (dot) is optional: "
+            "without it you still get the DOT source."
+        ) from error
+    return graphviz
