@@ -188,19 +188,18 @@ class JaxBackend:
         jax.debug.callback(fn, *args, ordered=False)
 
     # -- running chains: devices, compiled-code cache, waiting ---------------------------
-    def map_over_devices(
+    def shard_over_devices(
         self, fn: Callable[..., Any], num_devices: int, in_axes: Sequence[int | None]
     ) -> Callable[..., Any]:
-        # shard_map gives each device its block of the mapped axis and runs ``vmap(fn)`` on
-        # it as one program: chains never wait for each other (a plain sharded vmap would
-        # synchronise every while-loop step across devices).
+        # shard_map runs ``fn`` on each device's block as one program: chains on different
+        # devices never wait for each other (a sharded vmap would synchronise every
+        # while-loop step across devices).
         from jax.sharding import Mesh, PartitionSpec
 
         mesh = Mesh(np.array(jax.devices()[:num_devices]), ("chains",))
         specs = tuple(PartitionSpec("chains") if ax == 0 else PartitionSpec() for ax in in_axes)
-        mapped = jax.vmap(fn, in_axes=tuple(in_axes))
         sharded = jax.shard_map(
-            mapped, mesh=mesh, in_specs=specs, out_specs=PartitionSpec("chains"), check_vma=False
+            fn, mesh=mesh, in_specs=specs, out_specs=PartitionSpec("chains"), check_vma=False
         )
         return jax.jit(sharded)
 

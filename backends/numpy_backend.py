@@ -330,11 +330,11 @@ class NumpyBackend:
         fn(*args)
 
     # -- running chains: devices, compiled-code cache, waiting ---------------------------
-    def map_over_devices(
+    def shard_over_devices(
         self, fn: Callable[..., Any], num_devices: int, in_axes: Sequence[int | None]
     ) -> Callable[..., Any]:
-        """One device (the host): a plain loop over the mapped axis."""
-        return self.vmap(fn, in_axes=tuple(in_axes))
+        """One device (the host): ``fn`` on the whole leading axis."""
+        return fn
 
     def enable_compilation_cache(self, path: str | None) -> None:
         """Nothing is compiled on NumPy; nothing to cache."""

@@ -115,11 +115,12 @@ class Backend(Protocol):
     def callback(self, fn: Callable[..., None], *args: Any) -> None: ...
 
     # -- running chains: devices, compiled-code cache, waiting ---------------------------
-    def map_over_devices(
+    def shard_over_devices(
         self, fn: Callable[..., Any], num_devices: int, in_axes: Sequence[int | None]
     ) -> Callable[..., Any]:
-        """``vmap(fn, in_axes)`` (axes 0 or None) with the mapped axis split evenly over the
-        first ``num_devices`` devices; each device runs its share with no communication."""
+        """``fn`` compiled to run once per device on that device's equal block of the leading
+        axis of each argument with ``in_axes`` 0 (``None``: the argument is replicated); the
+        outputs' leading blocks are joined back. The devices do not communicate."""
         ...
 
     def enable_compilation_cache(self, path: str | None) -> None:

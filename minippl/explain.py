@@ -20,8 +20,10 @@ Example::
     x  (sample)
       stack, bottom to top: seed -> condition(data: x)
       1 process      seed                kwargs.rng_key: None -> <PRNG key>
-      1 process      condition(data: x)  value: None -> 1.0; is_observed: False -> True
-      2 default      -                   not run: a handler set the value
+                     condition(data: x)  value: None -> 1.0
+                                         is_observed: False -> True
+      2 default      not run: the value was already set
+      3 postprocess  condition(data: x) -> seed: no change
     >>> record["x"].changed_by("condition")
     ('value', 'is_observed')
 
@@ -351,7 +353,9 @@ def summarise(value: Any) -> str:
 def _array(value: Any) -> str:
     backend = current()
     if backend.is_key(value):
-        return "<PRNG key>" if value.shape == () else f"<PRNG keys shape={tuple(value.shape)}>"
+        # One key has the shape of ``key(0)``: () on JAX, (2,) for NumPy's raw keys.
+        single = tuple(value.shape) == tuple(backend.key(0).shape)
+        return "<PRNG key>" if single else f"<PRNG keys shape={tuple(value.shape)}>"
     shape = tuple(value.shape)
     if backend.is_concrete(value) and (shape == () or (len(shape) == 1 and shape[0] <= 4)):
         numbers = backend.to_numpy(value).tolist()

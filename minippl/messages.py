@@ -35,7 +35,9 @@ _KEYS_BY_TYPE: dict[str, tuple[str, ...]] = {
     "param": ("type", "name", "fn", "args", "kwargs", "value", "scale", "cond_indep_stack"),
     "deterministic": ("type", "name", "value", "cond_indep_stack"),
     "plate": ("type", "name", "fn", "args", "kwargs", "value", "scale", "cond_indep_stack"),
-    "inspect": ("type", "name", "value", "mask"),
+    "prng_key": ("type", "fn", "args", "kwargs", "value"),
+    "subsample": ("type", "value", "kwargs"),
+    "inspect": ("type", "fn", "args", "kwargs", "value", "mask"),
 }
 
 

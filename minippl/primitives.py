@@ -151,11 +151,12 @@ def get_mask() -> Any:
 class plate(Messenger):
     """Conditionally independent copies along one batch dim: ``with plate("data", N):``.
 
-    Acts in process_message on sample, param, plate and deterministic messages: it adds its
-    frame to ``cond_indep_stack``, folds ``sample_shape`` into the batch shape and expands the
-    distribution to the plates' shape, and, when subsampling, multiplies ``scale`` by
-    ``size / subsample_size``. In postprocess_message it slices ``param`` and ``subsample``
-    values that carry an ``event_dim`` to the subsample.
+    Acts in process_message on sample, param, plate and deterministic messages (unless
+    ``infer["block_plates"]`` names it): it appends its frame to ``cond_indep_stack``; for a
+    sample it folds ``kwargs["sample_shape"]`` into the batch shape and writes ``fn`` expanded
+    to the plates' shape; when subsampling it multiplies ``scale`` (not a deterministic's)
+    by ``size / subsample_size``. In postprocess_message it reads ``kwargs["event_dim"]`` of
+    ``param`` and ``subsample`` messages and slices their ``value`` to the subsample.
 
     ``dim`` defaults to the rightmost dim not used by enclosing plates, so outer plates get
     -1 and inner plates -2, -3, ... (as in NumPyro).
@@ -219,7 +220,9 @@ class plate(Messenger):
             msg.fn = msg.fn.expand(self._batch_shape(msg))
         if self.size != self.subsample_size:
             # NumPyro's order of operations, so the scale agrees to the last bit.
-            msg.scale = (1.0 if msg.scale is None else msg.scale) * (self.size / self.subsample_size)
+            msg.scale = (1.0 if msg.scale is None else msg.scale) * (
+                self.size / self.subsample_size
+            )
 
     def _batch_shape(self, msg: Message) -> Shape:
         """The distribution's batch shape broadcast against all enclosing plates."""
@@ -268,7 +271,14 @@ def _subsample_indices(size: int, subsample_size: int, rng_key: Any = None) -> A
             "subsampling a plate needs a PRNG key: wrap the model in seed(...). "
             "NUTS and HMC do not subsample; pass subsample_size only for SVI-style use."
         )
-    # A partial Fisher-Yates shuffle, one key per swap: NumPyro's draw on CPU, bit for bit.
+    # Compiled once per (size, subsample_size) on JAX, instead of re-tracing the loop on
+    # every eager call; on NumPy ``jit`` is the identity.
+    draw = current().jit(_fisher_yates, static_argnums=(1, 2))
+    return draw(rng_key, size, subsample_size)
+
+
+def _fisher_yates(rng_key: Any, size: int, subsample_size: int) -> Any:
+    """A partial Fisher-Yates shuffle, one key per swap: NumPyro's draw on CPU, bit for bit."""
     backend = current()
     xp = backend.xp
     keys = backend.split(rng_key, subsample_size)

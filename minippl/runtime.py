@@ -32,6 +32,7 @@ Watcher = Callable[[str, "Messenger", Message, Message], None]
 """Called as ``(phase, handler, before, after)`` around every handler call; see ``explain``."""
 _WATCHER: ContextVar[Watcher | None] = ContextVar("minippl_watcher", default=None)
 
+
 class Messenger:
     """Base class of every handler: a context manager that is also a function wrapper.
 

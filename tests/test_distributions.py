@@ -241,14 +241,16 @@ def _cast(params: dict[str, np.ndarray], dtype: Any) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize("case", LOG_PROB_CASES, ids=lambda c: c.name)
-def test_log_prob_matches_scipy(case: LogProbCase, precision: tuple[Any, float]) -> None:
+def test_log_prob_matches_scipy(
+    case: LogProbCase, backend: Backend, precision: tuple[Any, float]
+) -> None:
     dtype, tol = precision
     rng = U(zlib.crc32(case.name.encode()))
     params = _cast(case.params(rng), dtype)
     values = np.asarray(case.values(rng, _cast(params, np.float64)), dtype=dtype)
     expected = case.reference(values.astype(np.float64), **_cast(params, np.float64))
-    d = case.make(**params)
-    assert_close(d.log_prob(values), expected, tol)
+    got = backend.jit(lambda p, v: case.make(**p).log_prob(v))(params, values)
+    assert_close(got, expected, tol)
 
 
 def test_categorical_log_prob_matches_scipy(backend: Backend, precision: tuple[Any, float]) -> None:
@@ -259,10 +261,12 @@ def test_categorical_log_prob_matches_scipy(backend: Backend, precision: tuple[A
     values = rng.integers(0, 5, size=(3, 7))
     p64 = probs.astype(np.float64)
     expected = np.log(np.take_along_axis(np.broadcast_to(p64, (3, 7, 5)), values[..., None], -1))
-    assert_close(dist.Categorical(probs=probs).log_prob(values), expected[..., 0], tol)
+    got = backend.jit(lambda p, v: dist.Categorical(probs=p).log_prob(v))(probs, values)
+    assert_close(got, expected[..., 0], tol)
     softmax = np.exp(logits - np.logaddexp.reduce(logits.astype(np.float64), -1, keepdims=True))
     expected = np.log(np.take_along_axis(np.broadcast_to(softmax, (3, 7, 5)), values[..., None], -1))
-    assert_close(dist.Categorical(logits=logits).log_prob(values), expected[..., 0], tol)
+    got = backend.jit(lambda p, v: dist.Categorical(logits=p).log_prob(v))(logits, values)
+    assert_close(got, expected[..., 0], tol)
 
 
 def test_dirichlet_log_prob_matches_scipy(backend: Backend, precision: tuple[Any, float]) -> None:
@@ -273,7 +277,9 @@ def test_dirichlet_log_prob_matches_scipy(backend: Backend, precision: tuple[Any
     x = np.clip(x, 1e-4, None)
     x = x / x.sum(-1, keepdims=True)
     expected = [st.dirichlet(a).logpdf(v) for a, v in zip(alpha, x, strict=True)]
-    got = dist.Dirichlet(alpha.astype(dtype)).log_prob(x.astype(dtype))
+    got = backend.jit(lambda a, v: dist.Dirichlet(a).log_prob(v))(
+        alpha.astype(dtype), x.astype(dtype)
+    )
     assert_close(got, np.array(expected), tol)
 
 
@@ -299,11 +305,18 @@ def test_multivariate_normal_log_prob_matches_scipy(
         "precision_matrix": np.linalg.inv(cov),
         "scale_tril": np.linalg.cholesky(cov),
     }[form]
-    d = dist.MultivariateNormal(loc.astype(dtype), **{form: matrix.astype(dtype)})
-    assert d.batch_shape == (4,) and d.event_shape == (3,)
-    assert_close(d.log_prob(value.astype(dtype)), expected, tol * 10 if dtype == np.float32 else tol)
-    assert_close(d.covariance_matrix, cov, 1e-3 if dtype == np.float32 else 1e-8)
-    assert_close(d.precision_matrix, np.linalg.inv(cov), 1e-3 if dtype == np.float32 else 1e-8)
+
+    def evaluate(loc: Any, matrix: Any, value: Any) -> Any:
+        d = dist.MultivariateNormal(loc, **{form: matrix})
+        assert d.batch_shape == (4,) and d.event_shape == (3,)
+        return d.log_prob(value), d.covariance_matrix, d.precision_matrix
+
+    lp, cov_got, prec_got = backend.jit(evaluate)(
+        loc.astype(dtype), matrix.astype(dtype), value.astype(dtype)
+    )
+    assert_close(lp, expected, tol * 10 if dtype == np.float32 else tol)
+    assert_close(cov_got, cov, 1e-3 if dtype == np.float32 else 1e-8)
+    assert_close(prec_got, np.linalg.inv(cov), 1e-3 if dtype == np.float32 else 1e-8)
 
 
 @pytest.mark.parametrize("concentration", [0.5, 1.0, 3.0])
@@ -319,25 +332,31 @@ def test_lkj_cholesky_2d_log_prob_matches_beta(
     chol[:, 1, 0] = r
     chol[:, 1, 1] = np.sqrt(1 - r**2)
     expected = st.beta(concentration, concentration).logpdf((r + 1) / 2) - np.log(2)
-    d = dist.LKJCholesky(2, concentration)
-    assert_close(d.log_prob(chol.astype(dtype)), expected, tol)
+    lkj = backend.jit(lambda c: dist.LKJCholesky(2, concentration).log_prob(c))
+    got = lkj(chol.astype(dtype))
+    assert_close(got, expected, tol)
 
 
 def test_lkj_log_prob_is_lkj_cholesky_with_jacobian(backend: Backend) -> None:
     rng = U(3)
-    chol = np.asarray(
-        transforms.CorrCholeskyTransform()(rng.normal(size=(5, 6)))
-    )
-    corr = chol @ np.swapaxes(chol, -1, -2)
     eta = 1.7
-    # det(C)^(eta - 1) normalised: compare differences between points (the constant cancels
-    # in the ratio with LKJCholesky, whose normalisation is checked separately).
-    lp = np.asarray(dist.LKJ(4, eta).log_prob(corr))
-    lp_chol = np.asarray(dist.LKJCholesky(4, eta).log_prob(chol))
-    jac = np.asarray(transforms.CorrMatrixCholeskyTransform().log_abs_det_jacobian(corr, chol))
-    assert_close(lp, lp_chol + jac, 1e-5)
+
+    def evaluate(x: Any) -> Any:
+        chol = transforms.CorrCholeskyTransform()(x)
+        corr = chol @ backend.xp.swapaxes(chol, -1, -2)
+        jac = transforms.CorrMatrixCholeskyTransform().log_abs_det_jacobian(corr, chol)
+        lp_chol = dist.LKJCholesky(4, eta).log_prob(chol)
+        return dist.LKJ(4, eta).log_prob(corr), lp_chol, jac, corr
+
+    lp, lp_chol, jac, corr = (
+        np.asarray(a, dtype=np.float64) for a in backend.jit(evaluate)(rng.normal(size=(5, 6)))
+    )
+    # The density of C is det(C)^(eta - 1) up to a constant; LKJCholesky's normalisation is
+    # checked on its own in test_transforms.
+    tol = 1e-4 if backend.name == "jax" else 1e-8
+    assert_close(lp, lp_chol + jac, tol)
     logdet = np.linalg.slogdet(corr)[1]
-    assert_close(lp - lp[0], (eta - 1) * (logdet - logdet[0]), 1e-5)
+    assert_close(lp - lp[0], (eta - 1) * (logdet - logdet[0]), tol)
 
 
 def test_improper_uniform_log_prob(backend: Backend) -> None:
@@ -368,8 +387,23 @@ class SampleCase:
     moments: bool = True
 
 
+# On JAX each test compiles what it runs. Samplers are drawn eagerly, so every test drawing
+# the same shape reuses one compiled jax.random sampler (gamma, poisson and binomial take
+# seconds to compile); the truncated ones, long chains of elementwise special functions,
+# compile faster as one jitted program.
+JITTED = ("Truncated",)
+
+
 def _sc(name: str, make: Callable[[], dist.Distribution], frozen: Any, moments: bool = True) -> Any:
     return pytest.param(SampleCase(name, make, frozen, moments), id=name)
+
+
+def _draw(backend: Backend, case: SampleCase, key: Any) -> np.ndarray:
+    def draw(key: Any) -> Any:
+        return case.make().sample(key, (N_SAMPLES,))
+
+    jitted = any(word in case.name for word in JITTED)
+    return np.asarray((backend.jit(draw) if jitted else draw)(key), dtype=np.float64)
 
 
 def _trunc(loc: float, scale: float, low: float, high: float) -> Any:
@@ -473,7 +507,7 @@ def _check_moments(samples: np.ndarray, d: dist.Distribution, frozen: Any, tol: 
 @pytest.mark.parametrize("case", SAMPLE_CASES)
 def test_samples_match_scipy(case: SampleCase, backend: Backend) -> None:
     d = case.make()
-    samples = np.asarray(d.sample(backend.key(7), (N_SAMPLES,)), dtype=np.float64)
+    samples = _draw(backend, case, backend.key(7))
     assert samples.shape == (N_SAMPLES,)
     assert np.asarray(d.support(samples)).all()
     if case.frozen is None:  # truncated Cauchy: compare with the truncated cdf directly
@@ -513,7 +547,9 @@ def test_multivariate_normal_samples(backend: Backend, form: str) -> None:
         "scale_tril": np.linalg.cholesky(cov),
     }[form]
     d = dist.MultivariateNormal(loc, **{form: matrix})
-    samples = np.asarray(d.sample(backend.key(7), (N_SAMPLES,)), dtype=np.float64)
+    samples = np.asarray(
+        backend.jit(lambda k: d.sample(k, (N_SAMPLES,)))(backend.key(7)), dtype=np.float64
+    )
     assert samples.shape == (N_SAMPLES, 3)
     # Each marginal and a fixed projection are Normal.
     for i in range(3):
@@ -541,9 +577,11 @@ def test_lkj_cholesky_samples(backend: Backend, method: str) -> None:
 
 
 def test_lkj_samples_are_correlation_matrices(backend: Backend) -> None:
-    d = dist.LKJ(3, 2.0)
-    corr = np.asarray(d.sample(backend.key(4), (500,)), dtype=np.float64)
-    assert corr.shape == (500, 3, 3)
+    # Same dimension, concentration and sample shape as the LKJCholesky test: on JAX the
+    # compiled Beta sampler is shared.
+    d = dist.LKJ(4, 1.5)
+    corr = np.asarray(d.sample(backend.key(4), (N_SAMPLES,)), dtype=np.float64)
+    assert corr.shape == (N_SAMPLES, 4, 4)
     assert np.allclose(np.diagonal(corr, axis1=-2, axis2=-1), 1, atol=1e-5)
     assert np.allclose(corr, np.swapaxes(corr, -1, -2), atol=1e-6)
     assert (np.linalg.eigvalsh(corr)[:, 0] > 0).all()

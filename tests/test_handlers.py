@@ -136,7 +136,10 @@ def one() -> Any:
 
 def test_trace_guide_table(backend: Backend, x_data: Any) -> None:  # [6]
     tr = get_trace(linear_model, x_data)
-    rows = [(n, s["type"], str(s.get("is_observed", "N/A")), np.shape(s["value"])) for n, s in tr.items()]
+    rows = [
+        (n, s["type"], str(s.get("is_observed", "N/A")), np.shape(s["value"]))
+        for n, s in tr.items()
+    ]
     assert rows == [
         ("intercept", "sample", "False", ()),
         ("slope", "sample", "False", ()),
@@ -178,7 +181,9 @@ def test_condition_vs_substitute(backend: Backend, x_data: Any) -> None:  # [8],
 def test_condition_overrides_obs_and_takes_condition_fn(backend: Backend) -> None:
     tr = get_trace(handlers.condition(simple_obs_model, data={"obs": 2.0}))
     assert tr["obs"].value == 2.0 and tr["obs"].is_observed
-    tr = get_trace(handlers.condition(simple_obs_model, condition_fn=lambda m: 7.0 if m.name == "z" else None))
+    tr = get_trace(
+        handlers.condition(simple_obs_model, condition_fn=lambda m: 7.0 if m.name == "z" else None)
+    )
     assert tr["z"].value == 7.0 and tr["z"].is_observed and tr["obs"].value == 0.5
 
 
@@ -210,7 +215,11 @@ def test_substitute_sites_of_every_kind(backend: Backend) -> None:
 
 
 def test_substitute_fn(backend: Backend) -> None:
-    tr = get_trace(handlers.substitute(simple_obs_model, substitute_fn=lambda m: 1.5 if m.name == "z" else None))
+    tr = get_trace(
+        handlers.substitute(
+            simple_obs_model, substitute_fn=lambda m: 1.5 if m.name == "z" else None
+        )
+    )
     assert tr["z"].value == 1.5 and not tr["z"].is_observed
 
 
@@ -246,7 +255,9 @@ def test_block_modes(backend: Backend, x_data: Any) -> None:  # [10], [11], [12]
     exposed = get_trace(handlers.block(linear_model, expose=["slope", "intercept"]), x_data)
     assert list(exposed) == ["intercept", "slope"]
     no_latents = get_trace(
-        handlers.block(linear_model, hide_fn=lambda site: site["type"] == "sample" and not site["is_observed"]),
+        handlers.block(
+            linear_model, hide_fn=lambda site: site["type"] == "sample" and not site["is_observed"]
+        ),
         x_data,
     )
     assert list(no_latents) == ["mu", "data"]
@@ -278,7 +289,9 @@ def test_uncondition_guide(backend: Backend, x_data: Any) -> None:  # [13], [14]
     obs_trace = get_trace(conditioned, x_data)
     assert obs_trace["obs"]["is_observed"]
     np.testing.assert_array_equal(obs_trace["obs"]["value"], y_data)
-    uncond = handlers.trace(handlers.uncondition(handlers.seed(conditioned, rng_seed=0))).get_trace(x_data)
+    uncond = handlers.trace(handlers.uncondition(handlers.seed(conditioned, rng_seed=0))).get_trace(
+        x_data
+    )
     site = uncond["obs"]
     assert site["is_observed"] is False and site["infer"]["was_observed"] is True
     np.testing.assert_array_equal(site["infer"]["obs"], y_data)
@@ -286,8 +299,12 @@ def test_uncondition_guide(backend: Backend, x_data: Any) -> None:  # [13], [14]
 
 
 def test_uncondition_commutes_with_seed(backend: Backend) -> None:
-    a = values(handlers.trace(handlers.seed(handlers.uncondition(three_draws), rng_seed=0)).get_trace())
-    b = values(handlers.trace(handlers.uncondition(handlers.seed(three_draws, rng_seed=0))).get_trace())
+    a = values(
+        handlers.trace(handlers.seed(handlers.uncondition(three_draws), rng_seed=0)).get_trace()
+    )
+    b = values(
+        handlers.trace(handlers.uncondition(handlers.seed(three_draws, rng_seed=0))).get_trace()
+    )
     assert a.keys() == b.keys() == {"a", "b", "c"}
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
@@ -319,7 +336,11 @@ def test_lift_guide(backend: Backend) -> None:  # [15]
     assert get_trace(model_with_param, ones)["s"]["type"] == "param"
     lifted = get_trace(handlers.lift(model_with_param, prior={"s": dist.Exponential(1.0)}), ones)
     site = lifted["s"]
-    assert site.type == "sample" and site.is_observed is False and isinstance(site.fn, dist.Exponential)
+    assert (
+        site.type == "sample"
+        and site.is_observed is False
+        and isinstance(site.fn, dist.Exponential)
+    )
     assert site.args == () and set(site.kwargs) == {"rng_key", "sample_shape"} and site.value > 0
     if backend.name == "jax":
         assert f"{site['value']:.4f}" == "0.0073"
@@ -341,9 +362,9 @@ def test_lift_one_prior_for_all_and_repeated_params(backend: Backend) -> None:
 
 def test_replay_guide(backend: Backend, x_data: Any) -> None:  # [17]
     original = get_trace(linear_model, x_data)
-    replayed = handlers.trace(handlers.replay(handlers.seed(linear_model, rng_seed=99), trace=original)).get_trace(
-        x_data
-    )
+    replayed = handlers.trace(
+        handlers.replay(handlers.seed(linear_model, rng_seed=99), trace=original)
+    ).get_trace(x_data)
     for name in ("intercept", "slope", "sigma", "obs"):
         np.testing.assert_array_equal(replayed[name]["value"], original[name]["value"])
     if backend.name == "jax":
@@ -356,10 +377,14 @@ def test_replay_partial_trace_keeps_observed_and_copies_infer(backend: Backend) 
         numpyro.sample("b", dist.Normal(0.0, 1.0), obs=0.5)
         numpyro.sample("c", dist.Normal(0.0, 1.0))
 
-    guide_tr = get_trace(handlers.infer_config(model, config_fn=lambda m: {"from": "guide"}), seed=1)
+    guide_tr = get_trace(
+        handlers.infer_config(model, config_fn=lambda m: {"from": "guide"}), seed=1
+    )
     partial = {"a": guide_tr["a"], "b": guide_tr["b"]}
     fresh = get_trace(model, seed=2)
-    tr = handlers.trace(handlers.replay(handlers.seed(model, rng_seed=2), trace=partial)).get_trace()
+    tr = handlers.trace(
+        handlers.replay(handlers.seed(model, rng_seed=2), trace=partial)
+    ).get_trace()
     assert tr["a"].value == guide_tr["a"].value and tr["a"].infer == {"from": "guide"}
     assert tr["b"].value == 0.5 and tr["b"].is_observed
     assert tr["c"].value == fresh["c"].value  # not in the partial trace: drawn as usual
@@ -479,7 +504,10 @@ def test_do_guide(backend: Backend) -> None:  # [20], [21]
     assert float(int_trace["y"]["fn"].loc) == 5.0  # downstream used the intervention
     assert float(y_result) == float(int_trace["y"]["value"])
     if backend.name == "jax":
-        assert f"{natural['z']['value']:.3f}" == "-1.442" and f"{natural['y']['value']:.3f}" == "-2.071"
+        assert (
+            f"{natural['z']['value']:.3f}" == "-1.442"
+            and f"{natural['y']['value']:.3f}" == "-2.071"
+        )
         assert f"{z['value']:.3f}" == "-1.442" and f"{y_result:.3f}" == "4.371"
 
 
@@ -520,7 +548,9 @@ def test_do_inside_a_plate_has_one_frame(backend: Backend) -> None:
 
 def test_do_under_an_outer_scope(backend: Backend) -> None:
     with handlers.trace() as tr:
-        handlers.scope(handlers.seed(handlers.do(causal_chain, data={"z": 5.0}), rng_seed=0), prefix="s")(1.0)
+        handlers.scope(
+            handlers.seed(handlers.do(causal_chain, data={"z": 5.0}), rng_seed=0), prefix="s"
+        )(1.0)
     assert list(tr) == ["s/z", "s/y"] and float(tr["s/y"].fn.loc) == 5.0
 
 

@@ -112,7 +112,9 @@ def test_shape_params(backend: Backend) -> None:
         numpyro.sample("x", TaggedNormal(4.0, 1.0, 2.0))
 
     config = {"x": LocScaleReparam(0, shape_params=("df",))}
-    tr = handlers.trace(handlers.seed(handlers.reparam(model, config=config), rng_seed=0)).get_trace()
+    tr = handlers.trace(
+        handlers.seed(handlers.reparam(model, config=config), rng_seed=0)
+    ).get_trace()
     noise = tr["x_decentered"]
     assert isinstance(noise.fn, TaggedNormal) and noise.fn.df == 4.0
     np.testing.assert_allclose(tr["x"].value, 1.0 + 2.0 * noise.value, rtol=1e-6)
@@ -153,11 +155,15 @@ def test_transform_reparam(backend: Backend) -> None:
             numpyro.sample("s", dist.LogNormal(0.0, 1.0))
 
     config = {"x": TransformReparam(), "s": TransformReparam()}
-    tr = handlers.trace(handlers.seed(handlers.reparam(model, config=config), rng_seed=0)).get_trace()
+    tr = handlers.trace(
+        handlers.seed(handlers.reparam(model, config=config), rng_seed=0)
+    ).get_trace()
     assert list(tr) == ["p", "x_base", "x", "s_base", "s"]
     assert tr["x"].type == "deterministic" and tr["x_base"].cond_indep_stack == [Frame("p", -1, 3)]
     assert np.shape(tr["x_base"].value) == (3,)
-    np.testing.assert_allclose(tr["x"].value, np.array([1.0, 2.0, 3.0]) + 0.5 * np.asarray(tr["x_base"].value), rtol=1e-6)
+    np.testing.assert_allclose(
+        tr["x"].value, np.array([1.0, 2.0, 3.0]) + 0.5 * np.asarray(tr["x_base"].value), rtol=1e-6
+    )
     np.testing.assert_allclose(tr["s"].value, np.exp(tr["s_base"].value), rtol=1e-6)
 
 
@@ -186,7 +192,9 @@ def test_transform_reparam_needs_a_transformed_distribution(backend: Backend) ->
     def model() -> None:
         numpyro.sample("x", dist.Normal(0.0, 1.0))
 
-    with pytest.raises(ValueError, match="site 'x' has a Normal distribution.*TransformedDistribution"):
+    with pytest.raises(
+        ValueError, match="site 'x' has a Normal distribution.*TransformedDistribution"
+    ):
         handlers.seed(handlers.reparam(model, config={"x": TransformReparam()}), rng_seed=0)()
 
 

@@ -46,7 +46,9 @@ def test_sample_message_fields(backend: Backend) -> None:
 
 
 def test_sample_shape(backend: Backend) -> None:
-    tr = traced(lambda: numpyro.sample("x", dist.Normal(backend.xp.zeros(3), 1.0), sample_shape=(4, 2)))
+    tr = traced(
+        lambda: numpyro.sample("x", dist.Normal(backend.xp.zeros(3), 1.0), sample_shape=(4, 2))
+    )
     assert np.shape(tr["x"].value) == (4, 2, 3)
     assert tr["x"].kwargs["sample_shape"] == (4, 2)
 

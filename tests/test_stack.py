@@ -194,3 +194,19 @@ def _linear() -> None:
     mu = numpyro.deterministic("mu", intercept + slope * x)
     with numpyro.plate("data", 10):
         numpyro.sample("obs", dist.Normal(mu, sigma))
+
+
+def test_unnamed_messages_have_numpyros_keys(backend: Backend) -> None:
+    seen: dict[str, Message] = {}
+
+    class Keep(Messenger):
+        def process_message(self, msg: Message) -> None:
+            seen[msg.type] = msg
+
+    with handlers.seed(rng_seed=0), Keep():
+        numpyro.prng_key()
+        numpyro.subsample(backend.xp.arange(3.0), event_dim=0)
+        numpyro.get_mask()
+    assert "name" not in seen["prng_key"] and seen["prng_key"].get("name") is None
+    assert list(seen["subsample"]) == ["type", "value", "kwargs"]
+    assert "mask" in seen["inspect"] and "name" not in seen["inspect"]

@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from tutorial import common  # imported here: it starts the backend
 
     common.configure(out=args.out, data=args.data)
+    common.written.clear()
     titles = dict(SECTIONS)
     failed: list[str] = []
     for module in modules:
@@ -55,17 +56,19 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         try:
             run_section(module)
-        except common.DataNotFound as error:
+        except common.DataNotFoundError as error:
             print(f"\n[section {number} stopped] {error}", file=sys.stderr)
             failed.append(module)
             continue
         print(f"[{module} done in {time.perf_counter() - start:.1f} s]")
 
     out = common.out_dir().resolve()
-    written = sorted(p.name for p in out.iterdir() if p.is_file())
-    print(f"\nFigures and graphs are in {out} ({len(written)} files):")
-    for name in written:
-        print(f"  {name}")
+    if common.written:
+        print(f"\nThis run wrote {len(common.written)} figures and graphs to {out}:")
+        for path in common.written:
+            print(f"  {path.name}")
+    else:
+        print(f"\nThe sections run draw no figures; the figures folder is {out}")
     if failed:
         print(f"\nSections that could not run: {', '.join(failed)}", file=sys.stderr)
         return 1

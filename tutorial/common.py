@@ -14,6 +14,7 @@ folder, default ``./tutorial_output``), ``MINIPPL_DATA_DIR`` (where
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from types import ModuleType
@@ -34,7 +35,7 @@ from minippl.backend import current  # noqa: E402
 from minippl.render import write_graph  # noqa: E402
 
 __all__ = [
-    "DataNotFound",
+    "DataNotFoundError",
     "arviz",
     "backend",
     "conditioned_linear_model",
@@ -61,6 +62,7 @@ try:
 except RuntimeError:
     pass
 
+logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)  # "findfont: ..." notes
 plt.style.use("bmh")
 plt.rcParams["figure.figsize"] = [10, 6]
 plt.rcParams["figure.dpi"] = 100
@@ -73,6 +75,8 @@ xp = backend.xp
 # -- settings -------------------------------------------------------------------------------
 
 _settings: dict[str, str | None] = {"out": None, "data": None}
+written: list[Path] = []
+"""The figures and graphs written so far in this process, in order."""
 
 
 def configure(out: str | Path | None = None, data: str | Path | None = None) -> None:
@@ -96,6 +100,7 @@ def save_figure(fig: Any, name: str) -> Path:
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     print(f"[figure] {path}")
+    written.append(path)
     return path
 
 
@@ -111,6 +116,7 @@ def save_graph(graph: Any, name: str) -> Path:
         warnings.simplefilter("ignore", RuntimeWarning)
         path = write_graph(graph, out_dir() / f"{name}.svg")
     print(f"[graph] {path}")
+    written.append(path)
     return path
 
 
@@ -181,7 +187,7 @@ EMAIL_URL = (
 )
 
 
-class DataNotFound(RuntimeError):
+class DataNotFoundError(RuntimeError):
     """The email data is neither where we were told nor downloadable."""
 
 
@@ -202,7 +208,7 @@ def email_data_path() -> Path:
         path = path / EMAIL_FILE if path.is_dir() else path
         if path.is_file():
             return path
-        raise DataNotFound(_not_found(f"{EMAIL_FILE} is not at {path}."))
+        raise DataNotFoundError(_not_found(f"{EMAIL_FILE} is not at {path}."))
     cached = cache_dir() / EMAIL_FILE
     if cached.is_file():
         return cached
@@ -210,7 +216,7 @@ def email_data_path() -> Path:
         with urlopen(EMAIL_URL, timeout=30) as response:
             content = response.read()
     except Exception as error:  # no network, DNS failure, HTTP error...
-        raise DataNotFound(_not_found(f"Downloading it failed ({error}).")) from error
+        raise DataNotFoundError(_not_found(f"Downloading it failed ({error}).")) from error
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_bytes(content)
     print(f"[data] downloaded {EMAIL_URL}\n       to {cached}")
@@ -233,8 +239,7 @@ def load_email_data() -> Any:
         import pandas as pd
     except ImportError as error:
         raise ImportError(
-            "the email section reads its data with pandas: pip install pandas "
-            "(or minippl[plots])"
+            "the email section reads its data with pandas: pip install pandas (or minippl[plots])"
         ) from error
     pd.set_option("display.width", 120)
     pd.set_option("display.max_columns", 20)

@@ -62,10 +62,10 @@ class announce(Messenger):
         super().__init__(fn)
 
     def process_message(self, msg):
-        print(f"phase 1  {self.label:>6s}.process_message      site {msg.name!r}, value {msg.value}")
+        print(f"phase 1  {self.label:>6s}.process_message      {msg.name!r}, value {msg.value}")
 
     def postprocess_message(self, msg):
-        print(f"phase 3  {self.label:>6s}.postprocess_message  site {msg.name!r}, value {msg.value:.4f}")
+        print(f"phase 3  {self.label:>6s}.postprocess_message  {msg.name!r}, value {msg.value:.4f}")
 
 
 with announce(label="top"):

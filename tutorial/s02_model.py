@@ -80,6 +80,7 @@ print(graph.source)
 # %% [markdown]
 # The later sections import this data and model from `tutorial/common.py`; the copies agree:
 
+
 # %%
 def site_values(model):
     tr = handlers.trace(handlers.seed(model, rng_seed=0)).get_trace(x_data)

@@ -26,7 +26,8 @@
 # Neither JAX nor minippl keeps a global random state: every draw needs an explicit key. `seed`
 # holds a key stream and, in `process_message`, splits it for every sample site that has
 # neither a key nor a value yet. The site gets the second half of the split and the stream keeps
-# the first, exactly as NumPyro does, which is why the numbers below are NumPyro's.
+# the first, exactly as NumPyro does, which is why on the JAX backend the numbers below are
+# NumPyro's, digit for digit.
 
 # %%
 import minippl as numpyro

@@ -28,9 +28,9 @@
 # ways.
 
 # %%
-from minippl import handlers
-import minippl.distributions as dist
 import minippl as numpyro
+import minippl.distributions as dist
+from minippl import handlers
 from tutorial.common import linear_model, x_data, xp, y_data
 
 # Hide the "sigma" site

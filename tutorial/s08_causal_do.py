@@ -183,8 +183,8 @@ mcmc.run(backend.key(0), credit_limit, risk_score, email=email, payments=payment
 mcmc.print_summary()
 
 # %% [markdown]
-# The trace plots, drawn by ArviZ from `to_arviz(mcmc)` (`minippl/arviz.py`, the counterpart of ArviZ's
-# `from_numpyro`):
+# The trace plots, drawn by ArviZ from `to_arviz(mcmc)` (`minippl/arviz.py`, the counterpart
+# of ArviZ's `from_numpyro`):
 
 # %%
 az = arviz()

@@ -69,10 +69,10 @@ print(
 # to `True` by `condition`, and `substitute` never touches that field. The result, for one site
 # under both handlers:
 #
-# | nesting | `value` | `is_observed` |
+# | nesting (outer first) | `value` | `is_observed` |
 # |---|---|---|
-# | `condition(substitute(model, {"slope": 10.0}), {"slope": 3.0})` | 3.0 (condition, outer, wins) | `True` |
-# | `substitute(condition(model, {"slope": 3.0}), {"slope": 10.0})` | 10.0 (substitute, outer, wins) | `True` (set by condition, kept) |
+# | `condition(substitute(m, slope=10.0), slope=3.0)` | 3.0: the outer one wins | `True` |
+# | `substitute(condition(m, slope=3.0), slope=10.0)` | 10.0: the outer one wins | `True`: kept |
 #
 # ## See the messages move
 #

@@ -32,6 +32,7 @@
 # %%
 from minippl import handlers
 from minippl.infer import MCMC, NUTS, Predictive
+from minippl.infer import log_likelihood as infer_log_likelihood
 from tutorial.common import (
     arviz,
     backend,
@@ -42,6 +43,7 @@ from tutorial.common import (
     plt,
     save_figure,
     x_data,
+    xp,
     y_data,
 )
 
@@ -117,6 +119,15 @@ def log_likelihood(rng_key, params, model, *args, **kwargs):
 rng_subkey = guide_key(7)  # rng_key, rng_subkey = split(rng_key)
 ll = log_likelihood(rng_subkey, one_sample, conditioned_linear_model, x_data)
 print(f"Log-likelihood shape: {ll.shape}, sum: {ll.sum():.2f}")
+
+# %% [markdown]
+# minippl's own `log_likelihood` (`minippl/infer/util.py`) is the same composition, run for
+# every posterior draw at once and for every observed site. For the first draw it agrees:
+
+# %%
+pointwise = infer_log_likelihood(conditioned_linear_model, posterior_samples_linear, x_data)
+print(f"minippl.infer.log_likelihood: shape {pointwise['obs'].shape}")
+assert bool(xp.allclose(pointwise["obs"][0], ll, rtol=1e-5, atol=1e-5))
 
 # %% [markdown]
 # ## Comparison with `Predictive`

@@ -14,13 +14,14 @@ from typing import Any
 from minippl.backend import current
 from minippl.distributions import constraints
 from minippl.distributions.constraints import Constraint
-from minippl.distributions.distribution import Distribution
+from minippl.distributions.distribution import Distribution, check_param
 from minippl.distributions.multivariate import Dirichlet
 from minippl.distributions.transformed import TransformedDistribution
 from minippl.distributions.transforms import ExpTransform, PowerTransform
 from minippl.distributions.util import (
     Shape,
     broadcast_shapes,
+    full_param,
     promote_shapes,
     shape_of,
     softplus,
@@ -334,21 +335,9 @@ class Uniform(Distribution):
         super().__init__(batch, validate_args=validate_args)
 
     def _validate_params(self) -> None:
-        backend = current()
-        xp = backend.xp
-        low, high = self.low, self.high
-        if not (backend.is_concrete(low) and backend.is_concrete(high)):
-            return
-        for name, value in (("low", low), ("high", high)):
-            if not bool(xp.all(xp.isfinite(xp.asarray(value)))):
-                raise ValueError(
-                    f"Uniform: parameter {name!r} must satisfy the constraint real, got {value!r}"
-                )
-        if not bool(xp.all(xp.asarray(low) < xp.asarray(high))):
-            raise ValueError(
-                f"Uniform: parameter 'high' must satisfy the constraint greater_than(low), "
-                f"got low={low!r}, high={high!r}"
-            )
+        check_param(self, "low", constraints.real, self.low)
+        check_param(self, "high", constraints.real, self.high)
+        check_param(self, "high", constraints.greater_than(self.low), self.high)
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
         shape = tuple(sample_shape) + self.batch_shape
@@ -496,7 +485,7 @@ class Gamma(Distribution):
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
         shape = tuple(sample_shape) + self.batch_shape
-        return current().gamma(key, self.concentration, shape) / self.rate
+        return current().gamma(key, full_param(self.concentration, shape), shape) / self.rate
 
     def _log_prob(self, value: Any) -> Any:
         xp, sp = current().xp, current().special

@@ -17,11 +17,12 @@ import numpy as np
 from minippl.backend import current
 from minippl.distributions import constraints
 from minippl.distributions.constraints import Constraint
-from minippl.distributions.distribution import Distribution
+from minippl.distributions.distribution import Distribution, check_param
 from minippl.distributions.util import (
     Shape,
     broadcast_shapes,
     float_type_of,
+    full_param,
     lazy_property,
     log_binomial_coefficient,
     probs_to_logits,
@@ -206,8 +207,8 @@ class Binomial(Distribution):
         backend = current()
         xp = backend.xp
         shape = tuple(sample_shape) + self.batch_shape
-        draws = backend.binomial(key, self.total_count, self.probs, shape)
-        return draws.astype(xp.result_type(int))
+        n, p = full_param(self.total_count, shape), full_param(self.probs, shape)
+        return backend.binomial(key, n, p, shape).astype(xp.result_type(int))
 
     def _log_prob(self, value: Any) -> Any:
         value = _as_float(value)
@@ -370,14 +371,9 @@ class DiscreteUniform(Distribution):
         super().__init__(batch, validate_args=validate_args)
 
     def _validate_params(self) -> None:
-        backend = current()
-        xp = backend.xp
-        if backend.is_concrete(self.low) and backend.is_concrete(self.high):
-            if not bool(xp.all(xp.asarray(self.low) <= xp.asarray(self.high))):
-                raise ValueError(
-                    "DiscreteUniform: parameter 'high' must satisfy the constraint "
-                    f"greater_than_eq(low), got low={self.low!r}, high={self.high!r}"
-                )
+        check_param(self, "low", constraints.integer, self.low)
+        check_param(self, "high", constraints.integer, self.high)
+        check_param(self, "high", constraints.greater_than_eq(self.low), self.high)
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
         shape = tuple(sample_shape) + self.batch_shape
@@ -420,7 +416,8 @@ class Poisson(Distribution):
         super().__init__(shape_of(rate), validate_args=validate_args)
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
-        return current().poisson(key, self.rate, tuple(sample_shape) + self.batch_shape)
+        shape = tuple(sample_shape) + self.batch_shape
+        return current().poisson(key, full_param(self.rate, shape), shape)
 
     def _log_prob(self, value: Any) -> Any:
         sp = current().special
@@ -543,7 +540,8 @@ class GammaPoisson(Distribution):
         backend = current()
         key_gamma, key_poisson = backend.split(key)
         shape = tuple(sample_shape) + self._batch
-        poisson_rate = backend.gamma(key_gamma, self.concentration, shape) / self.rate
+        concentration = full_param(self.concentration, shape)
+        poisson_rate = backend.gamma(key_gamma, concentration, shape) / self.rate
         return backend.poisson(key_poisson, poisson_rate, shape)
 
     def _log_prob(self, value: Any) -> Any:
@@ -656,18 +654,8 @@ class NegativeBinomial2(GammaPoisson):
         super().__init__(concentration, rate, validate_args=validate_args)
 
     def _validate_params(self) -> None:
-        backend = current()
-        xp = backend.xp
-        checks = (
-            ("mean", self._mean_param, constraints.nonnegative),
-            ("concentration", self.concentration, constraints.positive),
-        )
-        for name, value, constraint in checks:
-            if backend.is_concrete(value) and not bool(xp.all(constraint(xp.asarray(value)))):
-                raise ValueError(
-                    f"NegativeBinomial2: parameter {name!r} must satisfy the constraint "
-                    f"{constraint!r}, got {value!r}"
-                )
+        check_param(self, "mean", constraints.nonnegative, self._mean_param)
+        check_param(self, "concentration", constraints.positive, self.concentration)
 
 
 class BetaBinomial(Distribution):
@@ -711,7 +699,8 @@ class BetaBinomial(Distribution):
         c1 = xp.broadcast_to(xp.asarray(self.concentration1), self.batch_shape)
         c0 = xp.broadcast_to(xp.asarray(self.concentration0), self.batch_shape)
         probs = Beta(c1, c0, validate_args=False).sample(key_beta, sample_shape)
-        draws = backend.binomial(key_binomial, self.total_count, probs, probs.shape)
+        n = full_param(self.total_count, probs.shape)
+        draws = backend.binomial(key_binomial, n, probs, probs.shape)
         return draws.astype(xp.result_type(int))
 
     def _log_prob(self, value: Any) -> Any:

@@ -40,6 +40,20 @@ def validation_enabled() -> bool:
     return _VALIDATION
 
 
+def check_param(owner: object, name: str, constraint: Constraint, value: Any) -> None:
+    """Raise ``ValueError`` naming ``owner``'s class, ``name`` and ``constraint`` if a concrete
+    ``value`` breaks the constraint; traced values (under ``jit``) are not checked."""
+    backend = current()
+    if value is None or not backend.is_concrete(value):
+        return
+    ok = constraint(backend.xp.asarray(value))
+    if backend.is_concrete(ok) and not bool(backend.xp.all(ok)):
+        raise ValueError(
+            f"{type(owner).__name__}: parameter {name!r} must satisfy the constraint "
+            f"{constraint!r}, got {value!r}"
+        )
+
+
 class Distribution:
     """Base class: subclasses set the shapes in ``__init__`` and implement ``sample`` and
     ``_log_prob`` (the density on the support; the base class handles the rest)."""
@@ -156,22 +170,13 @@ class Distribution:
         """Raise ``ValueError`` if a parameter given to ``__init__`` breaks its constraint.
 
         Only parameters stored on the instance are checked (a form computed lazily from
-        another, like ``logits`` from ``probs``, is not), and traced values are skipped so
-        validation never breaks ``jit``.
+        another, like ``logits`` from ``probs``, is not), and only concrete values: under
+        ``jit`` the check is skipped, so validation never breaks tracing.
         """
-        backend = current()
         for param, constraint in self.arg_constraints.items():
             if param not in self.__dict__ or isinstance(constraint, constraints._Dependent):
                 continue
-            value = self.__dict__[param]
-            if value is None or not backend.is_concrete(value):
-                continue
-            ok = constraint(backend.xp.asarray(value))
-            if not bool(backend.xp.all(ok)):
-                raise ValueError(
-                    f"{type(self).__name__}: parameter {param!r} must satisfy the constraint "
-                    f"{constraint!r}, got {value!r}"
-                )
+            check_param(self, param, constraint, self.__dict__[param])
 
     def __repr__(self) -> str:
         return (

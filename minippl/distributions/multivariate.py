@@ -12,7 +12,11 @@ from typing import Any, Literal
 
 from minippl.backend import current
 from minippl.distributions import constraints
-from minippl.distributions.distribution import Distribution, validation_enabled
+from minippl.distributions.distribution import (
+    Distribution,
+    check_param,
+    validation_enabled,
+)
 from minippl.distributions.transformed import TransformedDistribution
 from minippl.distributions.transforms import CorrMatrixCholeskyTransform
 from minippl.distributions.util import (
@@ -135,13 +139,9 @@ class MultivariateNormal(Distribution):
             loc.shape[:-1], mshape[:-2], what=f"MultivariateNormal: batch shapes of loc and {name}"
         )
         validate = validation_enabled() if validate_args is None else validate_args
-        if validate and name != "scale_tril" and current().is_concrete(matrix):
+        if validate and name != "scale_tril":
             # Check before factorising: NumPy's Cholesky raises its own error on bad input.
-            if not bool(xp.all(constraints.positive_definite(xp.asarray(matrix)))):
-                raise ValueError(
-                    f"MultivariateNormal: parameter {name!r} must satisfy the constraint "
-                    f"positive_definite, got {matrix!r}"
-                )
+            check_param(self, name, constraints.positive_definite, matrix)
         # Give loc a trailing column so it promotes against the matrices.
         loc_col, matrix = promote_shapes(xp.expand_dims(loc, -1), matrix)
         if name == "covariance_matrix":

@@ -16,7 +16,7 @@ from minippl.backend import current
 from minippl.distributions import constraints
 from minippl.distributions.constraints import Constraint
 from minippl.distributions.continuous import Cauchy, Laplace, Logistic, Normal
-from minippl.distributions.distribution import Distribution
+from minippl.distributions.distribution import Distribution, check_param
 from minippl.distributions.util import Shape, broadcast_shapes, clamp_probs, shape_of
 
 __all__ = [
@@ -58,17 +58,6 @@ class _Truncated(Distribution):
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
         return self.icdf(_uniform_open_at_zero(key, tuple(sample_shape) + self.batch_shape))
-
-    def _check_real(self, **bounds: Any) -> None:
-        backend = current()
-        for name, value in bounds.items():
-            if backend.is_concrete(value) and not bool(
-                backend.xp.all(backend.xp.isfinite(backend.xp.asarray(value)))
-            ):
-                raise ValueError(
-                    f"{type(self).__name__}: parameter {name!r} must satisfy the constraint "
-                    f"real, got {value!r}"
-                )
 
     def _moments_unavailable(self) -> Any:
         if isinstance(self.base_dist, Cauchy):
@@ -237,15 +226,9 @@ class TwoSidedTruncatedDistribution(_Truncated):
         super().__init__(batch, validate_args=validate_args)
 
     def _validate_params(self) -> None:
-        backend = current()
-        xp = backend.xp
-        self._check_real(low=self.low, high=self.high)
-        if backend.is_concrete(self.low) and backend.is_concrete(self.high):
-            if not bool(xp.all(xp.asarray(self.low) < xp.asarray(self.high))):
-                raise ValueError(
-                    f"{type(self).__name__}: parameter 'high' must satisfy the constraint "
-                    f"greater_than(low), got low={self.low!r}, high={self.high!r}"
-                )
+        check_param(self, "low", constraints.real, self.low)
+        check_param(self, "high", constraints.real, self.high)
+        check_param(self, "high", constraints.greater_than(self.low), self.high)
 
     def _sign(self) -> Any:
         return current().xp.where(self.base_dist.loc >= self.low, 1.0, -1.0)

@@ -98,6 +98,18 @@ def float_type_of(x: Any) -> Any:
     return dtype if xp.issubdtype(dtype, xp.floating) else current().float_dtype()
 
 
+def full_param(param: Any, shape: Shape, dtype: Any = None) -> Any:
+    """``param`` as a float array of exactly ``shape``.
+
+    The iterative samplers (gamma, poisson, binomial) compile once per parameter shape on
+    JAX; handing them full-shape parameters lets every draw of one output shape share one
+    compiled sampler. The numbers are unchanged: the samplers broadcast the same way.
+    """
+    xp = current().xp
+    dtype = current().float_dtype() if dtype is None else dtype
+    return xp.broadcast_to(xp.asarray(param, dtype=dtype), shape)
+
+
 def clamp_probs(probs: Any) -> Any:
     """Probabilities pulled into ``[tiny, 1 - eps]`` so their logs and logits stay finite."""
     xp = current().xp

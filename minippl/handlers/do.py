@@ -32,7 +32,8 @@ class do(_NamesData):
     conditioned value, its name) but not the plate frames and ``scale`` they added, because
     they see the copy again and add them again. NumPyro's copy shares its plate list with
     the original, which records an inner plate twice in ``cond_indep_stack`` and applies an
-    inner ``scale`` twice; here the copy has each frame and factor once.
+    inner ``scale`` twice; here the copy has each frame and factor once. A ``scope`` inside
+    ``do`` prefixes the copy a second time (``"s/s/z"``), as NumPyro does.
     """
 
     def __init__(

@@ -18,13 +18,15 @@ _SEEDED_TYPES = ("sample", "prng_key", "plate", "control_flow")
 
 
 def as_key(rng_seed: Any) -> Any:
-    """A PRNG key of the active backend from an int seed or an existing key."""
+    """A PRNG key of the active backend from an int seed (or a 0-d integer array) or a key."""
     backend = current()
     if backend.is_key(rng_seed):
         return rng_seed
-    shape = getattr(rng_seed, "shape", ())
-    if isinstance(rng_seed, int) or (shape == () and backend.is_concrete(rng_seed)):
-        return backend.key(int(rng_seed))
+    if isinstance(rng_seed, int):
+        return backend.key(rng_seed)
+    if getattr(rng_seed, "shape", None) == () and "int" in str(rng_seed.dtype):
+        # A 0-d integer array; under jit a traced one, which jax.random.key accepts.
+        return backend.key(int(rng_seed) if backend.is_concrete(rng_seed) else rng_seed)
     raise TypeError(
         f"rng_seed must be an int or a PRNG key of the {backend.name} backend, "
         f"got {type(rng_seed).__name__}"
@@ -93,9 +95,10 @@ class trace(Messenger):
     """Record every named message, in execution order, into ``self.trace``.
 
     Acts in postprocess_message on every message with a name (unnamed ones such as
-    ``prng_key`` and ``subsample`` are skipped); stores a copy, so later handlers cannot
-    change what was recorded. Two sample or deterministic sites with one name are an error;
-    a repeated ``param`` overwrites the earlier record, as in NumPyro.
+    ``prng_key``, ``subsample`` and ``inspect`` are skipped); reads ``name`` and ``type``,
+    writes nothing; stores a copy, so later handlers cannot change what was recorded. Two
+    sample or deterministic sites with one name are an error; a repeated ``param``
+    overwrites the earlier record, as in NumPyro.
     """
 
     def __init__(self, fn: Callable[..., Any] | None = None) -> None:

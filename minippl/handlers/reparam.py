@@ -24,10 +24,13 @@ class Reparam(Protocol):
 class reparam(Messenger):
     """Replace sample sites by reparameterized ones (``config`` by name, or a function).
 
-    Acts in process_message on ``sample`` messages that ``config`` names; calls the
-    reparameterizer, which may add its own sites (e.g. ``theta_decentered``). If it returns
-    only a value, the site becomes ``deterministic`` with that value; otherwise ``fn`` is
-    replaced and, if a value came back for a latent site, the site is marked observed.
+    Acts in process_message on ``sample`` messages that ``config`` names; reads ``name``,
+    ``fn`` and ``value`` and calls ``reparameterizer(name, fn, value)``, which may add its
+    own sites (e.g. ``theta_decentered``). If it returns only a value, the site becomes
+    ``deterministic`` (writes ``type``, ``value``; the other fields drop out of its mapping
+    view, as NumPyro deletes them); otherwise it writes ``fn`` and, if a value came back,
+    ``value``, marking a latent site ``is_observed``. The reparameterizers are in
+    :mod:`minippl.infer.reparam`.
     """
 
     def __init__(

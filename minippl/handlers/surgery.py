@@ -21,12 +21,14 @@ _KEYED_TYPES = ("sample", "plate", "control_flow")
 class block(Messenger):
     """Hide sites from the handlers outside this one (an outer ``trace`` does not see them).
 
-    Acts in process_message on every message type except ``prng_key``; sets ``stop``. The
-    hidden sites still run. Choose them with exactly one of ``hide_fn(msg)``, ``hide``
-    (names), ``expose`` (names to keep visible) or ``expose_types`` (message types to keep
-    visible); with none, everything is hidden. A hidden sample or plate without a key asks
-    for one with ``prng_key()``, so keys are spent the same way whether ``seed`` is inside
-    or outside the block.
+    Acts in process_message on every message type except ``prng_key``; reads ``name`` or
+    ``type`` (or whatever ``hide_fn`` reads), ``value`` and ``kwargs["rng_key"]``; writes
+    ``stop`` and, for a hidden sample or plate without a value or a key, ``kwargs["rng_key"]``
+    from ``prng_key()``, so keys are spent the same way whether ``seed`` is inside or outside
+    the block. The hidden sites still run. Choose them with exactly one of ``hide_fn(msg)``,
+    ``hide`` (names), ``expose`` (names to keep visible) or ``expose_types`` (message types
+    to keep visible); with none, everything is hidden. NumPyro quietly ranks several given
+    options (``hide_fn`` first); minippl refuses them with an error.
     """
 
     def __init__(
@@ -100,10 +102,11 @@ class lift(Messenger):
     """Turn ``param`` sites into ``sample`` sites drawn from a prior.
 
     Acts in process_message on ``param`` messages whose name has a prior (``prior`` is one
-    distribution for all params, or a dict by name): writes ``type="sample"``, ``fn``,
-    ``args=()``, ``kwargs`` (rng_key, sample_shape), ``intermediates`` and ``is_observed``.
-    A second ``param`` with the same name reuses the first draw (observed, ``stop``). The
-    cache of draws is cleared on entry and exit.
+    distribution for all params, or a dict by name); reads ``name`` and ``kwargs``; writes
+    ``type="sample"``, ``fn``, ``args=()``, ``kwargs`` (rng_key, sample_shape),
+    ``intermediates`` and ``is_observed``. A second ``param`` with the same name reuses the
+    first draw (``value``, ``is_observed=True``, ``stop``). The cache of draws is cleared on
+    entry and exit, and each call of a wrapped model has its own.
     """
 
     def __init__(

@@ -62,9 +62,11 @@ class condition(_NamesData):
     """Observe sample sites: set ``value`` from ``data[name]`` (or ``condition_fn(msg)``)
     and mark them ``is_observed=True``.
 
-    Acts in process_message on ``sample`` messages; reads ``name``, writes ``value`` and
-    ``is_observed``. It overrides an ``obs=`` given in the model. Give exactly one of
-    ``data`` and ``condition_fn``.
+    Acts in process_message on ``sample`` messages; reads ``name`` (or whatever
+    ``condition_fn`` reads), writes ``value`` and ``is_observed``. It overrides an ``obs=``
+    given in the model; a ``None`` in ``data`` leaves the site alone. Give exactly one of
+    ``data`` and ``condition_fn``. On exit it warns about names in ``data`` that no sample
+    site used (a typo, or a site hidden by a ``block`` inside it).
     """
 
     def __init__(
@@ -97,9 +99,10 @@ class substitute(_NamesData):
     """Plug values into sites without changing whether they are observed.
 
     Acts in process_message on ``sample``, ``param``, ``plate`` and ``deterministic``
-    messages; reads ``name``, writes ``value`` only (``is_observed`` is left as it was, also
-    for observed sites, whose data it replaces). Give exactly one of ``data`` and
-    ``substitute_fn``.
+    messages; reads ``name`` (or whatever ``substitute_fn`` reads), writes ``value`` only
+    (``is_observed`` is left as it was, also for observed sites, whose data it replaces).
+    On a plate the value is the subsample indices. Give exactly one of ``data`` and
+    ``substitute_fn``. On exit it warns about names in ``data`` that no site used.
     """
 
     def __init__(
@@ -130,9 +133,11 @@ class substitute(_NamesData):
 class replay(Messenger):
     """Re-use the values of a recorded trace at sites of the same name.
 
-    Acts in process_message on ``sample`` and ``plate`` messages found in ``trace``. A plate
-    takes the recorded indices; a latent sample takes the recorded ``value`` and a copy of
-    its ``infer``; observed sites keep their data. A partial trace replays the sites it has
+    Acts in process_message on ``sample`` and ``plate`` messages found in ``trace``; reads
+    ``name``, ``type`` and ``is_observed``, writes ``value`` and ``infer``. A plate takes the
+    recorded indices; a latent sample takes the recorded ``value`` and a copy of its
+    ``infer`` (``is_observed`` stays as it was); observed sites keep their data. A recorded
+    site of the wrong kind is a ``RuntimeError``. A partial trace replays the sites it has
     and leaves the others to run as usual.
     """
 

@@ -16,9 +16,9 @@ from minippl.runtime import Messenger
 class scale(Messenger):
     """Multiply the log density of sample (and param, plate) sites by a positive factor.
 
-    Acts in process_message on ``sample``, ``param`` and ``plate`` messages; writes
-    ``scale = factor * (scale or 1)``. A site outside any ``scale`` keeps ``scale=None``.
-    A non-positive concrete factor is rejected at construction.
+    Acts in process_message on ``sample``, ``param`` and ``plate`` messages; reads and
+    writes ``scale``: ``scale = factor * (scale or 1)``. A site outside any ``scale`` keeps
+    ``scale=None``. A non-positive concrete factor is rejected at construction.
     """
 
     def __init__(self, fn: Callable[..., Any] | None = None, scale: Any = 1.0) -> None:
@@ -40,9 +40,10 @@ class scale(Messenger):
 class mask(Messenger):
     """Zero the log density of sample sites where a boolean mask is False.
 
-    Acts in process_message on ``sample`` messages, writing ``fn = fn.mask(mask)`` (a
-    ``MaskedDistribution``), and on ``inspect`` messages, where it combines its mask into
-    ``mask`` so that ``get_mask()`` can report it.
+    Acts in process_message on ``sample`` messages, reading and writing ``fn``:
+    ``fn = fn.mask(mask)`` (a ``MaskedDistribution``); and on ``inspect`` messages, where it
+    reads and writes ``mask``, and-ing its own in, so that ``get_mask()`` can report it. A
+    mask that is not boolean is a ``ValueError`` at construction.
     """
 
     def __init__(self, fn: Callable[..., Any] | None = None, mask: Any = True) -> None:

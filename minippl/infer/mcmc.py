@@ -398,8 +398,7 @@ class MCMC:
             self._hub.close()
 
         if self._plan.method == "single":
-            collection = backend.tree_map(lambda x: x[None], collection)
-            stats = backend.tree_map(lambda x: xp.asarray(x)[None], stats)
+            last_state = backend.tree_map(lambda x: x[0], last_state)
         if phase == "warmup" and not collect_warmup:
             collection = backend.tree_map(lambda x: x[:, :0], collection)
         self._last_state = last_state
@@ -462,24 +461,27 @@ class MCMC:
     def _call(
         self, program: Callable[..., Any], init_state: Any, dyn: list[Any], counters: tuple[Any, ...]
     ) -> tuple[Any, list[Any], _RunStats]:
+        """Run the chains as the plan says; every result has a leading chain axis."""
         backend = current()
         xp = backend.xp
         method = self._plan.method
         if method == "single":
-            out: tuple[Any, list[Any], _RunStats] = program(init_state, dyn, *counters, 0)
+            state = backend.tree_map(lambda x: xp.asarray(x)[None], init_state)
+            out: tuple[Any, list[Any], _RunStats] = program(
+                state, dyn, *counters, xp.arange(1)
+            )
             return out
-        chain_ids = xp.arange(self.num_chains)
         if method in ("vectorized", "parallel"):
-            out = program(init_state, dyn, *counters, chain_ids)
+            out = program(init_state, dyn, *counters, xp.arange(self.num_chains))
             return out
         results = []
         for chain in range(self.num_chains):
-            state = backend.tree_map(lambda x, c=chain: x[c], init_state)
-            results.append(program(state, dyn, *counters, chain))
-        stacked: tuple[Any, list[Any], _RunStats] = backend.tree_map(
-            lambda *xs: xp.stack(xs), *results
+            state = backend.tree_map(lambda x, c=chain: x[c : c + 1], init_state)
+            results.append(program(state, dyn, *counters, xp.arange(chain, chain + 1)))
+        joined: tuple[Any, list[Any], _RunStats] = backend.tree_map(
+            lambda *xs: xp.concatenate(xs), *results
         )
-        return stacked
+        return joined
 
     def _build(
         self,
@@ -491,7 +493,11 @@ class MCMC:
         size: int,
         show: bool,
     ) -> Callable[..., Any]:
-        """The program for one chain, mapped and compiled as the plan says."""
+        """The program that runs a block of chains (leading axis) for ``num_iterations``.
+
+        The loop is over iterations and the chains are ``vmap``-ed inside it, so a progress
+        report is one host call for the whole block, whatever its size.
+        """
         backend = current()
         xp = backend.xp
         kernel = self.sampler
@@ -499,6 +505,8 @@ class MCMC:
         thinning = self.thinning
         hub = self._hub
         max_depth = _max_tree_depth(kernel)
+        sample_field = self._sample_field
+        user_postprocess = self.postprocess_fn
 
         def merge(dyn: list[Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
             dyn_iter, static_iter = iter(dyn), iter(static_leaves)
@@ -506,20 +514,17 @@ class MCMC:
             args, kwargs = backend.tree_unflatten(treedef, leaves)
             return tuple(args), dict(kwargs)
 
-        def one_chain(
-            state: Any, dyn: list[Any], num_iterations: Any, first: Any, rate: Any, chain: Any
+        def chains(
+            states: Any, dyn: list[Any], num_iterations: Any, first: Any, rate: Any, ids: Any
         ) -> tuple[Any, list[Any], _RunStats]:
             self.num_traces += 1
             args, kwargs = merge(dyn)
-            if self.postprocess_fn is not None:
-                postprocess = self.postprocess_fn
-            else:
-                postprocess = kernel.postprocess_fn(args, kwargs)
+            postprocess = user_postprocess or kernel.postprocess_fn(args, kwargs)
 
             def collect(s: Any) -> list[Any]:
                 values = []
                 for name in fields:
-                    if name == self._sample_field:
+                    if name == sample_field:
                         z = postprocess(_get_field(s, name))
                         if removed:
                             z = {k: v for k, v in z.items() if k not in removed}
@@ -528,48 +533,52 @@ class MCMC:
                         values.append(_get_field(s, name))
                 return values
 
-            def empty(x: Any) -> Any:
-                x = xp.asarray(x)
-                if _is_numeric(x):
-                    return xp.zeros((size,) + shape_of(x), dtype=x.dtype)
-                # PRNG keys have no zeros; fill with the first value instead.
-                return xp.broadcast_to(x[None], (size,) + shape_of(x))
+            sample = backend.vmap(lambda s: kernel.sample(s, args, kwargs))
+            collect_all = backend.vmap(collect)
+            count_all = backend.vmap(lambda st, s, w: _count(st, s, w, max_depth))
 
-            collection = backend.tree_map(empty, collect(state))
-            zero = xp.zeros((), dtype=xp.int32)
+            def empty(x: Any) -> Any:
+                # One slot per kept draw, after the chain axis.
+                x = xp.asarray(x)
+                shape = shape_of(x)[:1] + (size,) + shape_of(x)[1:]
+                if _is_numeric(x):
+                    return xp.zeros(shape, dtype=x.dtype)
+                return xp.broadcast_to(x[:, None], shape)  # PRNG keys have no zeros
+
+            collection = backend.tree_map(empty, collect_all(states))
+            zero = xp.zeros(shape_of(ids), dtype=xp.int32)
             stats = _RunStats(zero, zero, zero, zero, zero)
 
             def body(i: Any, carry: tuple[Any, list[Any], _RunStats]) -> Any:
                 s, coll, st = carry
-                was_warmup = (s.i < num_warmup) if hasattr(s, "i") else False
-                s = kernel.sample(s, args, kwargs)
-                st = _count(st, s, was_warmup, max_depth)
+                was_warmup = s.i < num_warmup if hasattr(s, "i") else xp.zeros(shape_of(ids), bool)
+                s = sample(s)
+                st = count_all(st, s, was_warmup)
                 keep = (i >= first) & ((i - first) % thinning == thinning - 1)
                 slot = (i - first) // thinning
 
                 def write(c: list[Any]) -> list[Any]:
                     return backend.tree_map(
-                        lambda a, v: backend.index_update(a, slot, v), c, collect(s)
+                        lambda a, v: backend.index_update(a, (slice(None), slot), v),
+                        c,
+                        collect_all(s),
                     )
 
                 coll = backend.cond(keep, write, lambda c: c, coll)
                 if show:
                     tell = ((i + 1) % rate == 0) | (i + 1 == num_iterations)
-                    backend.cond(tell, lambda: _report(hub, chain, i, s, st), lambda: None)
+                    backend.cond(tell, lambda: _report(hub, ids, i, s, st), lambda: None)
                 return s, coll, st
 
             out: tuple[Any, list[Any], _RunStats] = backend.fori_loop(
-                0, num_iterations, body, (state, collection, stats)
+                0, num_iterations, body, (states, collection, stats)
             )
             return out
 
-        method = self._plan.method
-        axes = (0, None, None, None, None, 0)
-        if method == "vectorized":
-            return backend.jit(backend.vmap(one_chain, in_axes=axes))
-        if method == "parallel":
-            return backend.map_over_devices(one_chain, self._plan.num_devices, axes)
-        return backend.jit(one_chain)
+        if self._plan.method == "parallel":
+            axes = (0, None, None, None, None, 0)
+            return backend.shard_over_devices(chains, self._plan.num_devices, axes)
+        return backend.jit(chains)
 
     # -- after a run ---------------------------------------------------------------------------
     def _warn(self, phase: str) -> None:
@@ -714,19 +723,25 @@ def _count(stats: _RunStats, state: Any, was_warmup: Any, max_depth: tuple[int, 
     )
 
 
-def _report(hub: ProgressHub, chain: Any, i: Any, state: Any, stats: _RunStats) -> None:
-    """Send the progress scalars to the host (inside the compiled loop)."""
+def _report(hub: ProgressHub, ids: Any, i: Any, state: Any, stats: _RunStats) -> None:
+    """Send one row of progress scalars per chain to the host (inside the compiled loop).
+
+    They travel as one small matrix: each array handed to a callback costs a conversion on
+    the host, so one matrix for all chains is much cheaper than scalars per chain.
+    """
     backend = current()
     xp = backend.xp
+    dtype = backend.float_dtype()
+    nan = xp.full(shape_of(ids), xp.nan, dtype=dtype)
     adapt = getattr(state, "adapt_state", None)
     step_size = getattr(adapt, "step_size", None)
     accept = getattr(state, "mean_accept_prob", None)
-    backend.callback(
-        hub.report,
-        chain,
-        i,
-        getattr(state, "i", i + 1),
-        xp.asarray(xp.nan) if step_size is None else step_size,
-        xp.asarray(xp.nan) if accept is None else accept,
+    columns = [
+        ids,
+        xp.broadcast_to(i, shape_of(ids)),
+        getattr(state, "i", xp.broadcast_to(i + 1, shape_of(ids))),
+        nan if step_size is None else step_size,
+        nan if accept is None else accept,
         stats.divergences + stats.warmup_divergences,
-    )
+    ]
+    backend.callback(hub.report, xp.stack([xp.asarray(c, dtype=dtype) for c in columns], axis=-1))

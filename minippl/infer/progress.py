@@ -65,30 +65,26 @@ class ProgressHub:
                 total=total, position=chain, desc=label, leave=True, dynamic_ncols=True
             )
 
-    def report(
-        self,
-        chain: Any,
-        iteration: Any,
-        state_i: Any,
-        step_size: Any,
-        accept_prob: Any,
-        divergences: Any,
-    ) -> None:
-        """Called from the compiled loop with host copies of the loop's scalars."""
-        bar = self._bars.get(int(chain))
-        if bar is None:
-            return
-        done = int(iteration) + 1
-        phase = "warmup" if int(state_i) <= self._num_warmup else "sample"
-        bar.set_description(
-            f"{phase}" + (f" chain {int(chain)}" if len(self._bars) > 1 else ""), refresh=False
-        )
-        bar.set_postfix_str(
-            f"step size {float(step_size):.2e}, acc. prob {float(accept_prob):.2f}, "
-            f"divergences {int(divergences)}",
-            refresh=False,
-        )
-        bar.update(done - bar.n)
+    def report(self, rows: Any) -> None:
+        """Called from the compiled loop with one row per chain: ``[chain, iteration,
+        state.i, step size, mean acceptance probability, divergences]``."""
+        for row in rows:
+            chain, iteration, state_i, step_size, accept_prob, divergences = (
+                float(v) for v in row
+            )
+            bar = self._bars.get(int(chain))
+            if bar is None:
+                continue
+            phase = "warmup" if int(state_i) <= self._num_warmup else "sample"
+            if len(self._bars) > 1:
+                phase = f"{phase} chain {int(chain)}"
+            bar.set_description(phase, refresh=False)
+            bar.set_postfix_str(
+                f"step size {step_size:.2e}, acc. prob {accept_prob:.2f}, "
+                f"divergences {int(divergences)}",
+                refresh=False,
+            )
+            bar.update(int(iteration) + 1 - bar.n)
 
     def close(self) -> None:
         for bar in self._bars.values():

@@ -248,7 +248,7 @@ def _build_subtree(
             lambda c: Checkpoints(
                 bk.index_update(c.r, idx_max, leaf.right.r),
                 bk.index_update(c.r_sum, idx_max, grown.r_sum),
-                bk.index_update(c.r_prev, idx_max, edge.r),
+                bk.index_update(c.r_prev, idx_max, edge.r) if dyn.robust else c.r_prev,
             ),
             lambda c: c,
             ckpts,
@@ -298,7 +298,9 @@ def build_tree(
     energy0 = state.potential_energy + metric.kinetic_energy(state.r)
     dyn = _Dynamics(step, metric, step_size, energy0, max_delta_energy, robust_u_turn)
     zeros = xp.zeros((checkpoint_slots, state.r.shape[0]), dtype=state.r.dtype)
-    ckpts = Checkpoints(zeros, zeros, zeros)
+    # Without the extra checks, no memory of the leaf before each checkpoint is needed.
+    prev = zeros if robust_u_turn else xp.zeros((checkpoint_slots, 0), dtype=state.r.dtype)
+    ckpts = Checkpoints(zeros, zeros, prev)
     tree = Tree(
         left=state,
         right=state,
