@@ -101,10 +101,21 @@ def latent_sites(spec: ModelSpec) -> list[str]:
     ]
 
 
+class _Terminal(io.StringIO):
+    """A stream that says it is a terminal and forgets what is written to it."""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+
 @contextlib.contextmanager
 def _quiet() -> Any:
-    """Swallow a progress bar's output (its cost stays: only the text is discarded)."""
-    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+    """Draw the progress bars into a stand-in terminal: every bar is drawn, as a user at a
+    terminal would see it (minippl shows one only on a terminal), and the text is dropped."""
+    with contextlib.redirect_stderr(_Terminal()), contextlib.redirect_stdout(_Terminal()):
         yield
 
 
@@ -166,9 +177,14 @@ class NumPyroAPIRunner(Runner):
         data = spec.data()
         self.data = data if self.backend == "numpy" else data.cast(np.float32)
         self.latent = latent_sites(spec)
-        # One MCMC object for every call, as a user would keep it: a library that caches its
-        # compiled program on the object (minippl) reuses it; NumPyro compiles again anyway.
-        self.mcmc = self._mcmc(cfg.progress_bar)
+        # minippl keeps its compiled program on the MCMC object, so one object serves every
+        # call, as a user would keep it.  NumPyro compiles on every call whatever the object,
+        # and a NumPyro object that has run cannot start a new warmup: it gets a new one.
+        self._kept = self._mcmc(cfg.progress_bar) if self.library == "minippl" else None
+
+    @property
+    def mcmc(self) -> Any:
+        return self._kept if self._kept is not None else self._mcmc(self.cfg.progress_bar)
 
     def _mcmc(self, progress_bar: bool) -> Any:
         _, _, MCMC, NUTS = self._modules()

@@ -195,6 +195,14 @@ class plate(Messenger):
             apply_stack(msg)
         elif subsampling:
             raise MissingKeyError(name, "subsampled plate")
+        given = int(shape_of(msg.value)[0])
+        if subsample_size is not None and subsample_size != given:
+            warnings.warn(
+                f"plate {name!r}: subsample_size={subsample_size} but a handler supplied "
+                f"{given} indices; the plate uses {given}. Did the model and the guide (or "
+                "the replayed trace) use different subsample sizes?",
+                stacklevel=4,
+            )
         occupied = {frame.dim for frame in msg.cond_indep_stack}
         if dim is None:
             dim = -1
@@ -278,7 +286,11 @@ def _subsample_indices(size: int, subsample_size: int, rng_key: Any = None) -> A
 
 
 def _fisher_yates(rng_key: Any, size: int, subsample_size: int) -> Any:
-    """A partial Fisher-Yates shuffle, one key per swap: NumPyro's draw on CPU, bit for bit."""
+    """A partial Fisher-Yates shuffle, one key per swap: NumPyro's draw on CPU, bit for bit.
+
+    NumPyro switches to ``random.choice`` on GPU and TPU; minippl shuffles everywhere, so on
+    an accelerator its subsample indices differ from NumPyro's (the scale does not).
+    """
     backend = current()
     xp = backend.xp
     keys = backend.split(rng_key, subsample_size)

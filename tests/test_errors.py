@@ -98,7 +98,7 @@ def test_bad_rng_seed(backend: Backend) -> None:
 
 def test_options_passed_positionally(backend: Backend) -> None:
     with pytest.raises(TypeError, match=r"must be callable, got int.*seed\(rng_seed=0\)"):
-        handlers.seed(0)
+        handlers.seed(0)  # type: ignore[arg-type]
 
 
 def test_condition_needs_exactly_one_source(backend: Backend) -> None:

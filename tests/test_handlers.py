@@ -298,6 +298,20 @@ def test_uncondition_guide(backend: Backend, x_data: Any) -> None:  # [13], [14]
     assert not np.allclose(site["value"], y_data)
 
 
+def test_uncondition_guide_numbers(jax_backend: Backend) -> None:  # [2], [13], [14] exactly
+    import jax
+
+    _, subkey = jax.random.split(jax.random.key(42))
+    x_data = jax_backend.xp.linspace(-2, 2, 50)
+    y_data = 1.0 + 2.0 * x_data + 0.5 * jax.random.normal(subkey, shape=(50,))
+    conditioned = handlers.condition(linear_model, data={"obs": y_data})
+    obs = get_trace(conditioned, x_data)["obs"]["value"]
+    assert np.array2string(np.asarray(obs[:3])) == "[-2.697118  -2.4372127 -3.127933 ]"
+    uncond = handlers.trace(handlers.uncondition(handlers.seed(conditioned, rng_seed=0)))
+    value = uncond.get_trace(x_data)["obs"]["value"]
+    assert np.array2string(np.asarray(value[:3])) == "[-15.044792 -12.289793 -10.538498]"
+
+
 def test_uncondition_commutes_with_seed(backend: Backend) -> None:
     a = values(
         handlers.trace(handlers.seed(handlers.uncondition(three_draws), rng_seed=0)).get_trace()

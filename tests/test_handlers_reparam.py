@@ -44,7 +44,7 @@ def test_guide_trace_table(backend: Backend) -> None:  # guide cell [34]
         ("obs", "sample", (8,)),
     ]
     noise = tr["theta_decentered"]
-    base = noise.fn.base_dist if isinstance(noise.fn, dist.ExpandedDistribution) else noise.fn
+    base: Any = noise.fn.base_dist if isinstance(noise.fn, dist.ExpandedDistribution) else noise.fn
     assert float(base.loc) == 0.0 and float(base.scale) == 1.0
     mu, tau = tr["mu"].value, tr["tau"].value
     np.testing.assert_allclose(tr["theta"].value, mu + tau * noise.value, rtol=1e-6)
@@ -67,7 +67,7 @@ def test_partial_centering(backend: Backend, centered: Any) -> None:
     tr = reparam_trace({"theta": LocScaleReparam(centered=c)}, backend)
     mu, tau = tr["mu"].value, tr["tau"].value
     noise = tr["theta_decentered"]
-    base = noise.fn.base_dist if isinstance(noise.fn, dist.ExpandedDistribution) else noise.fn
+    base: Any = noise.fn.base_dist if isinstance(noise.fn, dist.ExpandedDistribution) else noise.fn
     np.testing.assert_allclose(base.loc, mu * c, rtol=1e-6)
     np.testing.assert_allclose(base.scale, tau**c, rtol=1e-6)
     expected = mu + tau ** (1 - c) * (noise.value - c * mu)

@@ -100,7 +100,6 @@ def test_obs_mask_splits_the_site(backend: Backend) -> None:
     assert float(lp[1]) == 0.0
 
 
-@pytest.mark.xfail(reason="MaskedDistribution does not expand its base to the mask's shape")
 def test_mask_widens_a_scalar_distribution_inside_a_plate(backend: Backend) -> None:
     def model() -> None:
         with numpyro.plate("p", 3), handlers.mask(mask=backend.xp.asarray([True, False, True])):
@@ -338,3 +337,14 @@ def _raw(backend: Backend, key: Any) -> Any:
 
         return np.asarray(jax.random.key_data(key))
     return np.asarray(key)
+
+
+def test_substituted_indices_of_another_size_warn(backend: Backend) -> None:
+    def model() -> Any:
+        with numpyro.plate("p", 10, subsample_size=3) as idx:
+            return idx
+
+    substituted = handlers.substitute(model, data={"p": backend.xp.asarray([1, 2])})
+    with pytest.warns(UserWarning, match="plate 'p': subsample_size=3 but a handler supplied 2"):
+        idx = handlers.seed(substituted, rng_seed=0)()
+    np.testing.assert_array_equal(idx, [1, 2])

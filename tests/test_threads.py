@@ -19,7 +19,7 @@ from minippl.runtime import Messenger, stack
 N_THREADS = 8
 
 
-def model(pause: Callable[[], None]) -> dict[str, Any]:
+def model(pause: Callable[[], object]) -> dict[str, Any]:
     """Two draws with a pause between them, where the other threads run their own models."""
     a = numpyro.sample("a", dist.Normal(0.0, 1.0))
     pause()
@@ -45,7 +45,7 @@ def composition(i: int) -> tuple[Callable[..., Any], tuple[str, ...]]:
     )
 
 
-def run(i: int, pause: Callable[[], None]) -> tuple[dict[str, Any], dict[str, Any]]:
+def run(i: int, pause: Callable[[], object]) -> tuple[dict[str, Any], dict[str, Any]]:
     fn, _ = composition(i)
     tracer = handlers.trace(fn)
     out = tracer(pause)
@@ -79,7 +79,7 @@ def test_one_wrapped_model_shared_by_eight_threads(backend: Backend) -> None:
     # The same handler objects, active in eight threads at once: each call of a wrapped
     # model gets its own key stream, its own lift cache and its own record of the sites
     # condition saw.
-    def lifted(pause: Callable[[], None]) -> Any:
+    def lifted(pause: Callable[[], object]) -> Any:
         s1 = numpyro.param("s", 1.0)
         pause()
         s2 = numpyro.param("s", 1.0)  # lift reuses this call's draw of "s"
@@ -90,7 +90,7 @@ def test_one_wrapped_model_shared_by_eight_threads(backend: Backend) -> None:
     )
     shared_seeded = handlers.seed(shared, rng_seed=0)
 
-    def call(i: int, pause: Callable[[], None]) -> Any:
+    def call(i: int, pause: Callable[[], object]) -> Any:
         fn = shared_seeded if i % 2 else handlers.seed(shared, rng_seed=i)
         with handlers.trace() as tr:
             s1, s2, out = fn(pause)
@@ -151,3 +151,19 @@ def test_seed_reused_inside_and_outside_jit_leaks_no_tracer(jax_backend: Backend
 
     seeded = handlers.seed(one, rng_seed=0)
     assert float(jax.jit(seeded)()) == float(seeded()) == first
+
+
+def test_seed_made_inside_jit_keeps_advancing(jax_backend: Backend) -> None:
+    import jax
+
+    def two_blocks() -> tuple[Any, Any]:
+        s = handlers.seed(rng_seed=0)
+        with s:
+            a = one()
+        with s:
+            b = one()
+        return a, b
+
+    jitted, eager = jax.jit(two_blocks)(), two_blocks()
+    assert float(jitted[0]) != float(jitted[1])
+    assert [float(v) for v in jitted] == [float(v) for v in eager]

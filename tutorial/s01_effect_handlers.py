@@ -24,6 +24,9 @@
 # never changes. Every handler in this tutorial is a variation on one idea: a primitive does
 # not act by itself, it sends a *message* up a stack of handlers, and each handler may read or
 # rewrite that message on its way.
+#
+# The guide's setup cell (the plot style, and four CPU devices so that four MCMC chains run in
+# parallel) lives in `tutorial/common.py`, which every section imports.
 
 # %%
 import minippl as numpyro

@@ -16,6 +16,8 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import numpy as np
+
 from minippl.backend import current
 from minippl.distributions import constraints
 from minippl.distributions.constraints import Constraint
@@ -115,8 +117,11 @@ class Distribution:
     def log_prob(self, value: Any) -> Any:
         """Log density at ``value``; ``-inf`` outside the support (warned under validation)."""
         xp = current().xp
-        lp = self._log_prob(value)
-        inside = self.support(value)
+        # Outside the support the formula may take logs of negatives; NumPy would warn about
+        # it, though the result is replaced by -inf below.
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            lp = self._log_prob(value)
+            inside = self.support(value)
         if self._validate_args and current().is_concrete(inside) and not bool(xp.all(inside)):
             warnings.warn(
                 f"{type(self).__name__}.log_prob: value outside the support {self.support!r}; "
@@ -334,6 +339,8 @@ class MaskedDistribution(Distribution):
             shape = broadcast_shapes(
                 base.batch_shape, shape_of(mask), what="mask and batch shapes"
             )
+            # A mask bigger than the batch grows the distribution, as in NumPyro.
+            base = base.expand(shape)
         self.base_dist = base
         self._mask = mask
         super().__init__(shape, base.event_shape, validate_args=False)
@@ -357,9 +364,18 @@ class MaskedDistribution(Distribution):
         if self._mask is False:
             shape = shape_of(value)[: len(shape_of(value)) - self.event_dim]
             return xp.zeros(broadcast_shapes(shape, self.batch_shape))
-        lp = self.base_dist.log_prob(value)
         if self._mask is True:
-            return lp
+            return self.base_dist.log_prob(value)
+        # Masked-out entries may hold anything (NaN for missing data): evaluate the base at a
+        # point of its support there, so neither the value nor its gradient is NaN.
+        try:
+            stand_in = self.base_dist.support.feasible_like(value)
+        except (NotImplementedError, ValueError):
+            stand_in = None
+        if stand_in is not None:
+            keep = xp.reshape(self._mask, shape_of(self._mask) + (1,) * self.event_dim)
+            value = xp.where(keep, value, stand_in)
+        lp = self.base_dist.log_prob(value)
         return xp.where(self._mask, lp, xp.zeros((), dtype=xp.result_type(lp)))
 
     @property
@@ -391,7 +407,8 @@ class Delta(Distribution):
 
     def log_prob(self, value: Any) -> Any:
         xp = current().xp
-        lp = xp.log(xp.asarray(value == self.v, dtype=current().float_dtype()))
+        zero = xp.zeros((), dtype=current().float_dtype())
+        lp = xp.where(xp.asarray(value == self.v), zero, -xp.inf)
         return sum_rightmost(lp, self.event_dim) + self.log_density
 
     @property

@@ -46,10 +46,11 @@ class seed(Messenger):
     Key stream, as in NumPyro: a wrapped model (``seed(model, 0)``) starts from ``rng_seed``
     on every call, on a fresh copy of the handler, so its draws repeat call after call (and
     calls from several threads do not share a stream); a handler used in ``with`` blocks keeps
-    advancing from one block to the next. One difference: if the key advanced under ``jit``
-    (it is then a tracer), it is reset on exit to the key it had on entry, so a handler used
-    inside and then outside ``jit`` never leaks a tracer (NumPyro raises
-    ``UnexpectedTracerError`` there).
+    advancing from one block to the next. One difference: a key that entered concrete and
+    advanced under ``jit`` (it is then a tracer) is reset on exit to the key it had on
+    entry, so a handler used inside and then outside ``jit`` never leaks a tracer (NumPyro
+    raises ``UnexpectedTracerError`` there). The price: a handler made outside ``jit`` and
+    entered twice inside one jitted function starts both blocks from the same key.
     """
 
     def __init__(
@@ -77,8 +78,9 @@ class seed(Messenger):
         tb: TracebackType | None,
     ) -> None:
         key_on_entry = self._keys_on_entry.pop()
-        if current().is_tracer(self.rng_key):
-            self.rng_key = key_on_entry
+        backend = current()
+        if backend.is_tracer(self.rng_key) and not backend.is_tracer(key_on_entry):
+            self.rng_key = key_on_entry  # a key split under jit must not outlive the trace
         super().__exit__(exc_type, exc, tb)
 
     def process_message(self, msg: Message) -> None:

@@ -30,6 +30,7 @@ References
 from __future__ import annotations
 
 import hashlib
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -190,6 +191,8 @@ class MCMC:
         self._stats: _RunStats | None = None
         self._programs: dict[Any, Callable[..., Any]] = {}
         self._closed_args = False
+        self._programs_timed: dict[Any, bool] = {}
+        self._seconds_per_iteration: float | None = None
         self._args: tuple[Any, ...] = ()
         self._kwargs: dict[str, Any] = {}
         self._hub = ProgressHub()
@@ -382,7 +385,7 @@ class MCMC:
             one_state = backend.tree_map(lambda x: x[0], init_state)
         fields, removed = self._collect_fields(extra_fields, one_state)
         show = bool(self.progress_bar) and stderr_is_terminal() and num_iterations > 0
-        rate = self.progress_rate or report_every(num_iterations)
+        rate = self.progress_rate or report_every(num_iterations, self._seconds_per_iteration)
         offset = int(backend.to_numpy(_get_field(one_state, "i"))) if hasattr(one_state, "i") else 0
 
         leaves, treedef = backend.tree_flatten((args, kwargs))
@@ -447,7 +450,14 @@ class MCMC:
                 program = self._build(treedef, tuple(dynamic), static_leaves, fields, removed, size, show)
                 self._programs[key] = program
             try:
-                return self._call(program, init_state, dyn_leaves, counters)
+                start = time.perf_counter()
+                out = self._call(program, init_state, dyn_leaves, counters)
+                backend.block_until_ready(out)
+                if self._programs_timed.get(key):
+                    elapsed = time.perf_counter() - start
+                    self._seconds_per_iteration = elapsed / max(num_iterations, 1)
+                self._programs_timed[key] = True
+                return out
             except TypeError as err:
                 tracer_error = "Tracer" in type(err).__name__ or "Concretization" in type(
                     err
@@ -678,6 +688,7 @@ class MCMC:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_programs"] = {}
+        state["_programs_timed"] = {}
         state["_hub"] = None
         return state
 

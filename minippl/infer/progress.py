@@ -6,8 +6,10 @@ The sampling loop is one compiled program, so Python never sees an iteration. Ab
 1% of the iterations the loop calls back to the host (``backend.callback`` under a ``cond``)
 with a handful of scalars: the chain, the iteration, the phase, the step size, the mean
 acceptance probability and the divergences so far. The host side draws one bar per chain.
-The callback returns nothing, so the bar can never change what the chain computes; and at
-100 calls per chain its cost is a few milliseconds.
+The callback returns nothing, so the bar can never change what the chain computes. A host
+call costs a fraction of a millisecond, which matters for fast models, so once the speed of
+a program is known (its second run), reports are spaced at least 0.1 s apart (tqdm's own
+redraw interval): the bar looks the same and costs next to nothing.
 
 The bar is shown only when standard error is a terminal (so logs, CI and notebooks piped to
 files stay clean), and never when ``progress_bar=False``.
@@ -15,13 +17,18 @@ files stay clean), and never when ``progress_bar=False``.
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any
 
 __all__ = ["ProgressHub", "stderr_is_terminal"]
 
 UPDATES_PER_RUN = 100
-"""How many times per run each chain reports (every ~1% of its iterations)."""
+"""At most this many reports per run (every ~1% of the iterations)."""
+
+MIN_SECONDS_BETWEEN_REPORTS = 0.1
+"""tqdm redraws at most every 0.1 s, so reporting more often shows nothing new but still
+costs a host call each time; once a run's speed is known, reports are spaced this far."""
 
 
 def stderr_is_terminal() -> bool:
@@ -30,9 +37,13 @@ def stderr_is_terminal() -> bool:
     return bool(getattr(stream, "isatty", lambda: False)())
 
 
-def report_every(num_iterations: int) -> int:
-    """Iterations between two reports: about 1% of the run, at least one."""
-    return max(1, num_iterations // UPDATES_PER_RUN)
+def report_every(num_iterations: int, seconds_per_iteration: float | None = None) -> int:
+    """Iterations between two reports: about 1% of the run, and, when the speed of an
+    earlier run of the same program is known, no more often than every 0.1 s."""
+    every = max(1, num_iterations // UPDATES_PER_RUN)
+    if seconds_per_iteration:
+        every = max(every, math.ceil(MIN_SECONDS_BETWEEN_REPORTS / seconds_per_iteration))
+    return every
 
 
 class ProgressHub:

@@ -107,7 +107,7 @@ class LocScaleReparam(Reparam):
     def __call__(self, name: str, fn: Distribution, obs: Any) -> tuple[Distribution | None, Any]:
         self._latent_only("LocScaleReparam", name, obs)
         support = fn.support
-        if isinstance(support, constraints.independent):
+        while isinstance(support, constraints.independent):
             support = support.base_constraint
         base, batch_shape, event_dim = self._unwrap(fn)
         if support is not constraints.real or not all(

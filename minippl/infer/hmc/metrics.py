@@ -92,7 +92,7 @@ def make_layout(
         ``dense_mass`` does not name become diagonal blocks.
     """
     bk = current()
-    size = int(np.size(bk.to_numpy(bk.ravel_pytree(z)[0])))
+    size = int(bk.ravel_pytree(z)[0].shape[0])
     if isinstance(dense_mass, bool):
         return MassLayout((Block(None, None, size, dense_mass),), size, False, None)
     if not isinstance(z, Mapping):
@@ -100,7 +100,7 @@ def make_layout(
     offsets: dict[str, np.ndarray] = {}
     start = 0
     for name in sorted(z):
-        n = int(np.size(bk.to_numpy(bk.ravel_pytree(z[name])[0])))
+        n = int(bk.ravel_pytree(z[name])[0].shape[0])
         offsets[name] = np.arange(start, start + n)
         start += n
     groups: dict[tuple[str, ...], bool] = {tuple(g): True for g in dense_mass}

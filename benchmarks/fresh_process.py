@@ -1,0 +1,173 @@
+"""Wall time to a first posterior in a fresh Python process: what a user waits for.
+
+Each measurement launches ``python -c SCRIPT`` from the repository root; the script imports
+the library, builds the model, runs ``MCMC.run`` once (progress bar off) and fetches the
+draws.  The figure is the time from launching the process to the draws being on the host:
+interpreter start, imports, tracing, compiling and sampling.  Variants:
+
+- ``minippl-*`` ``cold``: a new, empty ``MINIPPL_CACHE_DIR`` (the persistent cache on).
+- ``minippl-*`` ``warm``: a second process on the same folder, so compiled programs load.
+- ``numpyro-*`` ``default``: NumPyro as installed (no persistent cache).
+- ``numpyro-vectorized`` ``jax-cache warm``: NumPyro with JAX's own persistent cache
+  (``JAX_COMPILATION_CACHE_DIR``, every entry kept), after one process filled it: the
+  cache a NumPyro user could switch on, for an honest comparison with minippl's.
+
+The variants take turns within each repeat; each figure is the median over repeats.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks.metrics import median
+from benchmarks.samplers import RunConfig
+
+__all__ = ["SCRIPT", "run_fresh_processes"]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SCRIPT = r"""
+import json, sys, time
+t0 = time.time()
+library, method, model_name, chains, warmup, samples, seed = sys.argv[1:8]
+import numpy as np
+if library == "numpyro":
+    import jax
+    import numpyro as ppl
+    import numpyro.distributions as dist
+    from numpyro.infer import MCMC, NUTS
+    key = jax.random.PRNGKey(int(seed))
+else:
+    import minippl as ppl
+    import minippl.distributions as dist
+    from minippl.backend import current
+    from minippl.infer import MCMC, NUTS
+    key = current().key(int(seed))
+from benchmarks.models import get
+t1 = time.time()
+spec = get(model_name)
+data = spec.data().cast(np.float32)
+kernel = NUTS(spec.build(ppl, dist), target_accept_prob=spec.target_accept,
+              dense_mass=spec.dense_mass)
+mcmc = MCMC(kernel, num_warmup=int(warmup), num_samples=int(samples), num_chains=int(chains),
+            chain_method=method, progress_bar=False)
+mcmc.run(key, *data.args, **data.kwargs)
+draws = {k: np.asarray(v) for k, v in mcmc.get_samples().items()}
+t2 = time.time()
+print("RESULT " + json.dumps({"imported": t1, "posterior": t2, "run_s": t2 - t1}))
+"""
+
+_CACHE_VARS = (
+    "MINIPPL_CACHE_DIR",
+    "MINIPPL_COMPILE_CACHE",
+    "JAX_COMPILATION_CACHE_DIR",
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES",
+)
+
+
+def _launch(
+    sampler: str, model: str, cfg: RunConfig, env: dict[str, str], seed: int
+) -> dict[str, Any]:
+    library, _, method = sampler.partition("-")
+    argv = [sys.executable, "-c", SCRIPT, library, method, model]
+    argv += [str(cfg.chains), str(cfg.warmup), str(cfg.samples), str(seed)]
+    full_env = {k: v for k, v in os.environ.items() if k not in _CACHE_VARS}
+    full_env.update(env)
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full_env.get("PYTHONPATH")]))
+    start = time.time()
+    proc = subprocess.run(
+        argv, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=3600
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"{sampler} on {model} failed:\n{proc.stderr[-3000:]}")
+    out = json.loads(lines[-1].removeprefix("RESULT "))
+    return {
+        "first_posterior_s": out["posterior"] - start,
+        "startup_import_s": out["imported"] - start,
+        "run_s": out["run_s"],
+    }
+
+
+def run_fresh_processes(
+    models: Sequence[str],
+    samplers: Sequence[str],
+    cfg: RunConfig,
+    repeats: int,
+    log: Callable[[str], None] = print,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Median first-posterior times per (model, sampler, variant), and the ratios to
+    NumPyro's best default chain method."""
+    jax_samplers = [s for s in samplers if s.split("-")[0] in ("minippl", "numpyro")]
+    jax_samplers = [s for s in jax_samplers if s != "minippl-numpy"]
+    rows: list[dict[str, Any]] = []
+    ratio_rows: list[dict[str, Any]] = []
+    for model in models:
+        times: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for k in range(repeats):
+            with tempfile.TemporaryDirectory(prefix="minippl-bench-cache-") as tmp:
+                plan: list[tuple[str, str, dict[str, str]]] = []
+                for sampler in jax_samplers:
+                    if sampler.startswith("minippl"):
+                        env = {"MINIPPL_CACHE_DIR": str(Path(tmp) / sampler)}
+                        env["MINIPPL_COMPILE_CACHE"] = "1"
+                        plan += [(sampler, "cold", env), (sampler, "warm", env)]
+                    else:
+                        plan.append((sampler, "default", {}))
+                        if sampler == "numpyro-vectorized":
+                            env = {
+                                "JAX_COMPILATION_CACHE_DIR": str(Path(tmp) / "jax"),
+                                "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+                                "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1",
+                            }
+                            plan += [(sampler, "jax-cache cold", env)]
+                            plan += [(sampler, "jax-cache warm", env)]
+                for sampler, variant, env in plan:
+                    log(f"  fresh process {model} / {sampler} ({variant}): repeat {k + 1}")
+                    result = _launch(sampler, model, cfg, env, seed=k)
+                    times.setdefault((sampler, variant), []).append(result)
+        medians: dict[tuple[str, str], float] = {}
+        for (sampler, variant), reps in times.items():
+            medians[sampler, variant] = median([r["first_posterior_s"] for r in reps])
+            rows.append(
+                {
+                    "model": model,
+                    "sampler": sampler,
+                    "variant": variant,
+                    "first_posterior_s": medians[sampler, variant],
+                    "startup_import_s": median([r["startup_import_s"] for r in reps]),
+                    "run_s": median([r["run_s"] for r in reps]),
+                    "config": {"chains": cfg.chains, "warmup": cfg.warmup, "samples": cfg.samples},
+                    "repeats": reps,
+                }
+            )
+        numpyro = [
+            v for (s, var), v in medians.items() if s.startswith("numpyro") and var == "default"
+        ]
+        cold = [v for (s, var), v in medians.items() if s.startswith("minippl") and var == "cold"]
+        warm = [v for (s, var), v in medians.items() if s.startswith("minippl") and var == "warm"]
+        if numpyro and cold and warm:
+            best = min(numpyro)
+            ratio_rows.append(
+                {
+                    "model": model,
+                    "numpyro_best_s": best,
+                    "minippl_cold_s": min(cold),
+                    "minippl_warm_s": min(warm),
+                    "cold_ratio": min(cold) / best,
+                    "warm_ratio": min(warm) / best,
+                    "numpyro_jax_cache_warm_s": medians.get(
+                        ("numpyro-vectorized", "jax-cache warm"), float("nan")
+                    ),
+                }
+            )
+    return rows, ratio_rows
