@@ -104,6 +104,7 @@ def run_fresh_processes(
     cfg: RunConfig,
     repeats: int,
     log: Callable[[str], None] = print,
+    jax_cache: bool = True,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Median first-posterior times per (model, sampler, variant), and the ratios to
     NumPyro's best default chain method."""
@@ -123,7 +124,7 @@ def run_fresh_processes(
                         plan += [(sampler, "cold", env), (sampler, "warm", env)]
                     else:
                         plan.append((sampler, "default", {}))
-                        if sampler == "numpyro-vectorized":
+                        if jax_cache and sampler == "numpyro-vectorized":
                             env = {
                                 "JAX_COMPILATION_CACHE_DIR": str(Path(tmp) / "jax"),
                                 "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",

@@ -211,6 +211,7 @@ class NumPyroAPIRunner(Runner):
 
     def first_call(self, seed: int) -> Clock:
         """The user's path in a fresh process: one ``MCMC.run``, compiling as it goes."""
+        self._modules()  # minippl's backend is process-wide: select ours before each call
         mcmc = self.mcmc
         quiet = _quiet() if self.cfg.progress_bar else contextlib.nullcontext()
         with quiet, compile_clock() as clock:
@@ -221,6 +222,7 @@ class NumPyroAPIRunner(Runner):
     def run(self, seed: int) -> RunOutput:
         """``MCMC.warmup(collect_warmup=True)`` then ``MCMC.run``: the same chains as one
         ``run(key)`` (same key, same draws), with the warmup's steps counted too."""
+        self._modules()
         args, kwargs = self.data.args, self.data.kwargs
         mcmc = self.mcmc
         quiet = _quiet() if self.cfg.progress_bar else contextlib.nullcontext()

@@ -74,14 +74,15 @@ def gaussian(xp: Any, cov: np.ndarray) -> Callable[[Any], Any]:
 
 
 def test_nuts_samples_a_correlated_gaussian_dense_beats_diagonal(backend: Backend) -> None:
-    # Correlation 0.95 and scales 1 and 3 (2-d on NumPy, 3-d with a third, independent site
-    # on JAX). Both metrics sample it; the dense one, once adapted, needs far fewer steps.
+    # Correlation 0.95 and scales 1 and 3 (2-d on NumPy, plus a third, independent
+    # coordinate on JAX). Both metrics sample it; the dense one, once adapted, needs far
+    # fewer leapfrog steps.
     small = backend.name == "numpy"
     cov = np.array([[1.0, 0.95 * 3], [0.95 * 3, 9.0]])
     if not small:
         cov = np.block([[cov, np.zeros((2, 1))], [np.zeros((1, 2)), np.eye(1) * 0.25]])
     d = cov.shape[0]
-    warmup, samples, chains = (150, 600, 1) if small else (300, 1000, 4)
+    warmup, samples, chains = (300, 500, 1) if small else (300, 1000, 4)
     steps = {}
     for dense in (False, True):
         kernel = NUTS(potential_fn=gaussian(backend.xp, cov), dense_mass=dense)
@@ -93,10 +94,12 @@ def test_nuts_samples_a_correlated_gaussian_dense_beats_diagonal(backend: Backen
         assert not trace["diverging"][:, warmup:].any()
         # Dual averaging drives the acceptance statistic to its target during warmup.
         assert trace["accept_prob"][:, warmup - 50 : warmup].mean() == pytest.approx(0.8, abs=0.08)
-        if dense and not small:
+        if dense:
+            # The last slow window (100 draws) found the correlation.
             estimate = backend.to_numpy(final.adapt_state.inverse_mass_matrix)[0]
-            np.testing.assert_allclose(estimate, cov, rtol=0.35, atol=0.35)
-    assert steps[True] < 0.5 * steps[False]
+            corr = estimate[0, 1] / np.sqrt(estimate[0, 0] * estimate[1, 1])
+            assert corr == pytest.approx(0.95, abs=0.1)
+    assert steps[True] < 0.6 * steps[False]
 
 
 def test_undefined_regions_count_divergences_and_keep_sampling(backend: Backend) -> None:
@@ -128,6 +131,9 @@ def test_undefined_regions_count_divergences_and_keep_sampling(backend: Backend)
 
 def test_options_tree_depth_heuristic_and_frozen_adaptation() -> None:
     # Backend-neutral logic, checked eagerly on NumPy.
+    from minippl import backend as selection
+
+    previous = selection.current().name
     bk = minippl.set_backend("numpy")
     try:
         xp = bk.xp
@@ -161,16 +167,19 @@ def test_options_tree_depth_heuristic_and_frozen_adaptation() -> None:
             f"acc. prob={float(state.mean_accept_prob):.2f}"
         )
     finally:
-        minippl.set_backend("jax")
+        minippl.set_backend(previous)
 
 
-def test_block_dense_mass_with_a_model(backend: Backend) -> None:
-    # mu and tau share a dense block, the vector theta gets a diagonal one; the result is
-    # the posterior of a conjugate normal model (plus a half-normal scale).
-    xp = backend.xp
-    y = xp.asarray(np.random.default_rng(0).normal(1.0, 0.5, size=30))
+def test_model_with_block_mass_and_data_as_arguments(jax_backend: Backend) -> None:
+    # NUTS(model) through a tiny loop over one compiled `sample`: mu and tau share a dense
+    # block, theta gets a diagonal one. The data are arguments of the program, so a second
+    # data set reuses it (no new trace of the model) and the posterior follows the data.
+    bk = jax_backend
+    xp = bk.xp
+    traces = []
 
     def model(y: Any) -> None:
+        traces.append(1)
         mu = minippl.sample("mu", dist.Normal(0.0, 10.0))
         tau = minippl.sample("tau", dist.HalfNormal(1.0))
         minippl.sample("theta", dist.Normal(xp.zeros(2), 1.0).to_event(1))
@@ -180,80 +189,123 @@ def test_block_dense_mass_with_a_model(backend: Backend) -> None:
         minippl.sample("t", dist.Normal(tau, 0.1), obs=xp.asarray(0.3))
 
     kernel = NUTS(model, dense_mass=[("mu", "tau")])
-    small = backend.name == "numpy"
-    warmup, samples = (150, 500) if small else (300, 1000)
-    final, trace = run_chains(backend, kernel, None, warmup, samples, args=(y,))
-    inverse = final.adapt_state.inverse_mass_matrix
-    assert sorted(inverse) == [("mu", "tau"), ("theta",)]
-    assert backend.to_numpy(inverse[("mu", "tau")]).shape == (1, 2, 2)
-    assert backend.to_numpy(inverse[("theta",)]).shape == (1, 2)
-    mu = trace["z"]["mu"][:, warmup:]
-    post_var = 1 / (30 / 0.25 + 1 / 100)
-    post_mean = post_var * float(np.sum(backend.to_numpy(y))) / 0.25
-    ess = effective_sample_size(mu[..., None])[0]
-    assert abs(mu.mean() - post_mean) < 4.5 * math.sqrt(post_var / ess)
-    constrained = kernel.postprocess_fn((y,), {})(bk_index(backend, final.z, 0))
-    assert float(constrained["tau"]) > 0
-    assert float(constrained["mu2"]) == pytest.approx(2 * float(constrained["mu"]))
-
-
-def bk_index(backend: Backend, tree: Any, i: int) -> Any:
-    return backend.tree_map(lambda x: x[i], tree)
-
-
-# --------------------------------------------------------------------------- JAX programs
-
-
-def test_sample_jits_and_vmaps_over_chains(jax_backend: Backend) -> None:
-    bk = jax_backend
-    xp = bk.xp
-    kernel = NUTS(potential_fn=gaussian(xp, np.array([[1.0, 0.5], [0.5, 2.0]])))
-    keys = bk.split(bk.key(7), 3)
-    states = [kernel.init(keys[c], 10, {"x": xp.full(2, 0.5 * c)}, (), {}) for c in range(3)]
-    one = bk.jit(kernel.sample)
-    many = bk.jit(bk.vmap(kernel.sample, in_axes=(0, None, None)))
-    stacked = bk.tree_map(lambda *xs: xp.stack(xs), *states)
-    for _ in range(12):  # through the end of warmup
-        states = [one(s, (), {}) for s in states]
-        stacked = many(stacked, (), {})
-    for c in range(3):
-        np.testing.assert_allclose(stacked.z["x"][c], states[c].z["x"], rtol=1e-5)
-        assert int(stacked.num_steps[c]) == int(states[c].num_steps)
-        np.testing.assert_allclose(
-            stacked.adapt_state.step_size[c], states[c].adapt_state.step_size, rtol=1e-5
-        )
-    # A stack of keys initialises a stack of chains, and `sample` then maps over them.
-    vectorized = kernel.init(
-        keys, 10, {"x": xp.stack([xp.full(2, 0.5 * c) for c in range(3)])}, (), {}
-    )
-    assert vectorized.z["x"].shape == (3, 2)
-    again = kernel.sample(vectorized, (), {})
-    assert again.z["x"].shape == (3, 2) and again.i.shape == (3,)
-
-
-def test_model_arguments_are_traced(jax_backend: Backend) -> None:
-    # The data are arguments of the compiled `sample`, so new data of the same shape
-    # reuse the program, and the posterior follows the data.
-    bk = jax_backend
-    xp = bk.xp
-    traces = []
-
-    def model(y: Any) -> None:
-        traces.append(1)
-        mu = minippl.sample("mu", dist.Normal(0.0, 10.0))
-        with minippl.plate("n", y.shape[0]):
-            minippl.sample("y", dist.Normal(mu, 1.0), obs=y)
-
-    kernel = NUTS(model)
-    y0 = xp.zeros(20)
-    state = kernel.init(bk.key(0), 50, None, (y0,), {})
     sample = bk.jit(kernel.sample)
-    state = sample(state, (y0,), {})
-    count = len(traces)
-    for _ in range(100):
-        state = sample(state, (y0 + 5.0,), {})
-    assert len(traces) == count
-    assert float(state.z["mu"]) == pytest.approx(5.0, abs=1.0)
+    rng = np.random.default_rng(0)
+    traced_by_sample = []
+    for true_mu in (1.0, -2.0):
+        y = xp.asarray(rng.normal(true_mu, 0.5, size=30))
+        state = kernel.init(bk.key(1), 300, None, (y,), {})
+        inverse = state.adapt_state.inverse_mass_matrix
+        assert sorted(inverse) == [("mu", "tau"), ("theta",)]
+        assert inverse[("mu", "tau")].shape == (2, 2) and inverse[("theta",)].shape == (2,)
+        draws = []
+        before = len(traces)
+        for i in range(1300):
+            state = sample(state, (y,), {})
+            if i >= 300:
+                draws.append(float(state.z["mu"]))
+        traced_by_sample.append(len(traces) - before)
+        mu = np.array(draws)
+        post_var = 1 / (30 / 0.25 + 1 / 100)
+        post_mean = post_var * float(xp.sum(y)) / 0.25
+        ess = float(effective_sample_size(mu[None, :, None])[0])
+        assert abs(mu.mean() - post_mean) < 4.5 * math.sqrt(post_var / ess)
+        constrained = kernel.postprocess_fn((y,), {})(state.z)
+        assert float(constrained["tau"]) > 0
+        assert float(constrained["mu2"]) == pytest.approx(2 * float(constrained["mu"]))
+    assert traced_by_sample[0] > 0 and traced_by_sample[1] == 0
+    # Continuing a chain on other data needs its cached potential refreshed, as in NumPyro.
+    other = (y + 1.0,)
+    refreshed = kernel.refresh(state, other, {})
+    expected = kernel.get_potential_fn(other, {})(state.z)
+    assert float(refreshed.potential_energy) == pytest.approx(float(expected), rel=1e-6)
+
+
+_COV = np.array([[1.0, 0.8, 0.1], [0.8, 2.0, 0.3], [0.1, 0.3, 0.5]])
+_INIT = {"x": np.array([0.5, -0.3], dtype=np.float32), "y": np.float32(1.0)}
+_CHAINS: dict[tuple[Any, ...], list[Any]] = {}
+
+
+def _quartic_potential(z: Any) -> Any:
+    import jax.numpy as jnp
+
+    precision = jnp.asarray(np.linalg.inv(_COV))
+    v = jnp.concatenate([z["x"], z["y"][None]])
+    return 0.5 * v @ (precision @ v) + 0.1 * jnp.sum(v**4)
+
+
+def our_chains(bk: Backend, seeds: tuple[int, ...], vectorized: bool) -> list[Any]:
+    """Our dense NUTS, NumPyro's variant, on a quartic-perturbed 3-d Gaussian: the state
+    of the first chain after each of 60 iterations (50 of warmup), cached per module."""
+    import jax
+
+    if (seeds, vectorized) not in _CHAINS:
+        xp = bk.xp
+        kernel = NUTS(
+            potential_fn=_quartic_potential,
+            dense_mass=True,
+            robust_u_turn=False,
+            dense_shrinkage=False,
+        )
+        states = [kernel.init(jax.random.PRNGKey(seed), 50, _INIT, (), {}) for seed in seeds]
+        if vectorized:
+            step = bk.jit(bk.vmap(kernel.sample, in_axes=(0, None, None)))
+            state = bk.tree_map(lambda *xs: xp.stack(xs), *states)
+        else:
+            step = bk.jit(kernel.sample)
+            state = states[0]
+        history = []
+        for _ in range(60):
+            state = step(state, (), {})
+            history.append(bk.tree_map(lambda x: x[0], state) if vectorized else state)
+        _CHAINS[(seeds, vectorized)] = history
+    return _CHAINS[(seeds, vectorized)]
+
+
+def test_sample_vmaps_over_chains(jax_backend: Backend) -> None:
+    # Chain 0 of a jitted, vmapped `sample` over two chains is that chain run alone,
+    # through window ends (6, 44) and the end of warmup (49).
+    alone = our_chains(jax_backend, (3,), False)
+    together = our_chains(jax_backend, (3, 4), True)
+    for i, (a, b) in enumerate(zip(alone, together, strict=True)):
+        assert int(a.num_steps) == int(b.num_steps), i
+        np.testing.assert_allclose(a.z["x"], b.z["x"], rtol=1e-4, atol=1e-5, err_msg=str(i))
+    np.testing.assert_allclose(
+        alone[-1].adapt_state.inverse_mass_matrix,
+        together[-1].adapt_state.inverse_mass_matrix,
+        rtol=1e-4,
+    )
+    # A stack of keys initialises a stack of chains (NumPyro's vectorized init).
+    kernel = NUTS(potential_fn=_quartic_potential)
+    keys = jax_backend.split(jax_backend.key(0), 3)
+    init = {k: np.stack([v] * 3) for k, v in _INIT.items()}
+    stacked = kernel.init(keys, 10, init, (), {})
+    assert stacked.z["x"].shape == (3, 2) and stacked.i.shape == (3,)
+    single = kernel.init(keys[1], 10, _INIT, (), {})
+    np.testing.assert_allclose(stacked.energy[1], single.energy, rtol=1e-6)
+
+
+@pytest.mark.reference
+def test_matches_numpyro_draw_for_draw(jax_backend: Backend) -> None:
+    # With Stan's extra checks and the dense shrinkage off, the same key gives NumPyro's
+    # chain: the same tree sizes, and the same draws, step sizes and mass matrix up to
+    # the compiler's reassociation of floating-point sums.
+    numpyro_infer = pytest.importorskip("numpyro.infer")
+    import jax
+
+    ours = our_chains(jax_backend, (3,), False)
+    kernel = numpyro_infer.NUTS(potential_fn=_quartic_potential, dense_mass=True)
+    state = kernel.init(jax.random.PRNGKey(3), 50, _INIT, (), {})
+    step = jax.jit(kernel.sample)
+    for i, a in enumerate(ours):
+        state = step(state, (), {})
+        assert int(a.num_steps) == int(state.num_steps), i
+        for site in _INIT:
+            np.testing.assert_allclose(a.z[site], state.z[site], rtol=2e-4, atol=2e-5)
+        np.testing.assert_allclose(a.adapt_state.step_size, state.adapt_state.step_size, rtol=2e-4)
+    np.testing.assert_allclose(
+        ours[-1].adapt_state.inverse_mass_matrix, state.adapt_state.inverse_mass_matrix, rtol=2e-4
+    )
 
 
 def test_state_is_a_picklable_pytree(backend: Backend) -> None:
@@ -281,41 +333,3 @@ def test_constructor_and_init_errors(backend: Backend) -> None:
 
 
 # --------------------------------------------------------------------------- NumPyro
-
-
-@pytest.mark.reference
-@pytest.mark.parametrize("dense", [False, True])
-def test_matches_numpyro_draw_for_draw(jax_backend: Backend, dense: bool) -> None:
-    # With Stan's extra checks and the dense shrinkage off, the same key gives NumPyro's
-    # chain: same tree sizes and (up to compiler reassociation) the same draws and step
-    # sizes, through the end of warmup (50 steps: windows 0-6, 7-44, 45-49).
-    numpyro_infer = pytest.importorskip("numpyro.infer")
-    import jax
-
-    bk = jax_backend
-    xp = bk.xp
-    cov = np.array([[1.0, 0.8, 0.1], [0.8, 2.0, 0.3], [0.1, 0.3, 0.5]])
-    precision = xp.asarray(np.linalg.inv(cov))
-
-    def potential(z: Any) -> Any:
-        v = xp.concatenate([z["x"], z["y"][None]])
-        return 0.5 * v @ (precision @ v) + 0.1 * xp.sum(v**4)
-
-    init = {"x": xp.asarray([0.5, -0.3]), "y": xp.asarray(1.0)}
-    ours = NUTS(
-        potential_fn=potential, dense_mass=dense, robust_u_turn=False, dense_shrinkage=False
-    )
-    theirs = numpyro_infer.NUTS(potential_fn=potential, dense_mass=dense)
-    key = jax.random.PRNGKey(3)
-    a = ours.init(key, 50, init, (), {})
-    b = theirs.init(key, 50, init, (), {})
-    step_a, step_b = bk.jit(ours.sample), bk.jit(theirs.sample)
-    for i in range(60):
-        a, b = step_a(a, (), {}), step_b(b, (), {})
-        assert int(a.num_steps) == int(b.num_steps), i
-        for site in init:
-            np.testing.assert_allclose(a.z[site], b.z[site], rtol=2e-4, atol=2e-5, err_msg=str(i))
-        np.testing.assert_allclose(a.adapt_state.step_size, b.adapt_state.step_size, rtol=2e-4)
-    np.testing.assert_allclose(
-        a.adapt_state.inverse_mass_matrix, b.adapt_state.inverse_mass_matrix, rtol=2e-4
-    )

@@ -209,7 +209,8 @@ class _Integer(Constraint):
     def __call__(self, x: Any) -> Any:
         xp = current().xp
         x = _asarray(x)
-        return xp.isfinite(x) & (xp.mod(x, 1) == 0)
+        finite = xp.isfinite(x)
+        return finite & (xp.mod(xp.where(finite, x, 0), 1) == 0)
 
     def __repr__(self) -> str:
         return "integer"

@@ -447,17 +447,15 @@ def find_valid_initial_params(
         is_valid = xp.isfinite(pe) & xp.all(xp.isfinite(flat_grad))
         return _Attempt(state.tries + 1, key, params, pe, grad, is_valid)
 
-    start = _Attempt(0, rng_key, {}, 0.0, {}, False)
-    state = attempt(start)
-    if backend.is_concrete(state.is_valid):
-        # Eagerly: stop at the first valid point (the common case costs one try).
-        while not bool(state.is_valid) and state.tries < MAX_INIT_TRIES:
-            state = attempt(state)
-    else:
+    # The first try runs as it is (eagerly, usually), and is usually all it takes; only when
+    # it fails do the remaining tries run as a loop, which JAX compiles once instead of
+    # dispatching every operation of every try.
+    state = attempt(_Attempt(0, rng_key, {}, 0.0, {}, False))
+    if not (backend.is_concrete(state.is_valid) and bool(state.is_valid)):
         state = backend.while_loop(
             lambda s: (s.tries < MAX_INIT_TRIES) & ~s.is_valid,
             attempt,
-            state._replace(tries=xp.asarray(state.tries)),
+            state._replace(tries=xp.asarray(state.tries), is_valid=xp.asarray(state.is_valid)),
         )
     return ParamInfo(state.params, state.potential_energy, state.z_grad), state.is_valid
 

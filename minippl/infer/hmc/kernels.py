@@ -289,6 +289,18 @@ class HMC:
             raise RuntimeError("`get_potential_fn` needs `init` to have run first")
         return self._potential_fn_gen(*model_args, **(model_kwargs or {}))
 
+    def refresh(
+        self, state: HMCState, model_args: tuple[Any, ...], model_kwargs: dict[str, Any] | None
+    ) -> HMCState:
+        """Recompute ``potential_energy`` and ``z_grad`` at ``state.z`` for new model arguments.
+
+        ``sample`` trusts the cached values, so continuing a chain on different data needs
+        this first (as in NumPyro).
+        """
+        _, unravel, value_and_grad = self._parts(model_args, model_kwargs or {}, state.z)
+        potential_energy, grad = value_and_grad(current().ravel_pytree(state.z)[0])
+        return state._replace(potential_energy=potential_energy, z_grad=unravel(grad))
+
     def init(
         self,
         rng_key: Key,
