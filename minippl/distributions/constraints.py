@@ -201,6 +201,12 @@ class _Boolean(Constraint):
         return "boolean"
 
 
+def _is_whole(x: Any) -> Any:
+    xp = current().xp
+    finite = xp.isfinite(x)
+    return finite & (xp.mod(xp.where(finite, x, 0), 1) == 0)
+
+
 class _Integer(Constraint):
     """Every whole number."""
 
@@ -208,9 +214,7 @@ class _Integer(Constraint):
 
     def __call__(self, x: Any) -> Any:
         xp = current().xp
-        x = _asarray(x)
-        finite = xp.isfinite(x)
-        return finite & (xp.mod(xp.where(finite, x, 0), 1) == 0)
+        return _is_whole(_asarray(x))
 
     def __repr__(self) -> str:
         return "integer"
@@ -228,7 +232,7 @@ class _IntegerInterval(Constraint):
     def __call__(self, x: Any) -> Any:
         xp = current().xp
         x = _asarray(x)
-        return (xp.mod(x, 1) == 0) & (x >= self.lower_bound) & (x <= self.upper_bound)
+        return _is_whole(x) & (x >= self.lower_bound) & (x <= self.upper_bound)
 
     def feasible_like(self, prototype: Any) -> Any:
         return _broadcast_like(self.lower_bound, prototype)
@@ -248,7 +252,7 @@ class _IntegerGreaterThan(Constraint):
     def __call__(self, x: Any) -> Any:
         xp = current().xp
         x = _asarray(x)
-        return (xp.mod(x, 1) == 0) & (x >= self.lower_bound)
+        return _is_whole(x) & (x >= self.lower_bound)
 
     def feasible_like(self, prototype: Any) -> Any:
         return _broadcast_like(self.lower_bound, prototype)
