@@ -189,19 +189,34 @@ class JaxBackend:
 
     # -- running chains: devices, compiled-code cache, waiting ---------------------------
     def shard_over_devices(
-        self, fn: Callable[..., Any], num_devices: int, in_axes: Sequence[int | None]
+        self,
+        fn: Callable[..., Any],
+        num_devices: int,
+        in_axes: Sequence[int | None],
+        donate_argnums: Sequence[int] = (),
     ) -> Callable[..., Any]:
         # shard_map runs ``fn`` on each device's block as one program: chains on different
         # devices never wait for each other (a sharded vmap would synchronise every
         # while-loop step across devices).
-        from jax.sharding import Mesh, PartitionSpec
+        from jax.sharding import PartitionSpec
 
-        mesh = Mesh(np.array(jax.devices()[:num_devices]), ("chains",))
+        mesh = self._chain_mesh(num_devices)
         specs = tuple(PartitionSpec("chains") if ax == 0 else PartitionSpec() for ax in in_axes)
         sharded = jax.shard_map(
             fn, mesh=mesh, in_specs=specs, out_specs=PartitionSpec("chains"), check_vma=False
         )
-        return jax.jit(sharded)
+        return jax.jit(sharded, donate_argnums=tuple(donate_argnums))
+
+    def distribute(self, tree: PyTree, num_devices: int) -> PyTree:
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        sharding = NamedSharding(self._chain_mesh(num_devices), PartitionSpec("chains"))
+        return jax.device_put(tree, sharding)
+
+    def _chain_mesh(self, num_devices: int) -> Any:
+        from jax.sharding import Mesh
+
+        return Mesh(np.array(jax.devices()[:num_devices]), ("chains",))
 
     _cache_dir_set: str | None = None
 
@@ -216,6 +231,9 @@ class JaxBackend:
             # is many small programs, and all of them count.
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # type: ignore[no-untyped-call]
             jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # type: ignore[no-untyped-call]
+
+    def eval_shape(self, fn: Callable[..., Any], *args: Any) -> PyTree:
+        return jax.eval_shape(fn, *args)
 
     def block_until_ready(self, tree: PyTree) -> PyTree:
         return jax.block_until_ready(tree)

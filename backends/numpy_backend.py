@@ -331,13 +331,25 @@ class NumpyBackend:
 
     # -- running chains: devices, compiled-code cache, waiting ---------------------------
     def shard_over_devices(
-        self, fn: Callable[..., Any], num_devices: int, in_axes: Sequence[int | None]
+        self,
+        fn: Callable[..., Any],
+        num_devices: int,
+        in_axes: Sequence[int | None],
+        donate_argnums: Sequence[int] = (),
     ) -> Callable[..., Any]:
         """One device (the host): ``fn`` on the whole leading axis."""
         return fn
 
+    def distribute(self, tree: PyTree, num_devices: int) -> PyTree:
+        """One device (the host): nothing to move."""
+        return tree
+
     def enable_compilation_cache(self, path: str | None) -> None:
         """Nothing is compiled on NumPy; nothing to cache."""
+
+    def eval_shape(self, fn: Callable[..., Any], *args: Any) -> PyTree:
+        """Eager: compute it (its arrays carry their shapes and dtypes)."""
+        return pytree.tree_map(np.asarray, fn(*args))
 
     def block_until_ready(self, tree: PyTree) -> PyTree:
         return tree

@@ -116,15 +116,29 @@ class Backend(Protocol):
 
     # -- running chains: devices, compiled-code cache, waiting ---------------------------
     def shard_over_devices(
-        self, fn: Callable[..., Any], num_devices: int, in_axes: Sequence[int | None]
+        self,
+        fn: Callable[..., Any],
+        num_devices: int,
+        in_axes: Sequence[int | None],
+        donate_argnums: Sequence[int] = (),
     ) -> Callable[..., Any]:
         """``fn`` compiled to run once per device on that device's equal block of the leading
         axis of each argument with ``in_axes`` 0 (``None``: the argument is replicated); the
         outputs' leading blocks are joined back. The devices do not communicate."""
         ...
 
+    def distribute(self, tree: PyTree, num_devices: int) -> PyTree:
+        """Place every leaf's leading axis in equal blocks on the first ``num_devices``
+        devices, as :meth:`shard_over_devices` lays out its arguments."""
+        ...
+
     def enable_compilation_cache(self, path: str | None) -> None:
         """Keep compiled programs in ``path`` across processes (``None`` turns it off)."""
+        ...
+
+    def eval_shape(self, fn: Callable[..., Any], *args: Any) -> PyTree:
+        """The shapes and dtypes of ``fn(*args)`` (objects with ``.shape`` and ``.dtype``),
+        without computing it where the backend can avoid that."""
         ...
 
     def block_until_ready(self, tree: PyTree) -> PyTree:

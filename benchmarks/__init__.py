@@ -11,4 +11,5 @@ what every figure means and shows the latest table.  The parts, one concept a fi
 - ``scaling.py``: time per gradient and sampling time against rows and dimension.
 - ``suite.py``: the interleaved runs, the ratios and the targets.
 - ``report.py``: the JSON file, the Markdown table and the PNG plots.
+- ``profiling.py``: fixed cost and cost per leapfrog step of one sampler, and a profile.
 """

@@ -52,8 +52,12 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scaling-rows", type=_ints, default=None, help="default 1e3,1e4,1e5,1e6")
     p.add_argument("--scaling-dims", type=_ints, default=None, help="default 10,100,1000")
     p.add_argument(
+        "--progress-samplers", type=_list, default=None, help="default: the JAX MCMC samplers"
+    )
+    p.add_argument(
         "--skip", type=_list, default=[], help=f"sections to skip: {', '.join(SECTIONS)}"
     )
+    p.add_argument("--tag", default="", help="appended to the file names: <host>-<date>-TAG")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = p.parse_args(argv)
     q = args.quick
@@ -113,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     cfg = RunConfig(args.chains, args.warmup, args.samples)
     results: dict[str, Any] = {
         "date": datetime.date.today().isoformat(),
+        "tag": args.tag,
         "command": command,
         "machine": report.machine(),
         "config": {
@@ -144,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         log(" fresh processes")
         fresh = [s for s in samplers if s != "blackjax"]
         rows, ratio_rows = run_fresh_processes(
-            args.fresh_models, fresh, cfg, args.fresh_repeats, log
+            args.fresh_models, fresh, cfg, args.fresh_repeats, log, jax_cache=not args.quick
         )
         results["fresh_process"], results["fresh_process_ratios"] = rows, ratio_rows
     if "eager" not in args.skip:
@@ -155,7 +160,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if "progress" not in args.skip:
         log(" progress bar")
         bar_model = "linreg" if args.quick else "eight_schools_nc"
-        bar_samplers = [s for s in samplers if s.split("-")[-1] in ("vectorized", "sequential")]
+        bar_samplers = args.progress_samplers or samplers
+        bar_samplers = [s for s in bar_samplers if s.split("-")[-1] in ("vectorized", "sequential")]
         if args.quick:
             bar_samplers = bar_samplers[:1]
         results["progress_bar"] = suite.run_progress_bar(

@@ -58,6 +58,9 @@ class ModelSpec:
     small: bool
     target_accept: float = 0.8
     dense_mass: bool = False
+    numpy_ok: bool = False
+    """Whether the NumPy backend runs it: its gradients are finite differences in Python, so
+    only the models with few parameters *and* few rows."""
 
 
 # --------------------------------------------------------------------------- eight schools
@@ -283,6 +286,7 @@ MODELS: dict[str, ModelSpec] = {
             _eight_schools_data,
             small=True,
             target_accept=0.9,
+            numpy_ok=True,
         ),
         ModelSpec(
             "linreg",
@@ -290,6 +294,7 @@ MODELS: dict[str, ModelSpec] = {
             linear_regression,
             _linear_data,
             small=True,
+            numpy_ok=True,
         ),
         ModelSpec(
             "email",

@@ -307,7 +307,8 @@ def plots(results: dict[str, Any], stem: Path) -> list[str]:
 def write(results: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """Write JSON, Markdown and PNGs into ``out_dir``; returns the paths written."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = out_dir / f"{results['machine']['host']}-{results['date']}"
+    tag = f"-{results['tag']}" if results.get("tag") else ""
+    stem = out_dir / f"{results['machine']['host']}-{results['date']}{tag}"
     results["schema"] = SCHEMA
     results["files"] = {"json": f"{stem}.json", "markdown": f"{stem}.md"}
     results["files"]["png"] = plots(results, stem)

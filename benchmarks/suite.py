@@ -94,7 +94,7 @@ def run_cells(
     cells: list[dict[str, Any]] = []
     for model in models:
         spec = get(model)
-        names = [s for s in samplers if spec.small or s != "minippl-numpy"]
+        names = [s for s in samplers if spec.numpy_ok or s != "minippl-numpy"]
         runners = {}
         for name in names:
             runner = make_runner(name)

@@ -5,6 +5,7 @@ NumPyro's effect-handler system rebuilt from scratch: ``import minippl as numpyr
 """
 
 from minippl import distributions, handlers
+from minippl.arviz import to_arviz
 from minippl.backend import enable_x64, set_backend, set_host_device_count
 from minippl.explain import explain
 from minippl.messages import CondIndepStackFrame, Message
@@ -40,4 +41,5 @@ __all__ = [
     "set_backend",
     "set_host_device_count",
     "subsample",
+    "to_arviz",
 ]

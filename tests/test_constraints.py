@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from backends import Backend
-from minippl.distributions import constraints as C
+from minippl.distributions import constraints as C  # noqa: N812
 
 L3 = np.array([[1.0, 0.0, 0.0], [0.5, 2.0, 0.0], [-1.0, 0.3, 0.7]])
 R = np.array([[1.0, 0.0], [0.6, 0.8]])  # Cholesky factor of a 2x2 correlation matrix
@@ -47,7 +47,9 @@ MEMBERSHIP: list[tuple[Any, list[Any], list[Any]]] = [
 
 
 @pytest.mark.parametrize("constraint,inside,outside", MEMBERSHIP, ids=lambda v: repr(v)[:30])
-def test_membership(backend: Backend, constraint: Any, inside: list[Any], outside: list[Any]) -> None:
+def test_membership(
+    backend: Backend, constraint: Any, inside: list[Any], outside: list[Any]
+) -> None:
     for x in inside:
         assert bool(np.asarray(constraint(x))), (constraint, x)
         assert bool(np.asarray(constraint.check(x)))

@@ -172,7 +172,8 @@ LOG_PROB_CASES = [
     _case("Gumbel", dist.Gumbel, _params(loc=LOC, scale=SCALE),
           lambda loc, scale: st.gumbel_r(loc, scale)),
     _case("TruncatedNormal(two-sided)",
-          lambda loc, scale, low, width: dist.TruncatedNormal(loc, scale, low=low, high=low + width),
+          lambda loc, scale, low, width: dist.TruncatedNormal(
+              loc, scale, low=low, high=low + width),
           _params(loc=LOC, scale=SCALE, low=_pos(-2, 2), width=_pos(0.5, 3)),
           lambda loc, scale, low, width: st.truncnorm(
               (low - loc) / scale, (low + width - loc) / scale, loc, scale)),
@@ -217,7 +218,8 @@ LOG_PROB_CASES = [
           lambda n, logits: st.nbinom(n, 1 / (1 + np.exp(logits))), discrete=True),
     _case("NegativeBinomial2", dist.NegativeBinomial2,
           _params(mean=_pos(0.5, 20), concentration=_pos(0.5, 10)),
-          lambda mean, concentration: st.nbinom(concentration, concentration / (concentration + mean)),
+          lambda mean, concentration: st.nbinom(
+              concentration, concentration / (concentration + mean)),
           discrete=True),
     _case("GammaPoisson", dist.GammaPoisson, _params(concentration=CONC, rate=SCALE),
           lambda concentration, rate: st.nbinom(concentration, rate / (1 + rate)), discrete=True),
@@ -264,7 +266,8 @@ def test_categorical_log_prob_matches_scipy(backend: Backend, precision: tuple[A
     got = backend.jit(lambda p, v: dist.Categorical(probs=p).log_prob(v))(probs, values)
     assert_close(got, expected[..., 0], tol)
     softmax = np.exp(logits - np.logaddexp.reduce(logits.astype(np.float64), -1, keepdims=True))
-    expected = np.log(np.take_along_axis(np.broadcast_to(softmax, (3, 7, 5)), values[..., None], -1))
+    picked = np.take_along_axis(np.broadcast_to(softmax, (3, 7, 5)), values[..., None], -1)
+    expected = np.log(picked)
     got = backend.jit(lambda p, v: dist.Categorical(logits=p).log_prob(v))(logits, values)
     assert_close(got, expected[..., 0], tol)
 

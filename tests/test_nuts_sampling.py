@@ -73,10 +73,10 @@ def gaussian(xp: Any, cov: np.ndarray) -> Callable[[Any], Any]:
 # --------------------------------------------------------------------------- correctness
 
 
-def test_nuts_samples_a_correlated_gaussian_dense_beats_diagonal(backend: Backend) -> None:
-    # Correlation 0.95 and scales 1 and 3 (2-d on NumPy, plus a third, independent
-    # coordinate on JAX). Both metrics sample it; the dense one, once adapted, needs far
-    # fewer leapfrog steps.
+def test_nuts_samples_a_correlated_gaussian(backend: Backend) -> None:
+    # Correlation 0.95 and scales 1 and 3. On NumPy (2-d, eager) both metrics sample it,
+    # and the dense one, once adapted, needs far fewer leapfrog steps; on JAX (plus a third,
+    # independent coordinate; four chains under vmap) the dense one is checked.
     small = backend.name == "numpy"
     cov = np.array([[1.0, 0.95 * 3], [0.95 * 3, 9.0]])
     if not small:
@@ -84,7 +84,7 @@ def test_nuts_samples_a_correlated_gaussian_dense_beats_diagonal(backend: Backen
     d = cov.shape[0]
     warmup, samples, chains = (300, 500, 1) if small else (300, 1000, 4)
     steps = {}
-    for dense in (False, True):
+    for dense in (False, True) if small else (True,):
         kernel = NUTS(potential_fn=gaussian(backend.xp, cov), dense_mass=dense)
         final, trace = run_chains(
             backend, kernel, {"x": backend.xp.zeros(d)}, warmup, samples, chains, seed=1
@@ -99,9 +99,11 @@ def test_nuts_samples_a_correlated_gaussian_dense_beats_diagonal(backend: Backen
             estimate = backend.to_numpy(final.adapt_state.inverse_mass_matrix)[0]
             corr = estimate[0, 1] / np.sqrt(estimate[0, 0] * estimate[1, 1])
             assert corr == pytest.approx(0.95, abs=0.1)
-    assert steps[True] < 0.6 * steps[False]
+    if small:
+        assert steps[True] < 0.6 * steps[False]
 
 
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # NumPy: inf - inf past an edge
 def test_undefined_regions_count_divergences_and_keep_sampling(backend: Backend) -> None:
     # A standard normal whose potential is NaN beyond x0 = 1 and +inf below x1 = -1.5:
     # trajectories that cross an edge diverge; the chain stays where the density is

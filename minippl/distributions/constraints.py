@@ -213,7 +213,6 @@ class _Integer(Constraint):
     is_discrete = True
 
     def __call__(self, x: Any) -> Any:
-        xp = current().xp
         return _is_whole(_asarray(x))
 
     def __repr__(self) -> str:
@@ -230,7 +229,6 @@ class _IntegerInterval(Constraint):
         self.upper_bound = upper_bound
 
     def __call__(self, x: Any) -> Any:
-        xp = current().xp
         x = _asarray(x)
         return _is_whole(x) & (x >= self.lower_bound) & (x <= self.upper_bound)
 
@@ -250,7 +248,6 @@ class _IntegerGreaterThan(Constraint):
         self.lower_bound = lower_bound
 
     def __call__(self, x: Any) -> Any:
-        xp = current().xp
         x = _asarray(x)
         return _is_whole(x) & (x >= self.lower_bound)
 

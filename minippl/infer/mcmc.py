@@ -10,14 +10,18 @@ How a run is organised
        point fails with an error that names its sites.
     3. *One compiled loop.* Warmup and sampling are a single ``fori_loop`` over
        ``kernel.sample`` that writes the collected fields into preallocated arrays, with no
-       Python per step. The number of iterations and the first collected iteration are
-       arguments, not constants, and so is the data: ``warmup()`` then ``run()`` share one
-       program, and a second ``run`` with the same shapes compiles nothing. On NumPy the same
-       source runs eagerly.
-    4. *Chain methods.* ``"sequential"`` calls the one-chain program once per chain,
-       ``"vectorized"`` maps it over chains with ``vmap``, and ``"parallel"`` splits the chains
-       over devices with the backend's sharding (chains within a device are vectorized).
-    5. *Reporting.* Counts of divergences, transitions at the maximum tree depth and states
+       Python per step. The loop bounds, the first collected iteration and the data are
+       arguments, not constants: ``warmup()`` then ``run()`` share one program, and a second
+       ``run`` with the same shapes compiles nothing. On NumPy the same source runs eagerly.
+    4. *Chain methods.* The program runs a block of chains (``vmap`` inside the loop).
+       ``"sequential"`` gives it one chain at a time, ``"vectorized"`` all of them, and
+       ``"parallel"`` splits the chains over devices with the backend's sharding (several
+       chains per device when there are fewer devices than chains).
+    5. *Progress.* With a progress bar the loop runs in chunks of about 1% of the iterations
+       (later, at least 0.1 s each), and the bar is updated between chunks. The program is
+       the same one, so the bar cannot change the draws, and it contains no host callback,
+       so JAX's persistent cache can keep it (JAX never stores programs with callbacks).
+    6. *Reporting.* Counts of divergences, transitions at the maximum tree depth and states
        with a non-finite gradient are kept in the loop, and a warning states them after the run.
 
 References
@@ -124,6 +128,16 @@ def _static_key(leaves: Sequence[Any]) -> tuple[Any, ...]:
     return tuple(out)
 
 
+def _shape_key(tree: Any) -> tuple[Any, ...]:
+    """What a trace of ``tree`` depends on: its structure, the shapes and dtypes of its
+    arrays, and the values of everything else."""
+    leaves, treedef = current().tree_flatten(tree)
+    return (treedef,) + tuple(
+        (shape_of(leaf), str(leaf.dtype)) if _is_array(leaf) else _static_key([leaf])
+        for leaf in leaves
+    )
+
+
 class MCMC:
     """Run ``num_chains`` Markov chains of ``sampler`` and collect their draws.
 
@@ -192,6 +206,7 @@ class MCMC:
         self._programs: dict[Any, Callable[..., Any]] = {}
         self._closed_args = False
         self._programs_timed: dict[Any, bool] = {}
+        self._sample_shapes: dict[Any, Any] = {}
         self._seconds_per_iteration: float | None = None
         self._args: tuple[Any, ...] = ()
         self._kwargs: dict[str, Any] = {}
@@ -364,6 +379,8 @@ class MCMC:
             init_state = self._warmup_state._replace(rng_key=keys)
         else:
             init_state = self._init_states(keys, init_params, args, kwargs)
+        if self.num_chains == 1:
+            init_state = backend.tree_map(lambda x: xp.asarray(x)[None], init_state)
 
         # Iterations of this call, and which of them are kept (NumPyro's thinning: the
         # last draw of every block of ``thinning``).
@@ -380,30 +397,29 @@ class MCMC:
             size = self.num_samples // self.thinning
             first = warm + self.num_samples % self.thinning
 
-        one_state = init_state
-        if self._plan.method != "single":
-            one_state = backend.tree_map(lambda x: x[0], init_state)
+        one_state = backend.tree_map(lambda x: x[0], init_state)
         fields, removed = self._collect_fields(extra_fields, one_state)
         show = bool(self.progress_bar) and stderr_is_terminal() and num_iterations > 0
-        rate = self.progress_rate or report_every(num_iterations, self._seconds_per_iteration)
-        offset = int(backend.to_numpy(_get_field(one_state, "i"))) if hasattr(one_state, "i") else 0
-
-        leaves, treedef = backend.tree_flatten((args, kwargs))
         if show:
+            chunk = self.progress_rate or report_every(
+                num_iterations, self._seconds_per_iteration
+            )
             desc = "warmup" if phase == "warmup" or not resuming else "sample"
-            self._hub.start(self.num_chains, num_iterations, self.num_warmup, offset, desc)
+            self._hub.start(self.num_chains, num_iterations, self.num_warmup, desc)
+        else:
+            chunk = max(num_iterations, 1)
         try:
             last_state, collection, stats = self._execute(
-                init_state, leaves, treedef, fields, removed, size, show, num_iterations, first, rate
-            )
-            backend.block_until_ready(collection)
+                init_state, args, kwargs, fields, removed, size, num_iterations, first,
+                chunk, show,
+            )  # fmt: skip
         finally:
             self._hub.close()
 
-        if self._plan.method == "single":
+        if self.num_chains == 1:
             last_state = backend.tree_map(lambda x: x[0], last_state)
         if phase == "warmup" and not collect_warmup:
-            collection = backend.tree_map(lambda x: x[:, :0], collection)
+            collection = backend.tree_map(_no_draws, collection)
         self._last_state = last_state
         self._states = dict(zip(fields, collection, strict=True))
         self._states_flat = None
@@ -413,81 +429,141 @@ class MCMC:
     # -- the compiled program ----------------------------------------------------------------
     def _execute(
         self,
-        init_state: Any,
-        leaves: list[Any],
-        treedef: Any,
+        states: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
         fields: tuple[str, ...],
         removed: tuple[str, ...],
         size: int,
-        show: bool,
         num_iterations: int,
         first: int,
-        rate: int,
+        chunk: int,
+        show: bool,
     ) -> tuple[Any, list[Any], _RunStats]:
-        """Run the (cached) chain program, falling back to data-as-constants if the model
-        cannot take its data as traced arguments (e.g. it converts it with NumPy)."""
+        """Find (or build) the program and drive it; the data goes in as arguments, unless
+        the model cannot take traced data (it converts it with NumPy, say): then the data
+        becomes constants of the program, keyed by its content."""
         backend = current()
-        xp = backend.xp
-        counters = (xp.asarray(num_iterations), xp.asarray(first), xp.asarray(rate))
+        leaves, treedef = backend.tree_flatten((args, kwargs))
         for attempt in range(2):
-            dynamic = [] if self._closed_args else [_is_array(leaf) for leaf in leaves]
-            if not dynamic:
-                dynamic = [False] * len(leaves)
+            dynamic = tuple(
+                False if self._closed_args else _is_array(leaf) for leaf in leaves
+            )
             static_leaves = tuple(leaf for leaf, d in zip(leaves, dynamic, strict=True) if not d)
             dyn_leaves = [leaf for leaf, d in zip(leaves, dynamic, strict=True) if d]
-            key = (
-                self._plan,
-                treedef,
-                tuple(dynamic),
-                _static_key(static_leaves),
-                fields,
-                removed,
-                size,
-                show,
-            )
+            key = (self._plan, treedef, dynamic, _static_key(static_leaves), fields, removed)
             program = self._programs.get(key)
             if program is None:
-                program = self._build(treedef, tuple(dynamic), static_leaves, fields, removed, size, show)
+                program = self._build(treedef, dynamic, static_leaves, fields, removed)
                 self._programs[key] = program
             try:
                 start = time.perf_counter()
-                out = self._call(program, init_state, dyn_leaves, counters)
-                backend.block_until_ready(out)
-                if self._programs_timed.get(key):
+                out = self._drive(
+                    program, states, dyn_leaves, args, kwargs, fields, removed, size,
+                    num_iterations, first, chunk, show,
+                )  # fmt: skip
+                if self._programs_timed.get(key) and num_iterations:
+                    blocks = self.num_chains if self._plan.method == "sequential" else 1
                     elapsed = time.perf_counter() - start
-                    self._seconds_per_iteration = elapsed / max(num_iterations, 1)
+                    self._seconds_per_iteration = elapsed / (num_iterations * blocks)
                 self._programs_timed[key] = True
                 return out
             except TypeError as err:
-                tracer_error = "Tracer" in type(err).__name__ or "Concretization" in type(
-                    err
-                ).__name__
-                if attempt or self._closed_args or not tracer_error:
+                name = type(err).__name__
+                if attempt or self._closed_args or not ("Tracer" in name or "Concret" in name):
                     raise
                 del self._programs[key]
                 self._closed_args = True
         raise AssertionError("unreachable")
 
-    def _call(
-        self, program: Callable[..., Any], init_state: Any, dyn: list[Any], counters: tuple[Any, ...]
+    def _empty_collection(
+        self,
+        states: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        fields: tuple[str, ...],
+        removed: tuple[str, ...],
+        size: int,
+    ) -> list[Any]:
+        """Zeroed arrays ``(chains, size, ...)`` for every collected field."""
+        backend = current()
+        xp = backend.xp
+        chains = shape_of(backend.tree_flatten(states)[0][0])[0]
+        postprocess = self.postprocess_fn or self.sampler.postprocess_fn(args, kwargs)
+
+        def zeros(x: Any) -> Any:
+            return xp.zeros((chains, size) + tuple(x.shape), dtype=x.dtype)
+
+        collection = []
+        for name in fields:
+            if name == self._sample_field:
+                z = backend.tree_map(lambda x: x[0], _get_field(states, name))
+                key = (_shape_key(z), _shape_key((args, kwargs)), removed)
+                if key not in self._sample_shapes:
+                    # Tracing the model once per shape of z is enough: cache its answer.
+                    shapes = backend.eval_shape(postprocess, z)
+                    self._sample_shapes[key] = {
+                        k: v for k, v in shapes.items() if k not in removed
+                    }
+                collection.append(backend.tree_map(zeros, self._sample_shapes[key]))
+                continue
+
+            def empty(x: Any) -> Any:
+                x = xp.asarray(x)
+                if _is_numeric(x):
+                    return zeros(x[0])
+                # PRNG keys have no zeros: fill with the current value instead.
+                return xp.broadcast_to(x[:, None], (chains, size) + shape_of(x)[1:])
+
+            collection.append(backend.tree_map(empty, _get_field(states, name)))
+        return collection
+
+    def _drive(
+        self,
+        program: Callable[..., Any],
+        states: Any,
+        dyn: list[Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        fields: tuple[str, ...],
+        removed: tuple[str, ...],
+        size: int,
+        num_iterations: int,
+        first: int,
+        chunk: int,
+        show: bool,
     ) -> tuple[Any, list[Any], _RunStats]:
-        """Run the chains as the plan says; every result has a leading chain axis."""
+        """Run the program over every block of chains, ``chunk`` iterations per call."""
         backend = current()
         xp = backend.xp
         method = self._plan.method
-        if method == "single":
-            state = backend.tree_map(lambda x: xp.asarray(x)[None], init_state)
-            out: tuple[Any, list[Any], _RunStats] = program(
-                state, dyn, *counters, xp.arange(1)
-            )
-            return out
-        if method in ("vectorized", "parallel"):
-            out = program(init_state, dyn, *counters, xp.arange(self.num_chains))
-            return out
+        if method == "sequential":
+            blocks = [(c, c + 1) for c in range(self.num_chains)]
+        else:
+            blocks = [(0, self.num_chains)]
         results = []
-        for chain in range(self.num_chains):
-            state = backend.tree_map(lambda x, c=chain: x[c : c + 1], init_state)
-            results.append(program(state, dyn, *counters, xp.arange(chain, chain + 1)))
+        for lo, hi in blocks:
+            block = backend.tree_map(lambda x, a=lo, b=hi: x[a:b], states)
+            ids = xp.arange(lo, hi)
+            coll = self._empty_collection(block, args, kwargs, fields, removed, size)
+            zero = xp.zeros((hi - lo,), dtype=xp.int32)
+            stats = _RunStats(zero, zero, zero, zero, zero)
+            carry = (block, coll, stats)
+            if method == "parallel":
+                carry = backend.distribute(carry, self._plan.num_devices)
+            done = 0
+            while True:
+                stop = min(done + chunk, num_iterations)
+                carry = program(*carry, dyn, done, stop, first, ids)
+                done = stop
+                if show:
+                    self._hub.report(_progress_rows(carry[0], carry[2], ids, done))
+                if done >= num_iterations:
+                    break
+            results.append(backend.block_until_ready(carry))
+        if len(results) == 1:
+            out: tuple[Any, list[Any], _RunStats] = results[0]
+            return out
         joined: tuple[Any, list[Any], _RunStats] = backend.tree_map(
             lambda *xs: xp.concatenate(xs), *results
         )
@@ -500,20 +576,17 @@ class MCMC:
         static_leaves: tuple[Any, ...],
         fields: tuple[str, ...],
         removed: tuple[str, ...],
-        size: int,
-        show: bool,
     ) -> Callable[..., Any]:
-        """The program that runs a block of chains (leading axis) for ``num_iterations``.
+        """The program: iterations ``[lo, hi)`` of a block of chains (leading axis).
 
-        The loop is over iterations and the chains are ``vmap``-ed inside it, so a progress
-        report is one host call for the whole block, whatever its size.
+        ``(states, collection, stats, data, lo, hi, first, ids) -> (states, collection,
+        stats)``; the collection is donated, so chunked calls update it in place.
         """
         backend = current()
         xp = backend.xp
         kernel = self.sampler
         num_warmup = self.num_warmup
         thinning = self.thinning
-        hub = self._hub
         max_depth = _max_tree_depth(kernel)
         sample_field = self._sample_field
         user_postprocess = self.postprocess_fn
@@ -525,7 +598,14 @@ class MCMC:
             return tuple(args), dict(kwargs)
 
         def chains(
-            states: Any, dyn: list[Any], num_iterations: Any, first: Any, rate: Any, ids: Any
+            states: Any,
+            collection: list[Any],
+            stats: _RunStats,
+            dyn: list[Any],
+            lo: Any,
+            hi: Any,
+            first: Any,
+            ids: Any,
         ) -> tuple[Any, list[Any], _RunStats]:
             self.num_traces += 1
             args, kwargs = merge(dyn)
@@ -536,9 +616,7 @@ class MCMC:
                 for name in fields:
                     if name == sample_field:
                         z = postprocess(_get_field(s, name))
-                        if removed:
-                            z = {k: v for k, v in z.items() if k not in removed}
-                        values.append(z)
+                        values.append({k: v for k, v in z.items() if k not in removed})
                     else:
                         values.append(_get_field(s, name))
                 return values
@@ -547,21 +625,12 @@ class MCMC:
             collect_all = backend.vmap(collect)
             count_all = backend.vmap(lambda st, s, w: _count(st, s, w, max_depth))
 
-            def empty(x: Any) -> Any:
-                # One slot per kept draw, after the chain axis.
-                x = xp.asarray(x)
-                shape = shape_of(x)[:1] + (size,) + shape_of(x)[1:]
-                if _is_numeric(x):
-                    return xp.zeros(shape, dtype=x.dtype)
-                return xp.broadcast_to(x[:, None], shape)  # PRNG keys have no zeros
-
-            collection = backend.tree_map(empty, collect_all(states))
-            zero = xp.zeros(shape_of(ids), dtype=xp.int32)
-            stats = _RunStats(zero, zero, zero, zero, zero)
-
             def body(i: Any, carry: tuple[Any, list[Any], _RunStats]) -> Any:
                 s, coll, st = carry
-                was_warmup = s.i < num_warmup if hasattr(s, "i") else xp.zeros(shape_of(ids), bool)
+                if hasattr(s, "i"):
+                    was_warmup = s.i < num_warmup
+                else:
+                    was_warmup = xp.zeros(shape_of(ids), dtype=bool)
                 s = sample(s)
                 st = count_all(st, s, was_warmup)
                 keep = (i >= first) & ((i - first) % thinning == thinning - 1)
@@ -575,20 +644,19 @@ class MCMC:
                     )
 
                 coll = backend.cond(keep, write, lambda c: c, coll)
-                if show:
-                    tell = ((i + 1) % rate == 0) | (i + 1 == num_iterations)
-                    backend.cond(tell, lambda: _report(hub, ids, i, s, st), lambda: None)
                 return s, coll, st
 
             out: tuple[Any, list[Any], _RunStats] = backend.fori_loop(
-                0, num_iterations, body, (states, collection, stats)
+                lo, hi, body, (states, collection, stats)
             )
             return out
 
         if self._plan.method == "parallel":
-            axes = (0, None, None, None, None, 0)
-            return backend.shard_over_devices(chains, self._plan.num_devices, axes)
-        return backend.jit(chains)
+            axes = (0, 0, 0, None, None, None, None, 0)
+            return backend.shard_over_devices(
+                chains, self._plan.num_devices, axes, donate_argnums=(1,)
+            )
+        return backend.jit(chains, donate_argnums=(1,))
 
     # -- after a run ---------------------------------------------------------------------------
     def _warn(self, phase: str) -> None:
@@ -734,25 +802,31 @@ def _count(stats: _RunStats, state: Any, was_warmup: Any, max_depth: tuple[int, 
     )
 
 
-def _report(hub: ProgressHub, ids: Any, i: Any, state: Any, stats: _RunStats) -> None:
-    """Send one row of progress scalars per chain to the host (inside the compiled loop).
+def _no_draws(x: Any) -> Any:
+    """``x[:, :0]`` as a host array (slicing on the device would compile a program)."""
+    if _is_numeric(x):
+        return np.zeros(shape_of(x)[:1] + (0,) + shape_of(x)[2:], dtype=np.dtype(x.dtype))
+    return x[:, :0]
 
-    They travel as one small matrix: each array handed to a callback costs a conversion on
-    the host, so one matrix for all chains is much cheaper than scalars per chain.
-    """
+
+def _progress_rows(states: Any, stats: _RunStats, ids: Any, done: int) -> Any:
+    """One row per chain for the progress bar: ``[chain, iterations done, state.i, step
+    size, mean acceptance probability, divergences so far]`` (host numbers)."""
     backend = current()
-    xp = backend.xp
-    dtype = backend.float_dtype()
-    nan = xp.full(shape_of(ids), xp.nan, dtype=dtype)
-    adapt = getattr(state, "adapt_state", None)
+    n = shape_of(ids)[0]
+    adapt = getattr(states, "adapt_state", None)
     step_size = getattr(adapt, "step_size", None)
-    accept = getattr(state, "mean_accept_prob", None)
+    accept = getattr(states, "mean_accept_prob", None)
+
+    def host(x: Any) -> Any:
+        return np.broadcast_to(np.asarray(backend.to_numpy(x), dtype=float), (n,))
+
     columns = [
-        ids,
-        xp.broadcast_to(i, shape_of(ids)),
-        getattr(state, "i", xp.broadcast_to(i + 1, shape_of(ids))),
-        nan if step_size is None else step_size,
-        nan if accept is None else accept,
-        stats.divergences + stats.warmup_divergences,
+        host(ids),
+        host(done - 1),
+        host(getattr(states, "i", done)),
+        host(np.nan if step_size is None else step_size),
+        host(np.nan if accept is None else accept),
+        host(stats.divergences + stats.warmup_divergences),
     ]
-    backend.callback(hub.report, xp.stack([xp.asarray(c, dtype=dtype) for c in columns], axis=-1))
+    return np.stack(columns, axis=-1)

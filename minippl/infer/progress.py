@@ -1,15 +1,20 @@
-"""The MCMC progress bar: tqdm on the host, fed from inside the compiled loop.
+"""The MCMC progress bar: tqdm on the host, one bar per chain.
 
 Tutorial: "Inference with MCMC / Watching it run" (``tutorial/s10_mcmc.py``).
 
-The sampling loop is one compiled program, so Python never sees an iteration. About every
-1% of the iterations the loop calls back to the host (``backend.callback`` under a ``cond``)
-with a handful of scalars: the chain, the iteration, the phase, the step size, the mean
-acceptance probability and the divergences so far. The host side draws one bar per chain.
-The callback returns nothing, so the bar can never change what the chain computes. A host
-call costs a fraction of a millisecond, which matters for fast models, so once the speed of
-a program is known (its second run), reports are spaced at least 0.1 s apart (tqdm's own
-redraw interval): the bar looks the same and costs next to nothing.
+The sampling loop is one compiled program, so Python never sees an iteration. With a bar,
+:class:`~minippl.infer.MCMC` runs that same program in chunks of about 1% of the iterations
+(``fori_loop`` bounds are arguments, so no chunk compiles anything) and updates the bars
+between chunks with a few numbers per chain: the phase, the step size, the mean acceptance
+probability and the divergences so far.
+
+Why chunks and not a host callback from inside the loop: JAX never writes a program that
+contains a host callback to its persistent compilation cache, so a bar fed by callbacks
+would make every fresh process recompile the sampler. Chunks keep one program, with or
+without a bar, so the bar can never change the draws, and a run can be interrupted
+(Ctrl-C) between chunks. A chunk boundary costs a dispatch and a wait, a fraction of a
+millisecond, which matters only for very fast models: once a program's speed is known (its
+second run), chunks are made at least 0.1 s long, tqdm's own redraw interval.
 
 The bar is shown only when standard error is a terminal (so logs, CI and notebooks piped to
 files stay clean), and never when ``progress_bar=False``.
@@ -24,11 +29,11 @@ from typing import Any
 __all__ = ["ProgressHub", "stderr_is_terminal"]
 
 UPDATES_PER_RUN = 100
-"""At most this many reports per run (every ~1% of the iterations)."""
+"""At most this many updates per run (a chunk is ~1% of the iterations)."""
 
 MIN_SECONDS_BETWEEN_REPORTS = 0.1
-"""tqdm redraws at most every 0.1 s, so reporting more often shows nothing new but still
-costs a host call each time; once a run's speed is known, reports are spaced this far."""
+"""tqdm redraws at most every 0.1 s, so shorter chunks show nothing new but still cost a
+dispatch each; once a program's speed is known, chunks last at least this long."""
 
 
 def stderr_is_terminal() -> bool:
@@ -38,8 +43,8 @@ def stderr_is_terminal() -> bool:
 
 
 def report_every(num_iterations: int, seconds_per_iteration: float | None = None) -> int:
-    """Iterations between two reports: about 1% of the run, and, when the speed of an
-    earlier run of the same program is known, no more often than every 0.1 s."""
+    """Iterations per chunk: about 1% of the run, and, when the speed of an earlier run of
+    the same program is known, enough for at least 0.1 s."""
     every = max(1, num_iterations // UPDATES_PER_RUN)
     if seconds_per_iteration:
         every = max(every, math.ceil(MIN_SECONDS_BETWEEN_REPORTS / seconds_per_iteration))
@@ -47,29 +52,19 @@ def report_every(num_iterations: int, seconds_per_iteration: float | None = None
 
 
 class ProgressHub:
-    """Routes the compiled loop's reports to this run's bars.
-
-    A compiled program keeps the Python function it calls back, so that function must
-    outlive one run: it is :meth:`report` of a hub that lives as long as the MCMC object,
-    and each run attaches fresh bars to it.
-    """
+    """The bars of one MCMC object: opened by each run, fed between chunks, closed after."""
 
     def __init__(self) -> None:
         self._bars: dict[int, Any] = {}
         self._num_warmup = 0
-        self._offset = 0
 
-    def start(self, num_chains: int, total: int, num_warmup: int, offset: int, desc: str) -> None:
-        """Open one bar per chain for a run of ``total`` iterations.
-
-        ``offset`` is the kernel's iteration count at the start (non-zero when resuming), so
-        the phase shown follows the kernel's own ``state.i``.
-        """
+    def start(self, num_chains: int, total: int, num_warmup: int, desc: str) -> None:
+        """Open one bar per chain for a run of ``total`` iterations; the phase shown follows
+        the kernel's own iteration count ``state.i`` (so it is right when resuming)."""
         from tqdm.auto import tqdm
 
         self.close()
         self._num_warmup = num_warmup
-        self._offset = offset
         for chain in range(num_chains):
             label = f"{desc} chain {chain}" if num_chains > 1 else desc
             self._bars[chain] = tqdm(
@@ -77,8 +72,8 @@ class ProgressHub:
             )
 
     def report(self, rows: Any) -> None:
-        """Called from the compiled loop with one row per chain: ``[chain, iteration,
-        state.i, step size, mean acceptance probability, divergences]``."""
+        """Update the bars from one row per chain: ``[chain, iterations done - 1, state.i,
+        step size, mean acceptance probability, divergences]``."""
         for row in rows:
             chain, iteration, state_i, step_size, accept_prob, divergences = (
                 float(v) for v in row

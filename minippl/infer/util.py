@@ -343,17 +343,15 @@ def get_potential_fn(
     which lets a compiled program take the data as an argument instead of a constant.
     """
     if dynamic_args:
-
-        def potential_factory(*args: Any, **kwargs: Any) -> Callable[[Params], Any]:
-            return functools.partial(potential_energy, model, args, kwargs)
-
-        def postprocess_factory(*args: Any, **kwargs: Any) -> Callable[[Params], Params]:
-            if replay_model:
-                return functools.partial(
-                    constrain_fn, model, args, kwargs, return_deterministic=True
-                )
-            return functools.partial(transform_fn, dict(transforms))
-
+        # Module-level functions under partial, so the factories (and the kernels holding
+        # them) pickle whenever the model does.
+        potential_factory = functools.partial(_bind_data, potential_energy, model)
+        if replay_model:
+            postprocess_factory = functools.partial(_bind_data, _constrain_all, model)
+        else:
+            postprocess_factory = functools.partial(
+                _ignore_data, functools.partial(transform_fn, dict(transforms))
+            )
         return potential_factory, postprocess_factory
     kwargs = {} if model_kwargs is None else dict(model_kwargs)
     potential = functools.partial(potential_energy, model, model_args, kwargs)
@@ -362,6 +360,26 @@ def get_potential_fn(
     else:
         post = functools.partial(transform_fn, dict(transforms))
     return potential, post
+
+
+def _bind_data(
+    fn: Callable[..., Any], model: Callable[..., Any], *args: Any, **kwargs: Any
+) -> Callable[[Params], Any]:
+    """``fn(model, args, kwargs, params)`` as a function of ``params`` alone."""
+    return functools.partial(fn, model, args, kwargs)
+
+
+def _ignore_data(fn: Callable[[Params], Any], *args: Any, **kwargs: Any) -> Callable[[Params], Any]:
+    return fn
+
+
+def _constrain_all(
+    model: Callable[..., Any],
+    model_args: tuple[Any, ...],
+    model_kwargs: Mapping[str, Any],
+    params: Mapping[str, Any],
+) -> Params:
+    return constrain_fn(model, model_args, model_kwargs, params, return_deterministic=True)
 
 
 def _init_to_unconstrained_value(

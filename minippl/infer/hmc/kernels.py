@@ -240,7 +240,6 @@ class HMC:
         self._find_heuristic_step_size = find_heuristic_step_size
         self._regularize_mass_matrix = regularize_mass_matrix
         self._dense_shrinkage = dense_shrinkage
-        self._robust_u_turn = True
         # Set by ``init``: static structure the pure functions close over.
         self._potential_fn_gen: Callable[..., Callable[[Any], Array]] | None = None
         self._postprocess_fn: Callable[..., Callable[[Any], Any]] | None = None

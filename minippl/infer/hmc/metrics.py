@@ -45,7 +45,7 @@ BlockKey = tuple[str, ...] | None
 
 @dataclass(frozen=True)
 class Block:
-    """One diagonal block of the mass matrix: which flat positions, and whether dense."""
+    """One block on the diagonal of the mass matrix: which flat positions, whether dense."""
 
     key: BlockKey
     index: Any
@@ -71,9 +71,12 @@ class MassLayout:
 
     def assemble(self, parts: Sequence[Array]) -> Array:
         """The flat vector whose blocks are ``parts`` (one per block, in block order)."""
+        xp = current().xp
+        if not parts:  # no latent values at all
+            return xp.zeros((0,), dtype=current().float_dtype())
         if len(parts) == 1 and self.inverse_order is None:
             return parts[0]
-        joined = current().xp.concatenate(list(parts))
+        joined = xp.concatenate(list(parts))
         return joined if self.inverse_order is None else joined[self.inverse_order]
 
 
@@ -89,7 +92,8 @@ def make_layout(
         tuples, each a dense block; the sites not named are gathered in one diagonal block
         (NumPyro's convention).
     given : a user-supplied ``inverse_mass_matrix``; in the keyed form its own blocks that
-        ``dense_mass`` does not name become diagonal blocks.
+        ``dense_mass`` does not name become diagonal blocks, and a bare array stands for
+        the block of all sites.
     """
     bk = current()
     size = int(bk.ravel_pytree(z)[0].shape[0])
@@ -104,6 +108,8 @@ def make_layout(
         offsets[name] = np.arange(start, start + n)
         start += n
     groups: dict[tuple[str, ...], bool] = {tuple(g): True for g in dense_mass}
+    if given is not None and not isinstance(given, Mapping):
+        given = {tuple(sorted(z)): given}
     if isinstance(given, Mapping):
         for names in given:
             groups.setdefault(tuple(names), False)
@@ -254,8 +260,9 @@ def euclidean_metric(
         return 0.5 * angle(block_velocities(r), r)
 
     def is_turning(r_left: Array, r_right: Array, r_sum: Array) -> Array:
-        # Betancourt (2017) A.4.2 with NumPyro's choice of rho: the summed momenta minus half
-        # of each endpoint, so that the criterion is symmetric in the two ends.
+        # Betancourt (2017) A.4.2: has either end's velocity turned against rho, the
+        # trajectory's displacement? rho is the trapezoid rule over the leaves' momenta
+        # (each end counted half), NumPyro's choice.
         rho = r_sum - (r_left + r_right) / 2
         left = angle(block_velocities(r_left), rho)
         right = angle(block_velocities(r_right), rho)
