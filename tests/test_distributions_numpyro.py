@@ -44,34 +44,35 @@ def _full(x: float, n: int = N) -> np.ndarray:
     return np.full(n, x, dtype=np.float32)
 
 
-CONC3 = np.array([0.7, 2.0, 3.5], dtype=np.float32)
-COV = np.array([[2.0, 0.6, -0.3], [0.6, 1.0, 0.2], [-0.3, 0.2, 0.5]], dtype=np.float32)
-LOC3 = np.array([1.0, -2.0, 0.5], dtype=np.float32)
-PROBS4 = np.array([0.1, 0.2, 0.3, 0.4], dtype=np.float32)
+CONC3 = np.array([0.7, 2.0, 3.5])
+COV = np.array([[2.0, 0.6, -0.3], [0.6, 1.0, 0.2], [-0.3, 0.2, 0.5]])
+LOC3 = np.array([1.0, -2.0, 0.5])
+PROBS4 = np.array([0.1, 0.2, 0.3, 0.4])
 BATCH = np.array([[0.5, 1.0, 2.0]], dtype=np.float32)  # batch shape (1, 3)
 
 # (id, builder taking the distributions module, sample shape). Builders only use names both
-# libraries share, so the same lambda builds both sides.
+# libraries share, so the same lambda builds both sides. Most cases use the parameters,
+# sample size and key of test_distributions' sampling tests, so on JAX they reuse the
+# samplers already compiled there; a few add batch shapes and wrappers.
 BIT_CASES: list[tuple[str, Callable[[Any], Any], tuple[int, ...]]] = [
     ("Normal", lambda D: D.Normal(0.5, 2.0), (N,)),
-    ("Normal(batch)", lambda D: D.Normal(BATCH, 2.0), (2, 4)),
     ("Normal(expand)", lambda D: D.Normal(BATCH, 2.0).expand([5, 2, 3]), (2,)),
-    ("HalfNormal", lambda D: D.HalfNormal(BATCH), (4,)),
-    ("Cauchy", lambda D: D.Cauchy(BATCH, 2.0), (4,)),
+    ("HalfNormal", lambda D: D.HalfNormal(2.0), (N,)),
+    ("Cauchy", lambda D: D.Cauchy(0.5, 2.0), (N,)),
     ("HalfCauchy", lambda D: D.HalfCauchy(2.0), (N,)),
-    ("StudentT", lambda D: D.StudentT(7.0, 0.5, 2.0), (N,)),
-    ("Laplace", lambda D: D.Laplace(BATCH, 2.0), (4,)),
-    ("Logistic", lambda D: D.Logistic(0.5, BATCH), (4,)),
-    ("LogNormal", lambda D: D.LogNormal(0.3, BATCH), (4,)),
-    ("Exponential", lambda D: D.Exponential(BATCH), (4,)),
-    ("Uniform", lambda D: D.Uniform(-1.0, BATCH), (4,)),
-    ("Gamma", lambda D: D.Gamma(_full(2.5), 1.5), ()),
-    ("Gamma(scalar)", lambda D: D.Gamma(2.5, 1.5), (N,)),
+    ("StudentT", lambda D: D.StudentT(_full(7.0), 0.5, 2.0), ()),
+    ("Laplace", lambda D: D.Laplace(0.5, 2.0), (N,)),
+    ("Logistic", lambda D: D.Logistic(0.5, 2.0), (N,)),
+    ("LogNormal", lambda D: D.LogNormal(0.3, 0.5), (N,)),
+    ("Exponential", lambda D: D.Exponential(2.0), (N,)),
+    ("Uniform", lambda D: D.Uniform(-1.0, 2.0), (N,)),
+    ("Gamma", lambda D: D.Gamma(2.5, 1.5), (N,)),
+    ("Gamma(array)", lambda D: D.Gamma(_full(2.5), 1.5), ()),
     ("Chi2", lambda D: D.Chi2(3.0), (N,)),
     ("InverseGamma", lambda D: D.InverseGamma(6.0, 2.0), (N,)),
     ("Beta", lambda D: D.Beta(2.0, 3.0), (N,)),
-    ("Weibull", lambda D: D.Weibull(2.0, BATCH), (4,)),
-    ("Gumbel", lambda D: D.Gumbel(BATCH, 2.0), (4,)),
+    ("Weibull", lambda D: D.Weibull(2.0, 1.5), (N,)),
+    ("Gumbel", lambda D: D.Gumbel(0.5, 2.0), (N,)),
     ("Dirichlet", lambda D: D.Dirichlet(CONC3), (N,)),
     ("MultivariateNormal(cov)", lambda D: D.MultivariateNormal(LOC3, COV), (N,)),
     ("MultivariateNormal(tril)",
@@ -82,25 +83,24 @@ BIT_CASES: list[tuple[str, Callable[[Any], Any], tuple[int, ...]]] = [
     ("TruncatedNormal(tail)", lambda D: D.TruncatedNormal(0.0, 1.0, low=2.5, high=4.0), (N,)),
     ("TruncatedNormal(low)", lambda D: D.TruncatedNormal(0.5, 2.0, low=1.0), (N,)),
     ("TruncatedNormal(high)", lambda D: D.TruncatedNormal(0.5, 2.0, high=0.0), (N,)),
-    ("FoldedNormal", lambda D: D.FoldedDistribution(D.Normal(1.0, BATCH)), (4,)),
+    ("FoldedNormal", lambda D: D.FoldedDistribution(D.Normal(1.0, 2.0)), (N,)),
     ("Bernoulli(probs)", lambda D: D.Bernoulli(probs=0.3), (N,)),
-    ("Bernoulli(logits)", lambda D: D.Bernoulli(logits=BATCH), (4,)),
+    ("Bernoulli(logits)", lambda D: D.Bernoulli(logits=-0.5), (N,)),
     ("Categorical(probs)", lambda D: D.Categorical(probs=PROBS4), (N,)),
-    ("Categorical(logits)", lambda D: D.Categorical(logits=np.log(PROBS4)), (N,)),
+    ("Categorical(logits)", lambda D: D.Categorical(logits=np.array([0.0, 1.0, -1.0])), (N,)),
     ("Categorical(expand)", lambda D: D.Categorical(probs=PROBS4).expand([2, 3]), (4,)),
-    ("Poisson", lambda D: D.Poisson(_full(3.5)), ()),
+    ("Poisson", lambda D: D.Poisson(3.5), (N,)),
     ("NegativeBinomial(probs)", lambda D: D.NegativeBinomial(5.0, probs=0.3), (N,)),
     ("NegativeBinomial2", lambda D: D.NegativeBinomial2(4.0, 2.0), (N,)),
-    ("GammaPoisson", lambda D: D.GammaPoisson(2.0, 0.5), (N,)),
-    ("Geometric(probs)", lambda D: D.Geometric(probs=BATCH / 3), (4,)),
-    ("Geometric(logits)", lambda D: D.Geometric(logits=BATCH), (4,)),
+    ("Geometric(probs)", lambda D: D.Geometric(probs=0.3), (N,)),
+    ("Geometric(logits)", lambda D: D.Geometric(logits=-1.0), (N,)),
     ("DiscreteUniform", lambda D: D.DiscreteUniform(1, 5), (N,)),
     ("Delta", lambda D: D.Delta(BATCH), (4,)),
     ("Independent", lambda D: D.Normal(BATCH, 1.0).to_event(2), (4,)),
     ("Transformed",
      lambda D: D.TransformedDistribution(
          D.Normal(0.0, 1.0), [D.transforms.AffineTransform(1.0, 0.5), D.transforms.ExpTransform()]
-     ), (4,)),
+     ), (N,)),
 ]
 
 
@@ -112,9 +112,14 @@ def test_same_draws_as_numpyro(
     ours, theirs = build(mdist), build(ndist)
     assert ours.batch_shape == theirs.batch_shape
     assert ours.event_shape == theirs.event_shape
-    np.testing.assert_array_equal(
-        np.asarray(ours.sample(key, sample_shape)), np.asarray(theirs.sample(key, sample_shape))
-    )
+    if name.startswith("Truncated"):
+        # Long chains of special functions compile faster as one program; both sides are
+        # compiled the same way.
+        draw_ours = jax.jit(lambda k: build(mdist).sample(k, sample_shape))(key)
+        draw_theirs = jax.jit(lambda k: build(ndist).sample(k, sample_shape))(key)
+    else:
+        draw_ours, draw_theirs = ours.sample(key, sample_shape), theirs.sample(key, sample_shape)
+    np.testing.assert_array_equal(np.asarray(draw_ours), np.asarray(draw_theirs))
 
 
 def test_multivariate_normal_precision_close_to_numpyro(jax_backend: Backend) -> None:

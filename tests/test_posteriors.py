@@ -121,9 +121,15 @@ def compare(samples: dict[str, Any], reference: dict[str, Any], sd_tolerance: fl
     assert not problems, "; ".join(problems)
 
 
+# posteriordb's Stan runs used adapt_delta 0.95 for eight schools (0.8 for the others): at
+# 0.8, NUTS (NumPyro's too) shows 0-3 divergences in 4000 draws there, depending on the seed.
+TARGET = {eight_schools_noncentered: 0.95}
+
+
 def fit(model: Callable[..., Any], data: dict[str, Any], seed: int, **sizes: Any) -> MCMC:
     sizes = {"num_warmup": 1000, "num_samples": 1000, "num_chains": 4, **sizes}
-    mcmc = MCMC(NUTS(model), chain_method="vectorized", progress_bar=False, **sizes)
+    kernel = NUTS(model, target_accept_prob=TARGET.get(model, 0.8))
+    mcmc = MCMC(kernel, chain_method="vectorized", progress_bar=False, **sizes)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mcmc.run(minippl.backend.current().key(seed), **arrays(data))

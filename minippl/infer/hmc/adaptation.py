@@ -18,14 +18,24 @@ towards its own diagonal, ``(1 - lam) * S + lam * diag(S)``, with ``lam`` the or
 approximating shrinkage (OAS) [4] of the sample *correlation* matrix towards the identity:
 close to 1 when the draws cannot resolve the correlations (``n`` small against ``D``, or no
 correlation), falling as the evidence grows. The variances are kept as estimated, so an
-early dense metric is never worse than the diagonal one, and the last windows (hundreds of
-draws) are barely changed. ``dense_shrinkage=False`` restores NumPyro's estimate.
+early dense metric falls back towards the diagonal one instead of being singular, and the
+last windows (hundreds of draws) are barely changed. ``dense_shrinkage=False`` restores
+NumPyro's estimate.
 
-Measured (100-d Gaussian, covariance ``Q diag(s) Q^T`` with ``s`` log-spaced over
-``[0.1, 10]``, so condition number 100, random rotation ``Q``; 1000 warmup + 1000 draws;
-JAX, x64, 4 chains; mean leapfrog steps per iteration)::
+Measured on a 100-d Gaussian with covariance ``Q diag(s) Q^T``, ``s`` log-spaced over
+``[0.1, 10]`` (condition number 100), ``Q`` a random rotation; 1000 warmup and 500 sampling
+iterations, 4 chains, JAX in float64, NUTS with ``dense_mass=True`` (mean leapfrog steps per
+iteration; the windows are Stan's for 1000 warmup steps)::
 
-    see the table in the module's ``_DENSE_SHRINKAGE_MEASUREMENT`` (filled from the run)
+                              warmup  sampling | 0-74  75-99 100-149 150-249 250-449 450-949
+    NumPyro 0.22               249.5    14.8   | 40.3  36.6  974.5   973.2   449.6    17.8
+    no shrinkage (= NumPyro)   263.6    14.8   | 40.3  36.2  951.8   971.4   526.8    17.7
+    with shrinkage (default)    22.5    14.9   | 39.1  35.5   47.1    31.6    22.3    15.9
+    diagonal, for comparison    36.7    33.9   | 41.3  36.8   47.3    41.4    35.9    33.6
+
+Without shrinkage the windows fed by 25 and 50 draws saturate the tree depth (1023 steps);
+with it, dense warmup costs 11x fewer gradients, less than diagonal warmup, and the
+sampling phase is as good (same steps per draw; minimum ESS 2955 against 2602 unshrunk).
 
 References
 ----------
@@ -36,8 +46,8 @@ References
 3. Stan Development Team, *Stan Reference Manual*, "HMC algorithm parameters / Adaptation"
    (windows 75/25/50, doubling slow windows, regularisation ``(n/(n+5)) cov + 1e-3 5/(n+5)``).
 4. Y. Chen, A. Wiesel, Y. C. Eldar, A. O. Hero, "Shrinkage algorithms for MMSE covariance
-   estimation", IEEE Trans. Signal Processing 58(10) (2010), eq. (23); we use the corrected
-   form of scikit-learn's ``oas``.
+   estimation", IEEE Trans. Signal Processing 58(10) (2010), eq. (23), in the form
+   scikit-learn's ``oas`` uses (without the ``2/p`` terms, negligible for large ``p``).
 5. B. P. Welford, "Note on a method for calculating corrected sums of squares and
    products", Technometrics 4(3) (1962).
 """
