@@ -9,6 +9,7 @@ plugs in from its own package with no change here or in the core::
 
 from __future__ import annotations
 
+from functools import cache
 from importlib import import_module
 from importlib.metadata import entry_points
 
@@ -24,16 +25,23 @@ _BUILTIN = {
 }
 
 
+@cache
+def _registered() -> tuple[tuple[str, str], ...]:
+    """The entry points, read once per process (scanning them costs milliseconds)."""
+    return tuple((ep.name, ep.value) for ep in entry_points(group="minippl.backends"))
+
+
 def available() -> dict[str, str]:
     """Names of the installed backends, mapped to their ``module:Class`` targets."""
     found = dict(_BUILTIN)
-    for ep in entry_points(group="minippl.backends"):
-        found[ep.name] = ep.value
+    found.update(_registered())
     return found
 
 
+@cache
 def load(name: str) -> Backend:
-    """Instantiate the backend registered under ``name``."""
+    """The backend registered under ``name`` (one instance per process: backends are
+    stateless)."""
     targets = available()
     if name not in targets:
         raise ValueError(

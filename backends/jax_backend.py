@@ -201,16 +201,24 @@ class JaxBackend:
         from jax.sharding import PartitionSpec
 
         mesh = self._chain_mesh(num_devices)
-        specs = tuple(PartitionSpec("chains") if ax == 0 else PartitionSpec() for ax in in_axes)
+        specs = tuple(
+            PartitionSpec("chains") if ax == 0 else PartitionSpec()  # type: ignore[no-untyped-call]
+            for ax in in_axes
+        )
         sharded = jax.shard_map(
-            fn, mesh=mesh, in_specs=specs, out_specs=PartitionSpec("chains"), check_vma=False
+            fn,
+            mesh=mesh,
+            in_specs=specs,
+            out_specs=PartitionSpec("chains"),  # type: ignore[no-untyped-call]
+            check_vma=False,
         )
         return jax.jit(sharded, donate_argnums=tuple(donate_argnums))
 
     def distribute(self, tree: PyTree, num_devices: int) -> PyTree:
         from jax.sharding import NamedSharding, PartitionSpec
 
-        sharding = NamedSharding(self._chain_mesh(num_devices), PartitionSpec("chains"))
+        chains = PartitionSpec("chains")  # type: ignore[no-untyped-call]
+        sharding = NamedSharding(self._chain_mesh(num_devices), chains)
         return jax.device_put(tree, sharding)
 
     def _chain_mesh(self, num_devices: int) -> Any:
@@ -221,7 +229,7 @@ class JaxBackend:
     _cache_dir_set: str | None = None
 
     def enable_compilation_cache(self, path: str | None) -> None:
-        configured = jax.config.jax_compilation_cache_dir
+        configured = jax.config.jax_compilation_cache_dir  # type: ignore[attr-defined]
         if configured and configured != self._cache_dir_set:
             return  # the user pointed JAX's cache somewhere themselves: leave it there
         jax.config.update("jax_compilation_cache_dir", path)  # type: ignore[no-untyped-call]
@@ -236,7 +244,7 @@ class JaxBackend:
         return jax.eval_shape(fn, *args)
 
     def block_until_ready(self, tree: PyTree) -> PyTree:
-        return jax.block_until_ready(tree)
+        return jax.block_until_ready(tree)  # type: ignore[no-untyped-call]
 
     # -- pytrees ------------------------------------------------------------------------
     def tree_map(self, fn: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:

@@ -23,10 +23,9 @@ Program transformations
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
-
-import threading
 
 import numpy as np
 import scipy.special as sps

@@ -26,6 +26,7 @@ import numpy as np
 
 __all__ = [
     "Clock",
+    "release_compiled",
     "compile_clock",
     "median",
     "min_bulk_ess",
@@ -104,6 +105,18 @@ def compile_clock() -> Iterator[Clock]:
                 _spans.clear()
         union = _union_length(spans, epoch - 1e-3, time.time() + 1e-3)
         clock.compile_s = min(union, clock.wall_s)
+
+
+def release_compiled() -> None:
+    """Drop every compiled program JAX holds.  NumPyro compiles its loop anew on every run
+    and each program keeps its machine code mapped; a long suite in one process would
+    otherwise run out of memory mappings (LLVM fails with "Cannot allocate memory")."""
+    import gc
+
+    import jax
+
+    gc.collect()
+    jax.clear_caches()
 
 
 def median(values: list[float]) -> float:

@@ -132,10 +132,16 @@ def markdown(results: dict[str, Any]) -> str:
             cell_rows,
         )
     )
-    reduced = [x for x in results["cells"] if x["config"]["repeats"] < c["repeats"]]
+    keys = ("chains", "warmup", "samples", "repeats")
+    reduced = [x for x in results["cells"] if any(x["config"][k] != c[k] for k in keys)]
     if reduced:
-        cfgs = {f"{x['sampler']}: {x['config']}" for x in reduced}
-        out += ["", "Reduced runs (see notes): " + "; ".join(sorted(cfgs))]
+        cfgs = {
+            f"{x['model']} / {x['sampler']}: {x['config']['chains']} chains x "
+            f"({x['config']['warmup']} + {x['config']['samples']}), "
+            f"{x['config']['repeats']} repeat(s)"
+            for x in reduced
+        }
+        out += ["", "Cells run with other settings: " + "; ".join(sorted(cfgs)) + "."]
     if results.get("ratios"):
         out += [
             "",

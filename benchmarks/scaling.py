@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from benchmarks.metrics import release_compiled
 from benchmarks.models import MODELS, ModelSpec, logistic_data
 from benchmarks.samplers import RunConfig, make_runner
 
@@ -65,4 +66,6 @@ def run_scaling(
                 "overhead_ratio": sampling / (run.grad_evals * grad),
             }
             out[axis].append(done[n, d, name])
+            del runner
+            release_compiled()
     return out

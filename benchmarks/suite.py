@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.metrics import Clock, median, min_bulk_ess
+from benchmarks.metrics import Clock, median, min_bulk_ess, release_compiled
 from benchmarks.models import ModelSpec, get
 from benchmarks.samplers import RunConfig, RunOutput, make_runner
 
@@ -150,6 +150,8 @@ def run_cells(
                 f"  {model} / {name}: ESS/s {cells[-1]['ess_per_s']:.1f}, "
                 f"overhead {cells[-1]['overhead_ratio']:.1f}"
             )
+        del runners
+        release_compiled()
     return cells
 
 
@@ -171,6 +173,8 @@ def run_progress_bar(
         for key, runner in runners.items():
             log(f"  progress bar {key[0]} {'on' if key[1] else 'off'}: repeat {k + 1}")
             times[key].append(runner.run(k + 1).clock.execute_s)
+    del runners
+    release_compiled()
     rows = []
     for name in samplers:
         off, on = median(times[name, False]), median(times[name, True])

@@ -87,9 +87,7 @@ def to_arviz(
     try:
         import arviz as az
     except ImportError as err:  # pragma: no cover - exercised only without ArviZ
-        raise ImportError(
-            "to_arviz needs ArviZ: pip install arviz (or minippl[plots])"
-        ) from err
+        raise ImportError("to_arviz needs ArviZ: pip install arviz (or minippl[plots])") from err
     from minippl.infer.util import log_likelihood as pointwise
 
     draws = _host(mcmc.get_samples(group_by_chain=True))
@@ -128,4 +126,4 @@ def to_arviz(
 def _grouped(value: np.ndarray[Any, Any], draws: Mapping[str, np.ndarray[Any, Any]]) -> bool:
     """Whether ``value`` already has the posterior's ``(chain, draw)`` leading dims."""
     reference = next(iter(draws.values()))
-    return value.shape[:2] == reference.shape[:2]
+    return bool(value.shape[:2] == reference.shape[:2])

@@ -28,7 +28,8 @@ def set_backend(name: str) -> Backend:
     Raises ``ValueError`` naming the installed backends if ``name`` is not one of them.
     """
     global _current
-    _current = backends.load(name)
+    if _current is None or _current.name != name:
+        _current = backends.load(name)
     return _current
 
 

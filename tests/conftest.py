@@ -34,3 +34,18 @@ def jax_backend() -> Iterator[Backend]:
         yield active
     finally:
         minippl.set_backend(previous)
+
+
+@pytest.fixture(autouse=True)
+def _x64_restored() -> Iterator[None]:
+    """JAX's 64-bit switch is process-wide: whatever a test does with it, undo it after, so
+    that seed-only values (float32 by default) never depend on test order."""
+    try:
+        import jax
+    except ImportError:
+        yield
+        return
+    previous = jax.config.read("jax_enable_x64")
+    yield
+    if jax.config.read("jax_enable_x64") != previous:
+        jax.config.update("jax_enable_x64", previous)

@@ -53,7 +53,9 @@ BATCH = np.array([[0.5, 1.0, 2.0]], dtype=np.float32)  # batch shape (1, 3)
 # (id, builder taking the distributions module, sample shape). Builders only use names both
 # libraries share, so the same lambda builds both sides. Most cases use the parameters,
 # sample size and key of test_distributions' sampling tests, so on JAX they reuse the
-# samplers already compiled there; a few add batch shapes and wrappers.
+# samplers already compiled there (gamma-based ones take full-size parameter arrays, as
+# minippl hands its samplers, so NumPyro's calls hit the same compiled sampler too); a few
+# add batch shapes and wrappers.
 BIT_CASES: list[tuple[str, Callable[[Any], Any], tuple[int, ...]]] = [
     ("Normal", lambda D: D.Normal(0.5, 2.0), (N,)),
     ("Normal(expand)", lambda D: D.Normal(BATCH, 2.0).expand([5, 2, 3]), (2,)),
@@ -66,10 +68,9 @@ BIT_CASES: list[tuple[str, Callable[[Any], Any], tuple[int, ...]]] = [
     ("LogNormal", lambda D: D.LogNormal(0.3, 0.5), (N,)),
     ("Exponential", lambda D: D.Exponential(2.0), (N,)),
     ("Uniform", lambda D: D.Uniform(-1.0, 2.0), (N,)),
-    ("Gamma", lambda D: D.Gamma(2.5, 1.5), (N,)),
-    ("Gamma(array)", lambda D: D.Gamma(_full(2.5), 1.5), ()),
-    ("Chi2", lambda D: D.Chi2(3.0), (N,)),
-    ("InverseGamma", lambda D: D.InverseGamma(6.0, 2.0), (N,)),
+    ("Gamma", lambda D: D.Gamma(_full(2.5), 1.5), ()),
+    ("Chi2", lambda D: D.Chi2(_full(3.0)), ()),
+    ("InverseGamma", lambda D: D.InverseGamma(_full(6.0), 2.0), ()),
     ("Beta", lambda D: D.Beta(2.0, 3.0), (N,)),
     ("Weibull", lambda D: D.Weibull(2.0, 1.5), (N,)),
     ("Gumbel", lambda D: D.Gumbel(0.5, 2.0), (N,)),
@@ -77,8 +78,7 @@ BIT_CASES: list[tuple[str, Callable[[Any], Any], tuple[int, ...]]] = [
     ("MultivariateNormal(cov)", lambda D: D.MultivariateNormal(LOC3, COV), (N,)),
     ("MultivariateNormal(tril)",
      lambda D: D.MultivariateNormal(LOC3, scale_tril=np.linalg.cholesky(COV)), (N,)),
-    ("MultivariateNormal(batch)",
-     lambda D: D.MultivariateNormal(np.zeros((2, 1, 3), np.float32), COV), (4,)),
+    ("MultivariateNormal(batch)", lambda D: D.MultivariateNormal(np.zeros((N, 3)), COV), ()),
     ("TruncatedNormal", lambda D: D.TruncatedNormal(0.5, 2.0, low=-1.0, high=3.0), (N,)),
     ("TruncatedNormal(tail)", lambda D: D.TruncatedNormal(0.0, 1.0, low=2.5, high=4.0), (N,)),
     ("TruncatedNormal(low)", lambda D: D.TruncatedNormal(0.5, 2.0, low=1.0), (N,)),
@@ -88,10 +88,9 @@ BIT_CASES: list[tuple[str, Callable[[Any], Any], tuple[int, ...]]] = [
     ("Bernoulli(logits)", lambda D: D.Bernoulli(logits=-0.5), (N,)),
     ("Categorical(probs)", lambda D: D.Categorical(probs=PROBS4), (N,)),
     ("Categorical(logits)", lambda D: D.Categorical(logits=np.array([0.0, 1.0, -1.0])), (N,)),
-    ("Categorical(expand)", lambda D: D.Categorical(probs=PROBS4).expand([2, 3]), (4,)),
     ("Poisson", lambda D: D.Poisson(3.5), (N,)),
-    ("NegativeBinomial(probs)", lambda D: D.NegativeBinomial(5.0, probs=0.3), (N,)),
-    ("NegativeBinomial2", lambda D: D.NegativeBinomial2(4.0, 2.0), (N,)),
+    ("NegativeBinomial(probs)", lambda D: D.NegativeBinomial(_full(5.0), probs=0.3), ()),
+    ("NegativeBinomial2", lambda D: D.NegativeBinomial2(4.0, _full(2.0)), ()),
     ("Geometric(probs)", lambda D: D.Geometric(probs=0.3), (N,)),
     ("Geometric(logits)", lambda D: D.Geometric(logits=-1.0), (N,)),
     ("DiscreteUniform", lambda D: D.DiscreteUniform(1, 5), (N,)),
@@ -183,7 +182,7 @@ IMPROPER_CASES: list[tuple[str, Callable[[Any], Any]]] = [
 ]
 
 
-@pytest.mark.parametrize("sample_shape", [(), (2, 3)])
+@pytest.mark.parametrize("sample_shape", [(2, 3)])
 @pytest.mark.parametrize("name,build", SHAPE_CASES, ids=[c[0] for c in SHAPE_CASES])
 def test_shapes_match_numpyro(
     jax_backend: Backend, name: str, build: Callable[[Any], Any], sample_shape: tuple[int, ...]

@@ -263,7 +263,10 @@ def test_initialize_model_matches_numpyro(jax_backend: Backend, strategy: str) -
     strategies = {
         "uniform": (init_to_uniform, {}),
         "median": (init_to_median(num_samples=7), {"init_strategy": n_median(num_samples=7)}),
-        "value": (init_to_value(values={"mu": 1.5}), {"init_strategy": n_value(values={"mu": 1.5})}),
+        "value": (
+            init_to_value(values={"mu": 1.5}),
+            {"init_strategy": n_value(values={"mu": 1.5})},
+        ),
     }
     mine, kw = strategies[strategy]
     y = np.array([1.0, -2.0, 0.5])

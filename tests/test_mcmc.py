@@ -115,7 +115,9 @@ def test_chain_i_sees_the_same_keys_whatever_the_method(jax_backend: Backend) ->
     # Chain 1 of three runs from split(key, 3)[1] (NumPyro's flow): a one-chain run from
     # that key sees the same keys.
     alone = quiet_mcmc(RWM(normal_model), num_warmup=10, num_samples=40)
-    alone.run(jax.random.split(jax.random.key(7), 3)[1], data(jax_backend), extra_fields=("rng_key",))
+    alone.run(
+        jax.random.split(jax.random.key(7), 3)[1], data(jax_backend), extra_fields=("rng_key",)
+    )
     alone_keys = np.asarray(jax.random.key_data(alone.get_extra_fields()["rng_key"]))
     np.testing.assert_array_equal(alone_keys, keys["sequential"][40:80])
     # Same keys, so the same draws up to rounding.
@@ -323,7 +325,9 @@ def test_warning_states_divergences_and_tree_depth(backend: Backend) -> None:
     assert "transitions after warmup were divergent" in message
     assert "100.0% of transitions after warmup (200) hit max_tree_depth=1" in message
     stats = mcmc.run_stats
-    assert int(stats["divergences"][0]) == int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum())
+    assert int(stats["divergences"][0]) == int(
+        np.asarray(mcmc.get_extra_fields()["diverging"]).sum()
+    )
     assert np.all(np.asarray(mcmc.get_samples()["x"]) <= 0.5)
 
 
@@ -422,6 +426,7 @@ def nuts_run() -> Iterator[MCMC]:
 
     previous = minippl.backend.current().name
     minippl.set_backend("jax")
+    x64 = jax.config.read("jax_enable_x64")
     jax.config.update("jax_enable_x64", True)
     mcmc = MCMC(NUTS(holey_model), num_warmup=300, num_samples=500, num_chains=2,
                 chain_method="vectorized", progress_bar=False)  # fmt: skip
@@ -429,6 +434,7 @@ def nuts_run() -> Iterator[MCMC]:
         warnings.simplefilter("ignore", MCMCWarning)
         mcmc.run(jax.random.key(0), extra_fields=("num_steps", "energy"))
     yield mcmc
+    jax.config.update("jax_enable_x64", x64)
     minippl.set_backend(previous)
 
 
@@ -444,9 +450,7 @@ def test_nuts_counts_divergences_in_a_nan_region_and_keeps_sampling(nuts_run: MC
     assert x.mean() == pytest.approx(truncnorm.mean(-np.inf, 1.5), abs=0.15)
 
 
-def test_nuts_second_run_compiles_nothing(
-    nuts_run: MCMC, compile_counter: CompileCounter
-) -> None:
+def test_nuts_second_run_compiles_nothing(nuts_run: MCMC, compile_counter: CompileCounter) -> None:
     import jax
 
     traces = nuts_run.num_traces
@@ -470,3 +474,24 @@ def test_print_summary_is_numpyros_table(
     assert any(line.split()[0] == "x" for line in out if line.strip())
     divergences = int(np.asarray(nuts_run.get_extra_fields()["diverging"]).sum())
     assert out[-1] == f"Number of divergences: {divergences}"
+
+
+def test_nuts_state_pickles_and_resumes_without_warmup(nuts_run: MCMC) -> None:
+    """The NUTS state is a plain pytree of arrays: pickled, it resumes exactly."""
+    import jax
+
+    state = nuts_run.last_state
+    restored = pickle.loads(pickle.dumps(state))
+    assert isinstance(restored, type(state))
+    runs = []
+    for start in (state, restored):
+        nuts_run.post_warmup_state = start
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MCMCWarning)
+            nuts_run.run(jax.random.key(5), extra_fields=("num_steps", "energy"))
+        runs.append(np.asarray(nuts_run.get_samples()["x"]))
+    nuts_run.post_warmup_state = None
+    np.testing.assert_array_equal(runs[0], runs[1])
+    # No new warmup: the step size stayed where warmup left it.
+    step = np.asarray(nuts_run.last_state.adapt_state.step_size)
+    np.testing.assert_array_equal(step, np.asarray(state.adapt_state.step_size))

@@ -104,7 +104,9 @@ def run_replications(model: Callable[..., Any], key: Any, data: Any) -> dict[str
 
 
 @pytest.mark.parametrize(
-    "model,names", [(normal_scale, ["mu", "sigma"]), (logistic, ["a", "b"])], ids=["normal", "logistic"]
+    "model,names",
+    [(normal_scale, ["mu", "sigma"]), (logistic, ["a", "b"])],
+    ids=["normal", "logistic"],
 )
 def test_rank_histograms_are_uniform(
     jax_backend: Backend, model: Callable[..., Any], names: list[str]

@@ -526,6 +526,7 @@ class InverseGamma(TransformedDistribution):
     def __init__(
         self, concentration: Any, rate: Any = 1.0, *, validate_args: bool | None = None
     ) -> None:
+        _two_params("InverseGamma", "concentration", concentration, "rate", rate)
         base = Gamma(concentration, rate, validate_args=False)
         self.concentration, self.rate = base.concentration, base.rate
         super().__init__(base, PowerTransform(-1.0), validate_args=validate_args)
@@ -556,6 +557,7 @@ class LogNormal(TransformedDistribution):
     def __init__(
         self, loc: Any = 0.0, scale: Any = 1.0, *, validate_args: bool | None = None
     ) -> None:
+        _two_params("LogNormal", "loc", loc, "scale", scale)
         base = Normal(loc, scale, validate_args=False)
         self.loc, self.scale = base.loc, base.scale
         super().__init__(base, ExpTransform(), validate_args=validate_args)

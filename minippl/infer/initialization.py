@@ -134,7 +134,7 @@ def init_to_value(site: Message | None = None, values: Mapping[str, Any] | None 
     values = {} if values is None else values
     if site.type != "sample" or site.is_observed:
         return None
-    if site.name in values:
+    if site.name is not None and site.name in values:
         return values[site.name]
     return init_to_uniform(site)
 

@@ -183,9 +183,7 @@ class MCMC:
         if not isinstance(num_chains, int) or num_chains < 1:
             raise ValueError(f"num_chains must be an integer >= 1, got {num_chains!r}")
         if chain_method not in CHAIN_METHODS:
-            raise ValueError(
-                f"chain_method must be one of {CHAIN_METHODS}, got {chain_method!r}"
-            )
+            raise ValueError(f"chain_method must be one of {CHAIN_METHODS}, got {chain_method!r}")
         self.sampler = sampler
         self.num_warmup = num_warmup
         self.num_samples = num_samples
@@ -342,7 +340,9 @@ class MCMC:
             states.append(self.sampler.init(keys[chain], self.num_warmup, params, args, kwargs))
         return backend.tree_map(lambda *xs: xp.stack([xp.asarray(x) for x in xs]), *states)
 
-    def _collect_fields(self, extra_fields: Sequence[str], state: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def _collect_fields(
+        self, extra_fields: Sequence[str], state: Any
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The fields to collect (samples first) and the sample sites to leave out."""
         if not isinstance(extra_fields, tuple | list):
             raise TypeError(f"extra_fields must be a tuple or list, got {type(extra_fields)}")
@@ -401,9 +401,7 @@ class MCMC:
         fields, removed = self._collect_fields(extra_fields, one_state)
         show = bool(self.progress_bar) and stderr_is_terminal() and num_iterations > 0
         if show:
-            chunk = self.progress_rate or report_every(
-                num_iterations, self._seconds_per_iteration
-            )
+            chunk = self.progress_rate or report_every(num_iterations, self._seconds_per_iteration)
             desc = "warmup" if phase == "warmup" or not resuming else "sample"
             self._hub.start(self.num_chains, num_iterations, self.num_warmup, desc)
         else:
@@ -446,9 +444,7 @@ class MCMC:
         backend = current()
         leaves, treedef = backend.tree_flatten((args, kwargs))
         for attempt in range(2):
-            dynamic = tuple(
-                False if self._closed_args else _is_array(leaf) for leaf in leaves
-            )
+            dynamic = tuple(False if self._closed_args else _is_array(leaf) for leaf in leaves)
             static_leaves = tuple(leaf for leaf, d in zip(leaves, dynamic, strict=True) if not d)
             dyn_leaves = [leaf for leaf, d in zip(leaves, dynamic, strict=True) if d]
             key = (self._plan, treedef, dynamic, _static_key(static_leaves), fields, removed)
@@ -502,9 +498,7 @@ class MCMC:
                 if key not in self._sample_shapes:
                     # Tracing the model once per shape of z is enough: cache its answer.
                     shapes = backend.eval_shape(postprocess, z)
-                    self._sample_shapes[key] = {
-                        k: v for k, v in shapes.items() if k not in removed
-                    }
+                    self._sample_shapes[key] = {k: v for k, v in shapes.items() if k not in removed}
                 collection.append(backend.tree_map(zeros, self._sample_shapes[key]))
                 continue
 
@@ -637,11 +631,12 @@ class MCMC:
                 slot = (i - first) // thinning
 
                 def write(c: list[Any]) -> list[Any]:
-                    return backend.tree_map(
+                    written: list[Any] = backend.tree_map(
                         lambda a, v: backend.index_update(a, (slice(None), slot), v),
                         c,
                         collect_all(s),
                     )
+                    return written
 
                 coll = backend.cond(keep, write, lambda c: c, coll)
                 return s, coll, st
@@ -775,7 +770,9 @@ def _max_tree_depth(kernel: Any) -> tuple[int, int] | None:
     return int(depth), int(depth)
 
 
-def _count(stats: _RunStats, state: Any, was_warmup: Any, max_depth: tuple[int, int] | None) -> _RunStats:
+def _count(
+    stats: _RunStats, state: Any, was_warmup: Any, max_depth: tuple[int, int] | None
+) -> _RunStats:
     """Update the per-chain counters with the transition that produced ``state``."""
     backend = current()
     xp = backend.xp

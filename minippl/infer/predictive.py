@@ -24,6 +24,7 @@ from typing import Any
 from minippl.backend import current
 from minippl.distributions.util import shape_of
 from minippl.handlers import seed, substitute, trace
+from minippl.infer.compile_cache import enable_compile_cache
 from minippl.infer.util import _batch_shape, _batched
 from minippl.messages import Message
 from minippl.runtime import Messenger
@@ -177,6 +178,7 @@ class Predictive:
     def __call__(self, rng_key: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Draw from the predictive distribution, with ``args`` and ``kwargs`` for the model."""
         backend = current()
+        enable_compile_cache()
         samples = self.posterior_samples
         if self.guide is not None:
             keys = backend.split(rng_key)

@@ -75,9 +75,7 @@ class ProgressHub:
         """Update the bars from one row per chain: ``[chain, iterations done - 1, state.i,
         step size, mean acceptance probability, divergences]``."""
         for row in rows:
-            chain, iteration, state_i, step_size, accept_prob, divergences = (
-                float(v) for v in row
-            )
+            chain, iteration, state_i, step_size, accept_prob, divergences = (float(v) for v in row)
             bar = self._bars.get(int(chain))
             if bar is None:
                 continue

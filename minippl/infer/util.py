@@ -213,7 +213,7 @@ def transform_fn(
     return {k: transforms[k](v) if k in transforms else v for k, v in params.items()}
 
 
-def _batched(fn: Callable[[Any], Any], batch_ndims: int) -> Callable[[Any], Any]:
+def _batched(fn: Callable[..., Any], batch_ndims: int) -> Callable[..., Any]:
     """``fn`` mapped over ``batch_ndims`` leading axes (``vmap`` on JAX, a loop on NumPy)."""
     if batch_ndims < 0:
         raise ValueError(f"batch_ndims must be >= 0, got {batch_ndims}")
@@ -407,8 +407,9 @@ def _init_to_unconstrained_value(
     if site is None:
         return functools.partial(_init_to_unconstrained_value, values=values or {})
     values = {} if values is None else values
-    if site.type == "sample" and not site.is_observed and site.name in values:
-        return bijection_of(site)(values[site.name])
+    name = site.name
+    if site.type == "sample" and not site.is_observed and name is not None and name in values:
+        return bijection_of(site)(values[name])
     return init_to_uniform(site)
 
 
@@ -640,7 +641,8 @@ def log_likelihood(
         return {
             name: site.fn.log_prob(site.value)
             for name, site in model_trace.items()
-            if site.type == "sample" and site.is_observed
+            if site.type == "sample"
+            and site.is_observed
             and not site.infer.get("is_auxiliary", False)
         }
 
