@@ -1,6 +1,6 @@
 """ArviZ interoperability: ``minippl.to_arviz(mcmc)`` gives an ``arviz.InferenceData``.
 
-Tutorial: "Inference with MCMC / Plots with ArviZ" (``tutorial/s10_mcmc.py``).
+Tutorial: "Causal inference: do", where the email model is fitted (``tutorial/s08_causal_do.py``).
 
 Groups filled from a finished :class:`~minippl.infer.MCMC` run:
 

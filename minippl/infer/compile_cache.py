@@ -1,6 +1,6 @@
 """The persistent compilation cache: compiled samplers outlive the process that built them.
 
-Tutorial: "Inference with MCMC / Compile once" (``tutorial/s10_mcmc.py``).
+Tutorial: "Causal inference: do", where the email model is fitted (``tutorial/s08_causal_do.py``).
 
 Compiling is most of what a user waits for on a small model. Within a process, :class:`MCMC`
 keeps its compiled program and a second ``run`` with the same shapes compiles nothing. Across

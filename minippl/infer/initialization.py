@@ -1,6 +1,6 @@
 """Where a sampler starts: per-site initialisation strategies.
 
-Tutorial: "Inference with MCMC / Where the chains start" (``tutorial/s10_mcmc.py``).
+Tutorial: "Causal inference: do", where the email model is fitted (``tutorial/s08_causal_do.py``).
 
 A strategy is a function of one site (a :class:`~minippl.messages.Message`) that returns the
 site's initial *constrained* value, or ``None`` to leave the site alone. It is used as

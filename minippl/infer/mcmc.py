@@ -1,6 +1,6 @@
 """The MCMC driver: runs a kernel's chains, collects their draws, and reports on them.
 
-Tutorial: "Inference with MCMC" (``tutorial/s10_mcmc.py``).
+Tutorial: "Causal inference: do", where the email model is fitted (``tutorial/s08_causal_do.py``).
 
 How a run is organised
     1. *Keys.* ``run(rng_key)`` splits the key into one key per chain, only when there is

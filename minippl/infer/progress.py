@@ -1,6 +1,6 @@
 """The MCMC progress bar: tqdm on the host, one bar per chain.
 
-Tutorial: "Inference with MCMC / Watching it run" (``tutorial/s10_mcmc.py``).
+Tutorial: "Causal inference: do", where the email model is fitted (``tutorial/s08_causal_do.py``).
 
 The sampling loop is one compiled program, so Python never sees an iteration. With a bar,
 :class:`~minippl.infer.MCMC` runs that same program in chunks of about 1% of the iterations

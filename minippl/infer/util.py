@@ -1,6 +1,6 @@
 """From a model to the functions a sampler needs: log density, potential energy, initial point.
 
-Tutorial: "Inference with MCMC / The potential energy" (``tutorial/s10_mcmc.py``).
+Tutorial: "Practical recipe: posterior predictive" (``tutorial/s11_predictive.py``).
 
 Everything here is built from three handlers. ``substitute`` plugs values into sites,
 ``trace`` records the run, ``seed`` supplies keys where draws are needed:

@@ -1,6 +1,6 @@
 """Hamiltonian Monte Carlo and the No-U-Turn Sampler, from small pure parts.
 
-Tutorial: "Inference with MCMC" (``tutorial/s10_mcmc.py``).
+Tutorial: "Reparameterization: reparam", where NUTS meets the funnel (``tutorial/s09_reparam.py``).
 
 ========================  ==========================================================
 ``integrator``            velocity Verlet on flat vectors

@@ -1,6 +1,6 @@
 """Warmup: dual averaging of the step size and windowed estimation of the mass matrix.
 
-Tutorial: "Inference with MCMC / Warmup" (``tutorial/s10_mcmc.py``).
+Tutorial: "Reparameterization: reparam", where NUTS meets the funnel (``tutorial/s09_reparam.py``).
 
 Warmup follows Stan's schedule [3]: a fast initial buffer where only the step size adapts,
 slow windows of doubling length where draws also feed a Welford estimate of the posterior

@@ -1,6 +1,6 @@
 """Every tuning constant of the HMC and NUTS samplers, in one place, with its source.
 
-Tutorial: "Inference with MCMC / What NUTS does" (``tutorial/s10_mcmc.py``).
+Tutorial: "Reparameterization: reparam", where NUTS meets the funnel (``tutorial/s09_reparam.py``).
 
 References
 ----------

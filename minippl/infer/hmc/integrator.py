@@ -1,6 +1,6 @@
 """The velocity Verlet (leapfrog) integrator, on flat position and momentum vectors.
 
-Tutorial: "Inference with MCMC / What NUTS does" (``tutorial/s10_mcmc.py``).
+Tutorial: "Reparameterization: reparam", where NUTS meets the funnel (``tutorial/s09_reparam.py``).
 
 The samplers work on one flat vector ``z`` (the raveled pytree of latent values), so the
 integrator, the metric and the tree never have to walk a pytree; the kernel ravels on entry

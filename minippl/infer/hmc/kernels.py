@@ -1,6 +1,6 @@
 """The HMC and NUTS kernels with NumPyro's interface, built from the pure parts.
 
-Tutorial: "Inference with MCMC" (``tutorial/s10_mcmc.py``).
+Tutorial: "Reparameterization: reparam", where NUTS meets the funnel (``tutorial/s09_reparam.py``).
 
 The MCMC driver calls ``kernel.init(key, num_warmup, init_params, model_args, model_kwargs)``
 once and ``kernel.sample(state, model_args, model_kwargs)`` per iteration. ``sample`` is a

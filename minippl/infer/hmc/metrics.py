@@ -1,6 +1,6 @@
 """The Euclidean metric: kinetic energy, momentum draws and the U-turn test.
 
-Tutorial: "Inference with MCMC / Mass matrices" (``tutorial/s10_mcmc.py``).
+Tutorial: "Reparameterization: reparam", where NUTS meets the funnel (``tutorial/s09_reparam.py``).
 
 The mass matrix ``M`` is stored through its inverse (the covariance the warmup estimates) and
 is block diagonal: each block is diagonal or dense and covers a group of latent sites. With a

@@ -1,6 +1,6 @@
 """Multinomial choice of the proposal along a trajectory: uniform and biased progressive.
 
-Tutorial: "Inference with MCMC / What NUTS does" (``tutorial/s10_mcmc.py``).
+Tutorial: "Reparameterization: reparam", where NUTS meets the funnel (``tutorial/s09_reparam.py``).
 
 Each leaf ``k`` of a trajectory has weight ``w_k = exp(H0 - H_k)``. Sampling the proposal
 with probability proportional to ``w_k`` is done *progressively*: while the trajectory grows,

@@ -1,6 +1,6 @@
 """NUTS trajectories built by iterative doubling, and HMC's fixed-length trajectory.
 
-Tutorial: "Inference with MCMC / What NUTS does" (``tutorial/s10_mcmc.py``).
+Tutorial: "Reparameterization: reparam", where NUTS meets the funnel (``tutorial/s09_reparam.py``).
 
 A NUTS transition grows a binary tree of leapfrog states: at depth ``d`` it picks a direction
 at random and integrates a new subtree of ``2**d`` leaves from that edge, until the whole
