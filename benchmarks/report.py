@@ -111,7 +111,7 @@ def markdown(results: dict[str, Any]) -> str:
             x["grad_time_s"] * 1e6,
             x["overhead_ratio"],
         ]
-        for x in results["cells"]
+        for x in results.get("cells", [])
     ]
     out.append(
         _table(
@@ -133,7 +133,7 @@ def markdown(results: dict[str, Any]) -> str:
         )
     )
     keys = ("chains", "warmup", "samples", "repeats")
-    reduced = [x for x in results["cells"] if any(x["config"][k] != c[k] for k in keys)]
+    reduced = [x for x in results.get("cells", []) if any(x["config"][k] != c[k] for k in keys)]
     if reduced:
         cfgs = {
             f"{x['model']} / {x['sampler']}: {x['config']['chains']} chains x "
@@ -254,7 +254,7 @@ def plots(results: dict[str, Any], stem: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     written = []
-    cells = results["cells"]
+    cells = results.get("cells", [])
     models = list(dict.fromkeys(c["model"] for c in cells))
     samplers = list(dict.fromkeys(c["sampler"] for c in cells))
     for key, label in (

@@ -666,7 +666,7 @@ class MCMC:
             if divergent:
                 problems.append(
                     f"{divergent} of {transitions} transitions after warmup were divergent "
-                    f"({100 * divergent / transitions:.1f}%); per chain "
+                    f"({_percent(divergent, transitions)}); per chain "
                     f"{stats.divergences.tolist()}. Increase target_accept_prob, or "
                     "reparameterize (e.g. non-centred, LocScaleReparam(0))."
                 )
@@ -674,7 +674,7 @@ class MCMC:
             if saturated:
                 depth = _max_tree_depth(self.sampler)
                 problems.append(
-                    f"{100 * saturated / transitions:.1f}% of transitions after warmup "
+                    f"{_percent(saturated, transitions)} of transitions after warmup "
                     f"({saturated}) hit max_tree_depth={depth[1] if depth else '?'}: the "
                     "sampler may be inefficient; raise max_tree_depth or reparameterize."
                 )
@@ -797,6 +797,12 @@ def _count(
         max_depth_hits=stats.max_depth_hits + sampling * hit,
         nonfinite=stats.nonfinite + xp.asarray(~finite, xp.int32),
     )
+
+
+def _percent(part: int, whole: int) -> str:
+    """``part / whole`` as a percentage that never rounds a non-zero count to 0.0%."""
+    share = 100 * part / whole
+    return f"{share:.1f}%" if share >= 0.1 or share == 0 else f"{share:.2f}%"
 
 
 def _no_draws(x: Any) -> Any:
