@@ -202,6 +202,7 @@ class MCMC:
         self._warmup_state: Any = None
         self._stats: _RunStats | None = None
         self._programs: dict[Any, Callable[..., Any]] = {}
+        self._chain_start: Callable[..., Any] | None = None
         self._closed_args = False
         self._programs_timed: dict[Any, bool] = {}
         self._sample_shapes: dict[Any, Any] = {}
@@ -318,27 +319,62 @@ class MCMC:
     def _init_states(
         self, keys: Any, init_params: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        """``kernel.init`` for every chain, eagerly, stacked along a leading chain axis."""
+        """``kernel.init`` for every chain, stacked along a leading chain axis.
+
+        A kernel with a ``chain_initializer`` (HMC, NUTS) is set up once, eagerly, and then
+        every chain's search for a starting point runs in one compiled, vectorized program,
+        kept for the next run like the chain program. Other kernels run ``init`` per chain.
+        """
         backend = current()
         xp = backend.xp
-        if self.num_chains == 1:
-            return self.sampler.init(keys, self.num_warmup, init_params, args, kwargs)
+        batch = keys if self.num_chains > 1 else backend.tree_map(lambda k: k[None], keys)
         if init_params is not None:
+            if self.num_chains == 1:
+                init_params = backend.tree_map(lambda x: xp.asarray(x)[None], init_params)
             first = backend.tree_flatten(init_params)[0][0]
             if shape_of(first)[:1] != (self.num_chains,):
                 raise ValueError(
                     "init_params needs a leading axis of size num_chains="
                     f"{self.num_chains}, got shape {shape_of(first)}"
                 )
-        states = []
-        for chain in range(self.num_chains):
-            params = (
-                None
-                if init_params is None
-                else backend.tree_map(lambda x, c=chain: x[c], init_params)
-            )
-            states.append(self.sampler.init(keys[chain], self.num_warmup, params, args, kwargs))
-        return backend.tree_map(lambda *xs: xp.stack([xp.asarray(x) for x in xs]), *states)
+
+        def params_of(chain: int) -> Any:
+            if init_params is None:
+                return None
+            return backend.tree_map(lambda x: x[chain], init_params)
+
+        if not hasattr(self.sampler, "chain_initializer"):
+            states = [
+                self.sampler.init(batch[c], self.num_warmup, params_of(c), args, kwargs)
+                for c in range(self.num_chains)
+            ]
+            stacked = backend.tree_map(lambda *xs: xp.stack([xp.asarray(x) for x in xs]), *states)
+            return stacked if self.num_chains > 1 else backend.tree_map(lambda x: x[0], stacked)
+
+        self._chain_start = self.sampler.chain_initializer(
+            batch[0], self.num_warmup, params_of(0), args, kwargs
+        )
+
+        def build(merge: Callable[[list[Any]], tuple[tuple[Any, ...], dict[str, Any]]]) -> Any:
+            def init_chains(chain_keys: Any, params: Any, dyn: list[Any]) -> Any:
+                data_args, data_kwargs = merge(dyn)
+                axes = (0, None if params is None else 0, None, None)
+                # This run's set-up, read when the program is traced.
+                assert self._chain_start is not None
+                start = backend.vmap(self._chain_start, in_axes=axes)
+                return start(chain_keys, params, data_args, data_kwargs)
+
+            return backend.jit(init_chains)
+
+        states, is_valid = self._with_data(
+            "init", args, kwargs, build, lambda program, dyn, _: program(batch, init_params, dyn)
+        )
+        for chain in np.flatnonzero(~np.asarray(backend.to_numpy(is_valid))):
+            # Run the failing chain alone: eagerly, it raises an error naming the sites.
+            self.sampler.init(batch[chain], self.num_warmup, params_of(int(chain)), args, kwargs)
+        if self.num_chains == 1:
+            return backend.tree_map(lambda x: x[0], states)
+        return states
 
     def _collect_fields(
         self, extra_fields: Sequence[str], state: Any
@@ -438,32 +474,57 @@ class MCMC:
         chunk: int,
         show: bool,
     ) -> tuple[Any, list[Any], _RunStats]:
-        """Find (or build) the program and drive it; the data goes in as arguments, unless
-        the model cannot take traced data (it converts it with NumPy, say): then the data
-        becomes constants of the program, keyed by its content."""
+        """Find (or build) the chain program and drive it, timing steady-state runs."""
+
+        def call(program: Callable[..., Any], dyn: list[Any], key: Any) -> Any:
+            start = time.perf_counter()
+            out = self._drive(
+                program, states, dyn, args, kwargs, fields, removed, size, num_iterations,
+                first, chunk, show,
+            )  # fmt: skip
+            if self._programs_timed.get(key) and num_iterations:
+                blocks = self.num_chains if self._plan.method == "sequential" else 1
+                elapsed = time.perf_counter() - start
+                self._seconds_per_iteration = elapsed / (num_iterations * blocks)
+            self._programs_timed[key] = True
+            return out
+
+        def build(merge: Callable[[list[Any]], tuple[tuple[Any, ...], dict[str, Any]]]) -> Any:
+            return self._build(merge, fields, removed)
+
+        out: tuple[Any, list[Any], _RunStats] = self._with_data(
+            ("chains", fields, removed), args, kwargs, build, call
+        )
+        return out
+
+    def _with_data(
+        self,
+        tag: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        build: Callable[[Callable[[list[Any]], tuple[tuple[Any, ...], dict[str, Any]]]], Any],
+        call: Callable[[Any, list[Any], Any], Any],
+    ) -> Any:
+        """Find (or build) program ``tag`` and call it; the data goes in as arguments,
+        unless the model cannot take traced data (it converts it with NumPy, say): then the
+        data becomes constants of the program, keyed by its content.
+
+        ``build(merge)`` makes the program, where ``merge(dyn)`` rebuilds ``(args, kwargs)``
+        from the array arguments inside it; ``call(program, dyn, key)`` runs it.
+        """
         backend = current()
         leaves, treedef = backend.tree_flatten((args, kwargs))
         for attempt in range(2):
             dynamic = tuple(False if self._closed_args else _is_array(leaf) for leaf in leaves)
             static_leaves = tuple(leaf for leaf, d in zip(leaves, dynamic, strict=True) if not d)
             dyn_leaves = [leaf for leaf, d in zip(leaves, dynamic, strict=True) if d]
-            key = (self._plan, treedef, dynamic, _static_key(static_leaves), fields, removed)
+            key = (tag, self._plan, treedef, dynamic, _static_key(static_leaves))
             program = self._programs.get(key)
             if program is None:
-                program = self._build(treedef, dynamic, static_leaves, fields, removed)
+                program = build(_merger(treedef, dynamic, static_leaves))
                 self._programs[key] = program
             try:
-                start = time.perf_counter()
-                out = self._drive(
-                    program, states, dyn_leaves, args, kwargs, fields, removed, size,
-                    num_iterations, first, chunk, show,
-                )  # fmt: skip
-                if self._programs_timed.get(key) and num_iterations:
-                    blocks = self.num_chains if self._plan.method == "sequential" else 1
-                    elapsed = time.perf_counter() - start
-                    self._seconds_per_iteration = elapsed / (num_iterations * blocks)
-                self._programs_timed[key] = True
-                return out
+                return call(program, dyn_leaves, key)
             except TypeError as err:
                 name = type(err).__name__
                 if attempt or self._closed_args or not ("Tracer" in name or "Concret" in name):
@@ -565,9 +626,7 @@ class MCMC:
 
     def _build(
         self,
-        treedef: Any,
-        dynamic: tuple[bool, ...],
-        static_leaves: tuple[Any, ...],
+        merge: Callable[[list[Any]], tuple[tuple[Any, ...], dict[str, Any]]],
         fields: tuple[str, ...],
         removed: tuple[str, ...],
     ) -> Callable[..., Any]:
@@ -584,12 +643,7 @@ class MCMC:
         max_depth = _max_tree_depth(kernel)
         sample_field = self._sample_field
         user_postprocess = self.postprocess_fn
-
-        def merge(dyn: list[Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-            dyn_iter, static_iter = iter(dyn), iter(static_leaves)
-            leaves = [next(dyn_iter) if d else next(static_iter) for d in dynamic]
-            args, kwargs = backend.tree_unflatten(treedef, leaves)
-            return tuple(args), dict(kwargs)
+        one_chain = self._plan.method in ("single", "sequential")
 
         def chains(
             states: Any,
@@ -615,9 +669,12 @@ class MCMC:
                         values.append(_get_field(s, name))
                 return values
 
-            sample = backend.vmap(lambda s: kernel.sample(s, args, kwargs))
-            collect_all = backend.vmap(collect)
-            count_all = backend.vmap(lambda st, s, w: _count(st, s, w, max_depth))
+            # One chain per block runs unbatched: under ``vmap`` the kernel's branches and
+            # while loops become selects that evaluate both sides, even for a batch of one.
+            lift = _unbatched if one_chain else backend.vmap
+            sample = lift(lambda s: kernel.sample(s, args, kwargs))
+            collect_all = lift(collect)
+            count_all = lift(lambda st, s, w: _count(st, s, w, max_depth))
 
             def body(i: Any, carry: tuple[Any, list[Any], _RunStats]) -> Any:
                 s, coll, st = carry
@@ -803,6 +860,32 @@ def _percent(part: int, whole: int) -> str:
     """``part / whole`` as a percentage that never rounds a non-zero count to 0.0%."""
     share = 100 * part / whole
     return f"{share:.1f}%" if share >= 0.1 or share == 0 else f"{share:.2f}%"
+
+
+def _merger(
+    treedef: Any, dynamic: tuple[bool, ...], static_leaves: tuple[Any, ...]
+) -> Callable[[list[Any]], tuple[tuple[Any, ...], dict[str, Any]]]:
+    """``dyn -> (args, kwargs)``: the model's arguments from a program's array arguments
+    (``dyn``, where ``dynamic`` is true) and the leaves baked in as constants."""
+
+    def merge(dyn: list[Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        dyn_iter, static_iter = iter(dyn), iter(static_leaves)
+        leaves = [next(dyn_iter) if d else next(static_iter) for d in dynamic]
+        args, kwargs = current().tree_unflatten(treedef, leaves)
+        return tuple(args), dict(kwargs)
+
+    return merge
+
+
+def _unbatched(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` applied to a batch of one: drop the leading axis, call, put the axis back."""
+    backend = current()
+
+    def call(*args: Any) -> Any:
+        out = fn(*backend.tree_map(lambda x: x[0], args))
+        return backend.tree_map(lambda x: x[None], out)
+
+    return call
 
 
 def _no_draws(x: Any) -> Any:

@@ -530,7 +530,56 @@ def _explain_invalid(
     return "; ".join(parts)
 
 
-def initialize_model(
+class ModelSetup(NamedTuple):
+    """What one eager trace of a model tells a sampler: everything but the starting point.
+
+    :meth:`find_start` is then a pure function of a key and the data, so a driver can
+    compile it and map it over chains.
+    """
+
+    potential_fn: Callable[..., Any]
+    postprocess_fn: Callable[..., Any]
+    model_trace: Trace
+    prepared: Callable[..., Any]
+    """The model with params and plate indices frozen (what the potential runs)."""
+    init_strategy: InitStrategy
+    prototype: Params
+    """Unconstrained latent values of the trace: the shapes a starting point must have."""
+
+    def find_start(
+        self, rng_key: Any, model_args: tuple[Any, ...], model_kwargs: Mapping[str, Any]
+    ) -> tuple[ParamInfo, Any]:
+        """``(ParamInfo, is_valid)`` for this key and data (see find_valid_initial_params)."""
+        return find_valid_initial_params(
+            rng_key,
+            self.prepared,
+            init_strategy=self.init_strategy,
+            model_args=model_args,
+            model_kwargs=model_kwargs,
+            prototype_params=self.prototype,
+        )
+
+    def check_start(
+        self,
+        info: ParamInfo,
+        is_valid: Any,
+        model_args: tuple[Any, ...],
+        model_kwargs: Mapping[str, Any],
+    ) -> None:
+        """Raise :class:`InitError`, naming the sites at fault, when ``is_valid`` is a
+        known ``False`` (under a trace nothing is known yet, and nothing is raised)."""
+        backend = current()
+        if backend.is_concrete(is_valid) and not bool(backend.xp.all(is_valid)):
+            reason = _explain_invalid(self.prepared, model_args, model_kwargs, info)
+            raise InitError(
+                f"Cannot find valid initial parameters after {MAX_INIT_TRIES} tries: {reason}. "
+                "Check the model's parameters and data at those sites (e.g. a scale that can be "
+                "zero or negative, data outside a distribution's support), or start from known "
+                "good values with init_strategy=init_to_value(values={...})."
+            )
+
+
+def setup_model(
     rng_key: Any,
     model: Callable[..., Any],
     *,
@@ -538,25 +587,8 @@ def initialize_model(
     model_args: tuple[Any, ...] = (),
     model_kwargs: Mapping[str, Any] | None = None,
     dynamic_args: bool = False,
-) -> ModelInfo:
-    """Trace the model, build its potential and find a valid starting point.
-
-    Parameters
-    ----------
-    rng_key : key for the initial trace and the starting point.
-    model : a function that calls minippl primitives.
-    init_strategy : per-site strategy from :mod:`minippl.infer.initialization`.
-    model_args, model_kwargs : the model's arguments (the data).
-    dynamic_args : return ``potential_fn`` and ``postprocess_fn`` as factories of the data,
-        ``potential_fn(*args, **kwargs)(z)``, so a compiled sampler takes data as arguments.
-
-    Raises
-    ------
-    InitError
-        when none of :data:`MAX_INIT_TRIES` starting points has a finite potential energy and
-        gradient; the message names the sites whose log density is not finite.
-    """
-    backend = current()
+) -> ModelSetup:
+    """Trace the model once (eagerly) and build its potential; no starting point yet."""
     kwargs = {} if model_kwargs is None else dict(model_kwargs)
     strategy = init_strategy if isinstance(init_strategy, functools.partial) else init_strategy()
     seeded = substitute(seed(model, rng_key), substitute_fn=strategy)
@@ -583,23 +615,47 @@ def initialize_model(
             values=transform_fn(transforms, values, invert=True)
         )
     prototype = transform_fn(transforms, constrained, invert=True)
-    info, is_valid = find_valid_initial_params(
+    return ModelSetup(potential_fn, postprocess_fn, model_trace, prepared, strategy, prototype)
+
+
+def initialize_model(
+    rng_key: Any,
+    model: Callable[..., Any],
+    *,
+    init_strategy: InitStrategy = init_to_uniform,
+    model_args: tuple[Any, ...] = (),
+    model_kwargs: Mapping[str, Any] | None = None,
+    dynamic_args: bool = False,
+) -> ModelInfo:
+    """Trace the model, build its potential and find a valid starting point.
+
+    Parameters
+    ----------
+    rng_key : key for the initial trace and the starting point.
+    model : a function that calls minippl primitives.
+    init_strategy : per-site strategy from :mod:`minippl.infer.initialization`.
+    model_args, model_kwargs : the model's arguments (the data).
+    dynamic_args : return ``potential_fn`` and ``postprocess_fn`` as factories of the data,
+        ``potential_fn(*args, **kwargs)(z)``, so a compiled sampler takes data as arguments.
+
+    Raises
+    ------
+    InitError
+        when none of :data:`MAX_INIT_TRIES` starting points has a finite potential energy and
+        gradient; the message names the sites whose log density is not finite.
+    """
+    kwargs = {} if model_kwargs is None else dict(model_kwargs)
+    setup = setup_model(
         rng_key,
-        prepared,
-        init_strategy=strategy,
+        model,
+        init_strategy=init_strategy,
         model_args=model_args,
         model_kwargs=kwargs,
-        prototype_params=prototype,
+        dynamic_args=dynamic_args,
     )
-    if backend.is_concrete(is_valid) and not bool(backend.xp.all(is_valid)):
-        reason = _explain_invalid(prepared, model_args, kwargs, info)
-        raise InitError(
-            f"Cannot find valid initial parameters after {MAX_INIT_TRIES} tries: {reason}. "
-            "Check the model's parameters and data at those sites (e.g. a scale that can be "
-            "zero or negative, data outside a distribution's support), or start from known "
-            "good values with init_strategy=init_to_value(values={...})."
-        )
-    return ModelInfo(info, potential_fn, postprocess_fn, model_trace)
+    info, is_valid = setup.find_start(rng_key, model_args, kwargs)
+    setup.check_start(info, is_valid, model_args, kwargs)
+    return ModelInfo(info, setup.potential_fn, setup.postprocess_fn, setup.model_trace)
 
 
 # -- pointwise log likelihood ------------------------------------------------------------------

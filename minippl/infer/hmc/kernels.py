@@ -38,6 +38,8 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from backends import Array, Key
 from minippl.backend import current
 from minippl.infer.hmc.adaptation import HMCAdaptState, StepSizeSearch, WarmupAdapter
@@ -316,26 +318,77 @@ class HMC:
         bk = current()
         model_kwargs = {} if model_kwargs is None else dict(model_kwargs)
         batch = _batch_size(rng_key)
+        data = (model_args, model_kwargs)
         if batch is None:
-            rng_key, key_init_model = bk.split(rng_key)
-        else:
-            pairs = bk.vmap(bk.split)(rng_key)
-            rng_key, key_init_model = pairs[:, 0], pairs[:, 1]
+            start = self.chain_initializer(rng_key, num_warmup, init_params, *data)
+            state: HMCState = start(rng_key, init_params, *data)[0]
+            return state
+
+        def params_of(chain: int) -> Any:
+            return None if init_params is None else bk.tree_map(lambda x: x[chain], init_params)
+
+        start = self.chain_initializer(rng_key[0], num_warmup, params_of(0), *data)
+        in_axes = (0, None if init_params is None else 0, None, None)
+        states, is_valid = bk.vmap(start, in_axes=in_axes)(rng_key, init_params, *data)
+        for chain in np.flatnonzero(~np.asarray(bk.to_numpy(is_valid))):
+            # Run the failing chain alone: eagerly, it raises an error naming the sites.
+            self.init(rng_key[chain], num_warmup, params_of(int(chain)), *data)
+        self._vectorized = True
+        return states  # type: ignore[no-any-return]
+
+    def chain_initializer(
+        self,
+        rng_key: Key,
+        num_warmup: int,
+        init_params: Any,
+        model_args: tuple[Any, ...],
+        model_kwargs: dict[str, Any],
+    ) -> Callable[..., tuple[HMCState, Array]]:
+        """Set the kernel up for this model and data, and return one chain's initialisation.
+
+        The set-up traces the model once, eagerly (sites, supports, shapes). What it returns,
+        ``(key, init_params, model_args, model_kwargs) -> (state, is_valid)``, is pure: a
+        driver can compile it and map it over chains in one program instead of running every
+        chain's search for a starting point operation by operation. ``is_valid`` is false
+        for a chain with no finite starting point; run eagerly, that chain raises
+        :class:`~minippl.infer.util.InitError` naming the sites at fault.
+        """
+        from minippl.infer.util import setup_model
+
+        bk = current()
+        self._vectorized = False
+        model_setup = None
         if self._model is not None:
-            found = self._initialize_model(key_init_model, batch, model_args, model_kwargs)
-            init_params = found if init_params is None else init_params
+            _, key_init_model = bk.split(rng_key)
+            model_setup = setup_model(
+                key_init_model,
+                self._model,
+                init_strategy=self._init_strategy,
+                model_args=model_args,
+                model_kwargs=model_kwargs,
+                dynamic_args=True,
+            )
+            self._potential_fn_gen = model_setup.potential_fn
+            self._postprocess_fn = model_setup.postprocess_fn
+            z = model_setup.prototype if init_params is None else init_params
         elif init_params is None:
             raise ValueError("Valid value of `init_params` must be provided with `potential_fn`.")
-        z = init_params.z if _is_param_info(init_params) else init_params
-        if batch is not None:
-            z = bk.tree_map(lambda x: x[0], z)
-        self._setup(z, num_warmup)
-        self._vectorized = batch is not None
-        if batch is None:
-            return self._init_state(init_params, rng_key, model_args, model_kwargs)
-        init_fn = bk.vmap(self._init_state, in_axes=(0, 0, None, None))
-        state: HMCState = init_fn(init_params, rng_key, model_args, model_kwargs)
-        return state
+        else:
+            z = init_params
+        self._setup(z.z if _is_param_info(z) else z, num_warmup)  # type: ignore[union-attr]
+
+        def start(
+            key: Key, params: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> tuple[HMCState, Array]:
+            key, key_init_model = bk.split(key)
+            is_valid = bk.xp.asarray(True)
+            if params is None:
+                assert model_setup is not None
+                params, is_valid = model_setup.find_start(key_init_model, args, kwargs)
+                model_setup.check_start(params, is_valid, args, kwargs)
+            return self._init_state(params, key, args, kwargs), is_valid
+
+        return start
 
     def sample(
         self,
@@ -352,32 +405,6 @@ class HMC:
         return self._sample(state, model_args, model_kwargs)
 
     # -- internals -------------------------------------------------------------------------
-
-    def _initialize_model(
-        self, key: Key, batch: int | None, model_args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        """``initialize_model`` per chain; keeps the potential and postprocess generators."""
-        from minippl.infer.util import initialize_model
-
-        bk = current()
-        assert self._model is not None
-        keys = [key] if batch is None else [key[i] for i in range(batch)]
-        infos = [
-            initialize_model(
-                k,
-                self._model,
-                init_strategy=self._init_strategy,
-                model_args=model_args,
-                model_kwargs=kwargs,
-                dynamic_args=True,
-            )
-            for k in keys
-        ]
-        self._potential_fn_gen = infos[0].potential_fn
-        self._postprocess_fn = infos[0].postprocess_fn
-        if batch is None:
-            return infos[0].param_info
-        return bk.tree_map(lambda *xs: bk.xp.stack(xs), *[info.param_info for info in infos])
 
     def _setup(self, z: Any, num_warmup: int) -> None:
         """Static structure: the mass-matrix blocks and the warmup adapter."""
