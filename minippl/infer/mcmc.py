@@ -6,15 +6,18 @@ How a run is organised
     1. *Keys.* ``run(rng_key)`` splits the key into one key per chain, only when there is
        more than one chain (NumPyro's flow, so on JAX chain ``i`` starts from the same key as
        NumPyro's chain ``i``). Chain ``i`` gets key ``i`` whatever the chain method.
-    2. *Init.* ``kernel.init`` runs eagerly for each chain, so a model with no valid starting
-       point fails with an error that names its sites.
+    2. *Init.* The kernel is set up once, eagerly (one trace of the model), and every
+       chain's search for a starting point runs in one compiled, vectorized program. A chain
+       with no valid starting point is then run again alone, eagerly, so that the error
+       names the sites at fault.
     3. *One compiled loop.* Warmup and sampling are a single ``fori_loop`` over
        ``kernel.sample`` that writes the collected fields into preallocated arrays, with no
        Python per step. The loop bounds, the first collected iteration and the data are
        arguments, not constants: ``warmup()`` then ``run()`` share one program, and a second
        ``run`` with the same shapes compiles nothing. On NumPy the same source runs eagerly.
     4. *Chain methods.* The program runs a block of chains (``vmap`` inside the loop).
-       ``"sequential"`` gives it one chain at a time, ``"vectorized"`` all of them, and
+       ``"sequential"`` gives it one chain at a time (without ``vmap``: batched, the
+       kernel's branches would all be evaluated), ``"vectorized"`` all of them, and
        ``"parallel"`` splits the chains over devices with the backend's sharding (several
        chains per device when there are fewer devices than chains).
     5. *Progress.* With a progress bar the loop runs in chunks of about 1% of the iterations
