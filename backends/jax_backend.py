@@ -11,11 +11,16 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.linalg
 import jax.scipy.special as jss
 import numpy as np
 from jax.flatten_util import ravel_pytree as _ravel_pytree
 
 from backends.protocol import Array, Key, PyTree, Shape
+
+_FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+"""XLA options for a program that runs once: on a CPU they cut the compile time of the
+chains' initialisation about sixfold (6.3 s to 1.0 s for the linear regression)."""
 
 
 class JaxBackend:
@@ -54,6 +59,13 @@ class JaxBackend:
 
     def device_count(self) -> int:
         return jax.device_count()
+
+    # -- linear algebra -----------------------------------------------------------------
+    def cholesky(self, a: Array) -> Array:
+        return jnp.linalg.cholesky(a)
+
+    def solve_triangular(self, a: Array, b: Array, lower: bool) -> Array:
+        return jax.scipy.linalg.solve_triangular(a, b, lower=lower)
 
     # -- keys ---------------------------------------------------------------------------
     def key(self, seed: int) -> Key:
@@ -150,9 +162,13 @@ class JaxBackend:
         fn: Callable[..., Any],
         static_argnums: Sequence[int] = (),
         donate_argnums: Sequence[int] = (),
+        optimize: bool = True,
     ) -> Callable[..., Any]:
         return jax.jit(
-            fn, static_argnums=tuple(static_argnums), donate_argnums=tuple(donate_argnums)
+            fn,
+            static_argnums=tuple(static_argnums),
+            donate_argnums=tuple(donate_argnums),
+            compiler_options=None if optimize else _FAST_COMPILE,
         )
 
     def vmap(

@@ -52,6 +52,16 @@ class Backend(Protocol):
     def set_host_device_count(self, n: int) -> None: ...
     def device_count(self) -> int: ...
 
+    # -- linear algebra -----------------------------------------------------------------
+    def cholesky(self, a: Array) -> Array:
+        """The lower-triangular ``L`` with ``L @ L.T == a`` (``a`` symmetric positive definite)."""
+        ...
+
+    def solve_triangular(self, a: Array, b: Array, lower: bool) -> Array:
+        """``x`` with ``a @ x == b`` for triangular ``a`` (lower or upper), by substitution:
+        no factorisation, unlike ``xp.linalg.solve``."""
+        ...
+
     # -- keys ---------------------------------------------------------------------------
     def key(self, seed: int) -> Key: ...
     def is_key(self, x: object) -> bool: ...
@@ -87,11 +97,14 @@ class Backend(Protocol):
         self, fn: Callable[..., Any], argnums: int = 0, has_aux: bool = False
     ) -> Callable[..., Any]: ...
     def grad(self, fn: Callable[..., Any], argnums: int = 0) -> Callable[..., Any]: ...
+    # ``optimize=False`` is for a program that runs once (finding starting points): there,
+    # the compiler's time is what the user waits for, not the program's.
     def jit(
         self,
         fn: Callable[..., Any],
         static_argnums: Sequence[int] = (),
         donate_argnums: Sequence[int] = (),
+        optimize: bool = True,
     ) -> Callable[..., Any]: ...
     def vmap(
         self, fn: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0

@@ -13,3 +13,11 @@ what every figure means and shows the latest table.  The parts, one concept a fi
 - ``report.py``: the JSON file, the Markdown table and the PNG plots.
 - ``profiling.py``: fixed cost and cost per leapfrog step of one sampler, and a profile.
 """
+
+import os
+
+# One BLAS thread for every library measured (set before NumPy, SciPy or JAX load BLAS):
+# on a small, busy machine a multithreaded OpenBLAS makes each small LAPACK call (the mass
+# matrix's Cholesky factor at a window end, say) cost milliseconds of thread hand-offs
+# instead of microseconds, in minippl and NumPyro alike. Set it yourself to override.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

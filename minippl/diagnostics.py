@@ -24,9 +24,6 @@ from itertools import product
 from typing import Any
 
 import numpy as np
-import scipy.fft
-import scipy.special
-import scipy.stats
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
@@ -61,6 +58,10 @@ def autocovariance(x: ArrayLike, axis: int = 0, bias: bool = True) -> Array:
     bias : divide every lag by ``n`` (the usual, positive semi-definite estimator) rather
         than by the number of terms in that lag's sum.
     """
+    # Imported here: scipy costs half a second, and ``import minippl.infer`` (which imports
+    # this module for ``print_summary``) should not pay it before any draw exists.
+    import scipy.fft
+
     seq = np.moveaxis(np.asarray(x), axis, -1)
     n = seq.shape[-1]
     # Centre in the input precision, then work in float64 (as NumPyro does).
@@ -264,6 +265,9 @@ def _unusable(x: Array, min_chains: int) -> bool:
 
 def _z_scale(x: Array) -> Array:
     """Rank-normalise [2]: pooled average ranks, Blom offset 3/8, through the normal ppf."""
+    import scipy.special  # imported here, as in ``autocovariance``
+    import scipy.stats
+
     ranks = scipy.stats.rankdata(x, method="average").reshape(x.shape)
     offset = 3.0 / 8.0
     return scipy.special.ndtri((ranks - offset) / (x.size - 2 * offset + 1))  # type: ignore[no-any-return]

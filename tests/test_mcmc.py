@@ -259,7 +259,7 @@ def test_fresh_process_loads_the_compiled_sampler(tmp_path: Path) -> None:
         from minippl.infer import MCMC
         mcmc = MCMC(RWM(normal_model), num_warmup=10, num_samples=10, progress_bar=False)
         mcmc.run(jax.random.key(0), np.ones(5))
-        print("HITS", len(hits), "COMPILE_SECONDS", sum(compiles))
+        print("HITS", len(hits), "COMPILES", len(compiles))
         """
     )
     env = {**os.environ, "MINIPPL_CACHE_DIR": str(tmp_path / "cache")}
@@ -274,8 +274,10 @@ def test_fresh_process_loads_the_compiled_sampler(tmp_path: Path) -> None:
     first, second = ([line for line in out.splitlines() if line.startswith("HITS")][0].split()
                      for out in runs)  # fmt: skip
     assert any((tmp_path / "cache").iterdir())
-    assert int(second[1]) > 0
-    assert float(second[3]) < 0.25 * float(first[3])
+    # Every program of the second process came out of the cache (a hit is still reported
+    # as a compile event, with the time it took to load).
+    assert int(first[1]) < int(first[3])
+    assert int(second[1]) == int(second[3]) > 0
 
 
 # -- progress bar ------------------------------------------------------------------------------

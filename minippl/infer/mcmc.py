@@ -20,10 +20,11 @@ How a run is organised
        kernel's branches would all be evaluated), ``"vectorized"`` all of them, and
        ``"parallel"`` splits the chains over devices with the backend's sharding (several
        chains per device when there are fewer devices than chains).
-    5. *Progress.* With a progress bar the loop runs in chunks of about 1% of the iterations
-       (later, at least 0.1 s each), and the bar is updated between chunks. The program is
-       the same one, so the bar cannot change the draws, and it contains no host callback,
-       so JAX's persistent cache can keep it (JAX never stores programs with callbacks).
+    5. *Progress.* With a progress bar the loop runs in chunks sized as it goes (1, 4, 16,
+       ... iterations, then ~0.2 s each; ``progress.ChunkPlan``), and the bar is updated
+       between chunks. The program is the same one, so the bar cannot change the draws,
+       and it contains no host callback, so JAX's persistent cache can keep it (JAX never
+       stores programs with callbacks).
     6. *Reporting.* Counts of divergences, transitions at the maximum tree depth and states
        with a non-finite gradient are kept in the loop, and a warning states them after the run.
 
@@ -48,7 +49,7 @@ from minippl.backend import current
 from minippl.diagnostics import format_divergences, print_summary
 from minippl.distributions.util import shape_of
 from minippl.infer.compile_cache import enable_compile_cache
-from minippl.infer.progress import ProgressHub, report_every, stderr_is_terminal
+from minippl.infer.progress import ChunkPlan, ProgressHub, stderr_is_terminal
 
 __all__ = ["MCMC", "MCMCWarning"]
 
@@ -367,7 +368,7 @@ class MCMC:
                 start = backend.vmap(self._chain_start, in_axes=axes)
                 return start(chain_keys, params, data_args, data_kwargs)
 
-            return backend.jit(init_chains)
+            return backend.jit(init_chains, optimize=False)
 
         states, is_valid = self._with_data(
             "init", args, kwargs, build, lambda program, dyn, _: program(batch, init_params, dyn)
@@ -436,15 +437,14 @@ class MCMC:
             size = self.num_samples // self.thinning
             first = warm + self.num_samples % self.thinning
 
-        one_state = backend.tree_map(lambda x: x[0], init_state)
-        fields, removed = self._collect_fields(extra_fields, one_state)
+        fields, removed = self._collect_fields(extra_fields, init_state)
         show = bool(self.progress_bar) and stderr_is_terminal() and num_iterations > 0
         if show:
-            chunk = self.progress_rate or report_every(num_iterations, self._seconds_per_iteration)
+            chunk = ChunkPlan(num_iterations, self._seconds_per_iteration, self.progress_rate)
             desc = "warmup" if phase == "warmup" or not resuming else "sample"
             self._hub.start(self.num_chains, num_iterations, self.num_warmup, desc)
         else:
-            chunk = max(num_iterations, 1)
+            chunk = ChunkPlan(num_iterations, every=max(num_iterations, 1))
         try:
             last_state, collection, stats = self._execute(
                 init_state, args, kwargs, fields, removed, size, num_iterations, first,
@@ -474,7 +474,7 @@ class MCMC:
         size: int,
         num_iterations: int,
         first: int,
-        chunk: int,
+        chunk: ChunkPlan,
         show: bool,
     ) -> tuple[Any, list[Any], _RunStats]:
         """Find (or build) the chain program and drive it, timing steady-state runs."""
@@ -545,23 +545,30 @@ class MCMC:
         removed: tuple[str, ...],
         size: int,
     ) -> list[Any]:
-        """Zeroed arrays ``(chains, size, ...)`` for every collected field."""
+        """Zeroed arrays ``(chains, size, ...)`` for every collected field.
+
+        They are made on the host (NumPy) and only their shapes are traced: on JAX every
+        eager operation would be one more small program to compile in a fresh process.
+        """
         backend = current()
         xp = backend.xp
         chains = shape_of(backend.tree_flatten(states)[0][0])[0]
         postprocess = self.postprocess_fn or self.sampler.postprocess_fn(args, kwargs)
 
-        def zeros(x: Any) -> Any:
-            return xp.zeros((chains, size) + tuple(x.shape), dtype=x.dtype)
+        def zeros(x: Any, leading: int = 0) -> Any:
+            shape = (chains, size) + tuple(x.shape)[leading:]
+            return np.zeros(shape, dtype=np.dtype(x.dtype))
 
         collection = []
         for name in fields:
             if name == self._sample_field:
-                z = backend.tree_map(lambda x: x[0], _get_field(states, name))
+                z = _get_field(states, name)
                 key = (_shape_key(z), _shape_key((args, kwargs)), removed)
                 if key not in self._sample_shapes:
                     # Tracing the model once per shape of z is enough: cache its answer.
-                    shapes = backend.eval_shape(postprocess, z)
+                    shapes = backend.eval_shape(
+                        lambda zs: postprocess(backend.tree_map(lambda x: x[0], zs)), z
+                    )
                     self._sample_shapes[key] = {k: v for k, v in shapes.items() if k not in removed}
                 collection.append(backend.tree_map(zeros, self._sample_shapes[key]))
                 continue
@@ -569,7 +576,7 @@ class MCMC:
             def empty(x: Any) -> Any:
                 x = xp.asarray(x)
                 if _is_numeric(x):
-                    return zeros(x[0])
+                    return zeros(x, leading=1)
                 # PRNG keys have no zeros: fill with the current value instead.
                 return xp.broadcast_to(x[:, None], (chains, size) + shape_of(x)[1:])
 
@@ -588,7 +595,7 @@ class MCMC:
         size: int,
         num_iterations: int,
         first: int,
-        chunk: int,
+        chunk: ChunkPlan,
         show: bool,
     ) -> tuple[Any, list[Any], _RunStats]:
         """Run the program over every block of chains, ``chunk`` iterations per call."""
@@ -601,23 +608,19 @@ class MCMC:
             blocks = [(0, self.num_chains)]
         results = []
         for lo, hi in blocks:
-            block = backend.tree_map(lambda x, a=lo, b=hi: x[a:b], states)
-            ids = xp.arange(lo, hi)
+            whole = hi - lo == self.num_chains
+            block = states if whole else backend.tree_map(lambda x, a=lo, b=hi: x[a:b], states)
+            ids = np.arange(lo, hi)
             coll = self._empty_collection(block, args, kwargs, fields, removed, size)
-            zero = xp.zeros((hi - lo,), dtype=xp.int32)
+            zero = np.zeros((hi - lo,), dtype=np.int32)
             stats = _RunStats(zero, zero, zero, zero, zero)
             carry = (block, coll, stats)
             if method == "parallel":
                 carry = backend.distribute(carry, self._plan.num_devices)
-            done = 0
-            while True:
-                stop = min(done + chunk, num_iterations)
+            for done, stop in chunk.chunks():
                 carry = program(*carry, dyn, done, stop, first, ids)
-                done = stop
                 if show:
-                    self._hub.report(_progress_rows(carry[0], carry[2], ids, done))
-                if done >= num_iterations:
-                    break
+                    self._hub.report(_progress_rows(carry[0], carry[2], ids, stop))
             results.append(backend.block_until_ready(carry))
         if len(results) == 1:
             out: tuple[Any, list[Any], _RunStats] = results[0]
@@ -675,6 +678,8 @@ class MCMC:
             # One chain per block runs unbatched: under ``vmap`` the kernel's branches and
             # while loops become selects that evaluate both sides, even for a batch of one.
             lift = _unbatched if one_chain else backend.vmap
+            leaves = backend.tree_flatten(collection)[0]
+            size = shape_of(leaves[0])[1] if leaves else 0
             sample = lift(lambda s: kernel.sample(s, args, kwargs))
             collect_all = lift(collect)
             count_all = lift(lambda st, s, w: _count(st, s, w, max_depth))
@@ -687,18 +692,17 @@ class MCMC:
                     was_warmup = xp.zeros(shape_of(ids), dtype=bool)
                 s = sample(s)
                 st = count_all(st, s, was_warmup)
+                if size == 0:
+                    return s, coll, st
                 keep = (i >= first) & ((i - first) % thinning == thinning - 1)
-                slot = (i - first) // thinning
-
-                def write(c: list[Any]) -> list[Any]:
-                    written: list[Any] = backend.tree_map(
-                        lambda a, v: backend.index_update(a, (slice(None), slot), v),
-                        c,
-                        collect_all(s),
-                    )
-                    return written
-
-                coll = backend.cond(keep, write, lambda c: c, coll)
+                slot = xp.clip((i - first) // thinning, 0, size - 1)
+                # Only the row goes through the branch: a branch carrying the whole
+                # collection would copy it at every iteration.
+                old = backend.tree_map(lambda a: a[:, slot], coll)
+                row = backend.cond(keep, lambda so: collect_all(so[0]), lambda so: so[1], (s, old))
+                coll = backend.tree_map(
+                    lambda a, r: backend.index_update(a, (slice(None), slot), r), coll, row
+                )
                 return s, coll, st
 
             out: tuple[Any, list[Any], _RunStats] = backend.fori_loop(

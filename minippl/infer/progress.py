@@ -3,18 +3,25 @@
 Tutorial: "Causal inference: do", where the email model is fitted (``tutorial/s08_causal_do.py``).
 
 The sampling loop is one compiled program, so Python never sees an iteration. With a bar,
-:class:`~minippl.infer.MCMC` runs that same program in chunks of about 1% of the iterations
-(``fori_loop`` bounds are arguments, so no chunk compiles anything) and updates the bars
-between chunks with a few numbers per chain: the phase, the step size, the mean acceptance
-probability and the divergences so far.
+:class:`~minippl.infer.MCMC` runs that same program in chunks (``fori_loop`` bounds are
+arguments, so no chunk compiles anything) and updates the bars between chunks with a few
+numbers per chain: the phase, the step size, the mean acceptance probability and the
+divergences so far.
 
 Why chunks and not a host callback from inside the loop: JAX never writes a program that
 contains a host callback to its persistent compilation cache, so a bar fed by callbacks
 would make every fresh process recompile the sampler. Chunks keep one program, with or
 without a bar, so the bar can never change the draws, and a run can be interrupted
-(Ctrl-C) between chunks. A chunk boundary costs a dispatch and a wait, a fraction of a
-millisecond, which matters only for very fast models: once a program's speed is known (its
-second run), chunks are made at least 0.1 s long, tqdm's own redraw interval.
+(Ctrl-C) between chunks.
+
+How long a chunk is (:class:`ChunkPlan`). A chunk boundary costs a dispatch, a wait for the
+device and a redraw, about a millisecond, so a fixed 1% of the iterations (100 chunks)
+added a third to a 0.3 s run of a small model. The plan times every chunk instead: with no
+earlier measurement it starts with one iteration (which also absorbs compiling) and grows
+chunks at most fourfold, towards about 0.2 s of work (tqdm redraws at most every 0.1 s);
+once the rest of the run is predicted to take under 0.5 s, the rest is one chunk. A first
+run of 0.3 s thus takes about seven chunks (1, 4, 16, 64, ... iterations), a second one a
+single chunk, a long run one chunk per ~0.2 s, and a slow model one chunk per iteration.
 
 The bar is shown only when standard error is a terminal (so logs, CI and notebooks piped to
 files stay clean), and never when ``progress_bar=False``.
@@ -24,16 +31,28 @@ from __future__ import annotations
 
 import math
 import sys
+import time
+from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["ProgressHub", "stderr_is_terminal"]
+__all__ = ["ChunkPlan", "ProgressHub", "report_every", "stderr_is_terminal"]
 
 UPDATES_PER_RUN = 100
-"""At most this many updates per run (a chunk is ~1% of the iterations)."""
+"""At most this many updates per run in :func:`report_every` (a chunk is ~1% of the run)."""
 
 MIN_SECONDS_BETWEEN_REPORTS = 0.1
 """tqdm redraws at most every 0.1 s, so shorter chunks show nothing new but still cost a
 dispatch each; once a program's speed is known, chunks last at least this long."""
+
+SECONDS_PER_CHUNK = 0.2
+"""The work a :class:`ChunkPlan` puts in one chunk once it knows the speed."""
+
+ONE_CHUNK_BELOW_SECONDS = 0.5
+"""When the rest of a run is predicted to take less than this, it runs as one chunk."""
+
+CHUNK_GROWTH = 4
+"""A chunk is at most this many times the previous one, so a speed measured on a few fast
+early iterations cannot put a long stretch of slow ones into a single chunk at once."""
 
 
 def stderr_is_terminal() -> bool:
@@ -43,12 +62,74 @@ def stderr_is_terminal() -> bool:
 
 
 def report_every(num_iterations: int, seconds_per_iteration: float | None = None) -> int:
-    """Iterations per chunk: about 1% of the run, and, when the speed of an earlier run of
-    the same program is known, enough for at least 0.1 s."""
+    """A fixed chunk length: about 1% of the run, and, when the speed of an earlier run of
+    the same program is known, enough for at least 0.1 s. (:class:`ChunkPlan` sizes
+    chunks from the run itself, which short first runs need.)"""
     every = max(1, num_iterations // UPDATES_PER_RUN)
     if seconds_per_iteration:
         every = max(every, math.ceil(MIN_SECONDS_BETWEEN_REPORTS / seconds_per_iteration))
     return every
+
+
+class ChunkPlan:
+    """Where the chunks of a run end, chosen as the run goes from the time each chunk took.
+
+    Parameters
+    ----------
+    num_iterations : iterations of the run (per block of chains).
+    seconds_per_iteration : the speed measured on an earlier run of the same program, if
+        any; the plan then sizes its first chunk from it.
+    every : a fixed number of iterations per chunk (``MCMC(progress_rate=...)``), which
+        turns the timing off.
+
+    ``chunks()`` yields ``(lo, hi)`` bounds covering ``[0, num_iterations)``, at least one
+    pair even for an empty run; it is called once per block of chains (``"sequential"``
+    runs one block per chain) and keeps what it measured from one block to the next. The
+    time between two yields is the chunk's cost, so the caller must wait for each chunk
+    (reading the bar's numbers does) before asking for the next.
+    """
+
+    def __init__(
+        self,
+        num_iterations: int,
+        seconds_per_iteration: float | None = None,
+        every: int | None = None,
+    ) -> None:
+        self.num_iterations = max(int(num_iterations), 0)
+        self.seconds_per_iteration = seconds_per_iteration or None
+        self.every = every
+        self._largest = 0  # the longest chunk timed so far (0: none yet)
+
+    def next_size(self, remaining: int) -> int:
+        """Iterations in the next chunk, with ``remaining`` iterations still to run."""
+        if remaining <= 0:
+            return 0
+        if self.every:
+            return min(max(int(self.every), 1), remaining)
+        speed = self.seconds_per_iteration
+        if speed is None:
+            return 1  # nothing known yet: a first chunk that measures (and compiles)
+        if remaining * speed <= ONE_CHUNK_BELOW_SECONDS:
+            size = remaining
+        else:
+            size = max(1, round(SECONDS_PER_CHUNK / speed))
+        if self._largest:
+            size = min(size, CHUNK_GROWTH * self._largest)
+        return min(size, remaining)
+
+    def chunks(self) -> Iterator[tuple[int, int]]:
+        """The bounds of each chunk of one block of chains, timing the chunks as they run."""
+        done, total = 0, self.num_iterations
+        while True:
+            size = self.next_size(total - done)
+            start = time.perf_counter()
+            yield done, done + size
+            if size:
+                self._largest = max(self._largest, size)
+                self.seconds_per_iteration = (time.perf_counter() - start) / size
+            done += size
+            if done >= total:
+                return
 
 
 class ProgressHub:

@@ -484,16 +484,29 @@ def find_valid_initial_params(
         is_valid = xp.isfinite(pe) & xp.all(xp.isfinite(flat_grad))
         return _Attempt(state.tries + 1, key, params, pe, grad, is_valid)
 
-    # The first try runs as it is (eagerly, usually), and is usually all it takes; only when
-    # it fails do the remaining tries run as a loop, which JAX compiles once instead of
-    # dispatching every operation of every try.
-    state = attempt(_Attempt(0, rng_key, {}, 0.0, {}, False))
-    if not (backend.is_concrete(state.is_valid) and bool(state.is_valid)):
-        state = backend.while_loop(
-            lambda s: (s.tries < MAX_INIT_TRIES) & ~s.is_valid,
-            attempt,
-            state._replace(tries=xp.asarray(state.tries), is_valid=xp.asarray(state.is_valid)),
-        )
+    def more(s: _Attempt) -> Any:
+        return (s.tries < MAX_INIT_TRIES) & ~s.is_valid
+
+    first = _Attempt(0, rng_key, {}, 0.0, {}, False)
+    if backend.is_concrete(rng_key):
+        # Eagerly, the first try is usually all it takes; only when it fails do the other
+        # tries run as a loop, which JAX compiles once instead of dispatching every
+        # operation of every try.
+        state = attempt(first)
+        if not bool(state.is_valid):
+            state = backend.while_loop(
+                more,
+                attempt,
+                state._replace(tries=xp.asarray(state.tries), is_valid=xp.asarray(False)),
+            )
+    else:
+        # Traced (compiled for many chains at once), every try is the loop's body: one copy
+        # of the model in the program instead of two. The loop starts from zeros shaped
+        # like a try's result.
+        shapes = backend.eval_shape(attempt, first)
+        zeros = backend.tree_map(lambda x: xp.zeros(x.shape, x.dtype), shapes)
+        start = zeros._replace(key=rng_key, is_valid=xp.asarray(False))
+        state = backend.while_loop(more, attempt, start)
     return ParamInfo(state.params, state.potential_energy, state.z_grad), state.is_valid
 
 

@@ -176,18 +176,26 @@ def mass_matrix_factors(inverse_mass_matrix: Array) -> tuple[Array, Array]:
     with rows and columns reversed), ``L = U^-T``. Momenta ``L @ eps`` then have covariance M.
     Diagonal: ``1/sqrt(C)`` and ``sqrt(C)``.
     """
-    xp = current().xp
+    bk = current()
+    xp = bk.xp
     if inverse_mass_matrix.ndim == 1:
         sqrt_inv = xp.sqrt(inverse_mass_matrix)
         return 1.0 / sqrt_inv, sqrt_inv
-    flipped = xp.linalg.cholesky(inverse_mass_matrix[::-1, ::-1])[::-1, ::-1]
+    flipped = bk.cholesky(inverse_mass_matrix[::-1, ::-1])[::-1, ::-1]
     sqrt_inv = xp.swapaxes(flipped, -2, -1)
     eye = xp.eye(inverse_mass_matrix.shape[-1], dtype=inverse_mass_matrix.dtype)
-    return xp.linalg.solve(sqrt_inv, eye), sqrt_inv
+    # Substitution on the triangular factor: a general solve would factorise it again (LU
+    # with pivoting), which on JAX's CPU costs 32 ms at D = 100 against 0.1 ms here.
+    return bk.solve_triangular(sqrt_inv, eye, lower=True), sqrt_inv
 
 
 class Metric(NamedTuple):
-    """The four things a sampler asks of its metric, closed over the current mass matrix."""
+    """What a sampler asks of its metric, closed over the current mass matrix.
+
+    The last three let a trajectory compute ``M^-1 r`` once per leaf: a leaf's kinetic
+    energy and every U-turn test it takes part in reuse it (with a dense ``M`` each
+    ``M^-1 r`` is a matrix-vector product, the dearest part of a step after the gradient).
+    """
 
     sample_momentum: Callable[[Key], Array]
     kinetic_energy: Callable[[Array], Array]
@@ -195,6 +203,13 @@ class Metric(NamedTuple):
     """``dK/dr``: where a momentum moves the position."""
     is_turning: Callable[[Array, Array, Array], Array]
     """``(r_left, r_right, r_sum) -> bool``: has the trajectory between them turned back?"""
+    turning_velocity: Callable[[Array], Array]
+    """``r -> M^-1 r`` with its blocks in layout order: what the U-turn test projects."""
+    kinetic_energy_with: Callable[[Array, Array], Array]
+    """``(r, turning_velocity(r)) -> K(r)`` without a second ``M^-1 r``."""
+    is_turning_with: Callable[[Array, Array, Array, Array, Array], Array]
+    """``(v_left, v_right, r_left, r_right, r_sum)``: :attr:`is_turning` given the two
+    ends' ``turning_velocity``."""
 
 
 def _apply(block: Block, matrix: Array, r: Array) -> Array:
@@ -253,23 +268,52 @@ def euclidean_metric(
     def block_velocities(r: Array) -> list[Array]:
         return [_apply(b, m, b.take(r)) for b, m in zip(blocks, inv, strict=True)]
 
+    # Static offsets of the blocks in the layout-order concatenation of their velocities.
+    offsets = [sum(b.size for b in blocks[:i]) for i in range(len(blocks))]
+
+    def split(v: Array) -> list[Array]:
+        if len(blocks) == 1:
+            return [v]
+        return [v[o : o + b.size] for o, b in zip(offsets, blocks, strict=True)]
+
+    def turning_velocity(r: Array) -> Array:
+        parts = block_velocities(r)
+        return parts[0] if len(parts) == 1 else xp.concatenate(parts)
+
     def euclidean_velocity(r: Array) -> Array:
         return layout.assemble(block_velocities(r))
 
     def euclidean_kinetic_energy(r: Array) -> Array:
         return 0.5 * angle(block_velocities(r), r)
 
-    def is_turning(r_left: Array, r_right: Array, r_sum: Array) -> Array:
+    def euclidean_kinetic_energy_with(r: Array, v: Array) -> Array:
+        return 0.5 * angle(split(v), r)
+
+    def is_turning_with(
+        v_left: Array, v_right: Array, r_left: Array, r_right: Array, r_sum: Array
+    ) -> Array:
         # Betancourt (2017) A.4.2: has either end's velocity turned against rho, the
         # trajectory's displacement? rho is the trapezoid rule over the leaves' momenta
         # (each end counted half), NumPyro's choice.
         rho = r_sum - (r_left + r_right) / 2
-        left = angle(block_velocities(r_left), rho)
-        right = angle(block_velocities(r_right), rho)
+        left = angle(split(v_left), rho)
+        right = angle(split(v_right), rho)
         return (left <= 0) | (right <= 0)
 
+    def is_turning(r_left: Array, r_right: Array, r_sum: Array) -> Array:
+        v_left, v_right = turning_velocity(r_left), turning_velocity(r_right)
+        return is_turning_with(v_left, v_right, r_left, r_right, r_sum)
+
     if kinetic_fn is None:
-        return Metric(sample_momentum, euclidean_kinetic_energy, euclidean_velocity, is_turning)
+        return Metric(
+            sample_momentum,
+            euclidean_kinetic_energy,
+            euclidean_velocity,
+            is_turning,
+            turning_velocity,
+            euclidean_kinetic_energy_with,
+            is_turning_with,
+        )
 
     if unravel is None:
         raise ValueError("a custom `kinetic_fn` needs the `unravel` of the latent pytree")
@@ -283,4 +327,15 @@ def euclidean_metric(
     def custom_velocity(r: Array) -> Array:
         return bk.ravel_pytree(grad_r(inverse_mass_matrix, to_tree(r)))[0]
 
-    return Metric(sample_momentum, custom_kinetic_energy, custom_velocity, is_turning)
+    def custom_kinetic_energy_with(r: Array, v: Array) -> Array:
+        return custom_kinetic_energy(r)
+
+    return Metric(
+        sample_momentum,
+        custom_kinetic_energy,
+        custom_velocity,
+        is_turning,
+        turning_velocity,
+        custom_kinetic_energy_with,
+        is_turning_with,
+    )

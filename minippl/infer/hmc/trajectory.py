@@ -56,6 +56,9 @@ class Tree(NamedTuple):
 
     left: IntegratorState
     right: IntegratorState
+    left_v: Array
+    """``M^-1 r`` at the left end (``Metric.turning_velocity``), kept for the U-turn tests."""
+    right_v: Array
     proposal: Proposal
     depth: Array
     weight: Array
@@ -74,10 +77,14 @@ class Checkpoints(NamedTuple):
 
     r: Array
     """Momentum of the sub-subtree's first leaf."""
+    v: Array
+    """Its ``M^-1 r``."""
     r_sum: Array
     """Running momentum sum of the subtree up to and including that leaf."""
     r_prev: Array
     """Momentum of the leaf just before it (for Stan's extra checks)."""
+    v_prev: Array
+    """Its ``M^-1 r``."""
 
 
 class _Dynamics(NamedTuple):
@@ -96,18 +103,29 @@ def _int(x: int) -> Array:
     return xp.asarray(x, dtype=xp.result_type(int))
 
 
+def _select(pred: Array, a: Any, b: Any) -> Any:
+    """``a`` where ``pred`` else ``b``, leaf by leaf (a select: cheaper than a ``cond`` that
+    would copy both operands, when both sides are already computed)."""
+    bk = current()
+    return bk.tree_map(lambda x, y: bk.xp.where(pred, x, y), a, b)
+
+
 def _leaf(dyn: _Dynamics, edge: IntegratorState, going_right: Array) -> Tree:
     """One leapfrog step from ``edge``: a tree of one leaf."""
     xp = current().xp
     step_size = xp.where(going_right, dyn.step_size, -dyn.step_size)
     state = dyn.step(edge, step_size)
-    energy = state.potential_energy + dyn.metric.kinetic_energy(state.r)
+    # M^-1 r once per leaf: its kinetic energy and every U-turn test it enters reuse it.
+    v = dyn.metric.turning_velocity(state.r)
+    energy = state.potential_energy + dyn.metric.kinetic_energy_with(state.r, v)
     delta = energy - dyn.energy0
     # A NaN energy (the potential is undefined there) counts as an infinite error.
     delta = xp.where(xp.isnan(delta), xp.inf, delta)
     return Tree(
         left=state,
         right=state,
+        left_v=v,
+        right_v=v,
         proposal=Proposal(state.z, state.potential_energy, state.z_grad, energy),
         depth=_int(0),
         weight=-delta,
@@ -119,8 +137,11 @@ def _leaf(dyn: _Dynamics, edge: IntegratorState, going_right: Array) -> Tree:
     )
 
 
-def _edge(tree: Tree, going_right: Array) -> IntegratorState:
-    edge: IntegratorState = current().cond(going_right, lambda t: t.right, lambda t: t.left, tree)
+def _edge(tree: Tree, going_right: Array) -> tuple[IntegratorState, Array]:
+    """The end of ``tree`` on the side ``going_right``, with its ``M^-1 r``."""
+    edge: tuple[IntegratorState, Array] = _select(
+        going_right, (tree.right, tree.right_v), (tree.left, tree.left_v)
+    )
     return edge
 
 
@@ -134,30 +155,37 @@ def _merge(
     (with Stan's two extra checks when ``dyn.robust``). Otherwise (a leaf joining its
     subtree) the choice is uniform and no test is made here: the caller tests checkpoints.
     """
-    bk = current()
-    xp = bk.xp
-    # Outer edges of the joined tree, and the momenta the extra checks need: the far and
-    # near ends of the old tree, the first-built and outer ends of the new one.
-    left, right, t_far, t_near, s_first, s_far = bk.cond(
-        going_right,
-        lambda p: (p[0].left, p[1].right, p[0].left.r, p[0].right.r, p[1].left.r, p[1].right.r),
-        lambda p: (p[1].left, p[0].right, p[0].right.r, p[0].left.r, p[1].right.r, p[1].left.r),
-        (old, new),
-    )
+    xp = current().xp
+    # Outer edges of the joined tree (with their M^-1 r).
+    left, left_v = _select(going_right, (old.left, old.left_v), (new.left, new.left_v))
+    right, right_v = _select(going_right, (new.right, new.right_v), (old.right, old.right_v))
     r_sum = old.r_sum + new.r_sum
     if biased:
         prob = biased_transition_prob(old.weight, new.weight, new.turning | new.diverging)
-        turning = new.turning | dyn.metric.is_turning(left.r, right.r, r_sum)
+        is_turning = dyn.metric.is_turning_with
+        turning = new.turning | is_turning(left_v, right_v, left.r, right.r, r_sum)
         if dyn.robust:
             # Stan's checks across the two halves: old + first new leaf, last old leaf + new.
-            turning = turning | dyn.metric.is_turning(t_far, s_first, old.r_sum + s_first)
-            turning = turning | dyn.metric.is_turning(t_near, s_far, new.r_sum + t_near)
+            # The far and near ends of the old tree, the first-built end of the new one; the
+            # new tree's far end is the joined tree's outer end on that side.
+            far, far_v = _select(going_right, (left.r, left_v), (right.r, right_v))
+            near, near_v = _select(
+                going_right, (old.right.r, old.right_v), (old.left.r, old.left_v)
+            )
+            first, first_v = _select(
+                going_right, (new.left.r, new.left_v), (new.right.r, new.right_v)
+            )
+            outer, outer_v = _select(going_right, (right.r, right_v), (left.r, left_v))
+            turning = turning | is_turning(far_v, first_v, far, first, old.r_sum + first)
+            turning = turning | is_turning(near_v, outer_v, near, outer, new.r_sum + near)
     else:
         prob = uniform_transition_prob(old.weight, new.weight)
         turning = old.turning
     return Tree(
         left=left,
         right=right,
+        left_v=left_v,
+        right_v=right_v,
         proposal=choose(key, prob, new.proposal, old.proposal),
         depth=old.depth + 1,
         weight=xp.logaddexp(old.weight, new.weight),
@@ -183,25 +211,33 @@ def checkpoint_range(n: Array) -> tuple[Array, Array]:
 
 
 def _is_iterative_turning(
-    dyn: _Dynamics, r: Array, r_sum: Array, ckpts: Checkpoints, idx_min: Array, idx_max: Array
+    dyn: _Dynamics,
+    r: Array,
+    v: Array,
+    r_sum: Array,
+    ckpts: Checkpoints,
+    idx_min: Array,
+    idx_max: Array,
 ) -> Array:
-    """Whether any sub-subtree closed by the leaf with momentum ``r`` makes a U-turn."""
+    """Whether any sub-subtree closed by the leaf with momentum ``r`` (``M^-1 r = v``) turns."""
     bk = current()
     xp = bk.xp
-    is_turning = dyn.metric.is_turning
+    is_turning = dyn.metric.is_turning_with
 
     def body(carry: tuple[Array, Array]) -> tuple[Array, Array]:
         i, _ = carry
-        turning = is_turning(ckpts.r[i], r, r_sum - ckpts.r_sum[i] + ckpts.r[i])
+        r_i, v_i = ckpts.r[i], ckpts.v[i]
+        turning = is_turning(v_i, v, r_i, r, r_sum - ckpts.r_sum[i] + r_i)
         if dyn.robust:
             # Slot i + 1 opens the right half of slot i's sub-subtree; its r_prev is the
             # last leaf of the left half. Sub-subtrees of two leaves (i == idx_max) have no
             # extra checks: both would repeat the main one.
             j = xp.minimum(i + 1, idx_max)
-            left_plus = ckpts.r_sum[j] - ckpts.r_sum[i] + ckpts.r[i]
-            plus_right = r_sum - ckpts.r_sum[j] + ckpts.r[j] + ckpts.r_prev[j]
-            extra = is_turning(ckpts.r[i], ckpts.r[j], left_plus) | is_turning(
-                ckpts.r_prev[j], r, plus_right
+            r_j, v_j, r_prev, v_prev = ckpts.r[j], ckpts.v[j], ckpts.r_prev[j], ckpts.v_prev[j]
+            left_plus = ckpts.r_sum[j] - ckpts.r_sum[i] + r_i
+            plus_right = r_sum - ckpts.r_sum[j] + r_j + r_prev
+            extra = is_turning(v_i, v_j, r_i, r_j, left_plus) | is_turning(
+                v_prev, v, r_prev, r, plus_right
             )
             turning = turning | ((i < idx_max) & extra)
         return i - 1, turning
@@ -223,6 +259,7 @@ def _build_subtree(
     rejects its proposal, as recursion would.
     """
     bk = current()
+    xp = bk.xp
     max_leaves = 2**tree.depth
 
     def keep_going(carry: tuple[Tree, Array, Checkpoints, Key]) -> Array:
@@ -232,7 +269,7 @@ def _build_subtree(
     def body(carry: tuple[Tree, Array, Checkpoints, Key]) -> tuple[Tree, Array, Checkpoints, Key]:
         sub, _, ckpts, key = carry
         key, transition_key = bk.split(key)
-        edge = _edge(sub, going_right)
+        edge, edge_v = _edge(sub, going_right)
         leaf = _leaf(dyn, edge, going_right)
         n = sub.num_proposals
         # The first leaf replaces the (old) tree the loop starts from; later ones join.
@@ -243,17 +280,23 @@ def _build_subtree(
             (sub, leaf, transition_key),
         )
         idx_min, idx_max = checkpoint_range(n)
-        ckpts = bk.cond(
-            n % 2 == 0,
-            lambda c: Checkpoints(
-                bk.index_update(c.r, idx_max, leaf.right.r),
-                bk.index_update(c.r_sum, idx_max, grown.r_sum),
-                bk.index_update(c.r_prev, idx_max, edge.r) if dyn.robust else c.r_prev,
-            ),
-            lambda c: c,
-            ckpts,
+        # An even leaf opens a sub-subtree: it writes slot idx_max. An odd one writes the
+        # slot's own row back (a select and an in-place row update, no copy of the arrays).
+        even = n % 2 == 0
+
+        def put(rows: Array, value: Array) -> Array:
+            return bk.index_update(rows, idx_max, xp.where(even, value, rows[idx_max]))
+
+        ckpts = Checkpoints(
+            put(ckpts.r, leaf.right.r),
+            put(ckpts.v, leaf.right_v),
+            put(ckpts.r_sum, grown.r_sum),
+            put(ckpts.r_prev, edge.r) if dyn.robust else ckpts.r_prev,
+            put(ckpts.v_prev, edge_v) if dyn.robust else ckpts.v_prev,
         )
-        turning = _is_iterative_turning(dyn, leaf.right.r, grown.r_sum, ckpts, idx_min, idx_max)
+        turning = _is_iterative_turning(
+            dyn, leaf.right.r, leaf.right_v, grown.r_sum, ckpts, idx_min, idx_max
+        )
         return grown, turning, ckpts, key
 
     start = tree._replace(num_proposals=_int(0))
@@ -295,15 +338,20 @@ def build_tree(
     """
     bk = current()
     xp = bk.xp
-    energy0 = state.potential_energy + metric.kinetic_energy(state.r)
+    v0 = metric.turning_velocity(state.r)
+    energy0 = state.potential_energy + metric.kinetic_energy_with(state.r, v0)
     dyn = _Dynamics(step, metric, step_size, energy0, max_delta_energy, robust_u_turn)
     zeros = xp.zeros((checkpoint_slots, state.r.shape[0]), dtype=state.r.dtype)
+    v_zeros = xp.zeros((checkpoint_slots, v0.shape[0]), dtype=v0.dtype)
     # Without the extra checks, no memory of the leaf before each checkpoint is needed.
     prev = zeros if robust_u_turn else xp.zeros((checkpoint_slots, 0), dtype=state.r.dtype)
-    ckpts = Checkpoints(zeros, zeros, prev)
+    v_prev = v_zeros if robust_u_turn else xp.zeros((checkpoint_slots, 0), dtype=v0.dtype)
+    ckpts = Checkpoints(zeros, v_zeros, zeros, prev, v_prev)
     tree = Tree(
         left=state,
         right=state,
+        left_v=v0,
+        right_v=v0,
         proposal=Proposal(state.z, state.potential_energy, state.z_grad, energy0),
         depth=_int(0),
         weight=xp.zeros((), dtype=energy0.dtype),
