@@ -15,8 +15,10 @@
 # # 8. Causal inference: `do`
 #
 # **Source beside the text:** `minippl/handlers/do.py` (`do.process_message`),
-# `minippl/infer/predictive.py` (`Predictive`), `minippl/infer/mcmc.py` (`MCMC`),
-# `minippl/render.py` (`render_model`), `tutorial/common.py` (`load_email_data`).
+# `minippl/infer/predictive.py` (`Predictive`), `minippl/infer/mcmc.py` (`MCMC`), with
+# `minippl/infer/chain_loop.py` (its compiled loop) and `minippl/infer/program_cache.py`
+# (its programs, kept between runs), `minippl/render.py` (`render_model`),
+# `tutorial/common.py` (`load_email_data`).
 #
 # `do` is Pearl's intervention, in the form of Richardson and Robins' *single world
 # intervention graphs* (SWIGs). Few probabilistic languages have it built in (PyMC's `pm.do` is

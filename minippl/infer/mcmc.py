@@ -10,7 +10,8 @@ How a run is organised
        chain's search for a starting point runs in one compiled, vectorized program. A chain
        with no valid starting point is then run again alone, eagerly, so that the error
        names the sites at fault.
-    3. *One compiled loop.* Warmup and sampling are a single ``fori_loop`` over
+    3. *One compiled loop* (:mod:`.chain_loop`, kept by :mod:`.program_cache`). Warmup
+       and sampling are a single ``fori_loop`` over
        ``kernel.sample`` that writes the collected fields into preallocated arrays, with no
        Python per step. The loop bounds, the first collected iteration and the data are
        arguments, not constants: ``warmup()`` then ``run()`` share one program, and a second
@@ -37,10 +38,9 @@ References
 
 from __future__ import annotations
 
-import hashlib
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -48,7 +48,9 @@ import numpy as np
 from minippl.backend import current
 from minippl.diagnostics import format_divergences, print_summary
 from minippl.distributions.util import shape_of
+from minippl.infer.chain_loop import RunStats, build_chain_loop, get_field, max_tree_depth
 from minippl.infer.compile_cache import enable_compile_cache
+from minippl.infer.program_cache import Merge, ProgramCache, shape_key
 from minippl.infer.progress import ChunkPlan, ProgressHub, stderr_is_terminal
 
 __all__ = ["MCMC", "MCMCWarning"]
@@ -60,34 +62,11 @@ class MCMCWarning(UserWarning):
     """Divergences, transitions at the maximum tree depth, or non-finite gradients."""
 
 
-class _RunStats(NamedTuple):
-    """Per-chain counters kept inside the compiled loop (integers, one set per chain)."""
-
-    transitions: Any
-    """Sampling-phase transitions (the denominator of the shares below)."""
-    divergences: Any
-    """Divergent transitions in the sampling phase."""
-    warmup_divergences: Any
-    """Divergent transitions during warmup (expected early on; reported separately)."""
-    max_depth_hits: Any
-    """Sampling-phase transitions whose trajectory reached the maximum tree depth."""
-    nonfinite: Any
-    """Transitions that ended at a state with a non-finite potential energy or gradient."""
-
-
 class _Plan(NamedTuple):
     """How the chains of one run are laid out."""
 
     method: str  # "single", "sequential", "vectorized" or "parallel"
     num_devices: int
-
-
-def _get_field(state: Any, path: str) -> Any:
-    """``state.adapt_state.step_size`` from ``"adapt_state.step_size"``; dict keys allowed."""
-    value = state
-    for part in path.split("."):
-        value = value[part] if isinstance(value, Mapping) else getattr(value, part)
-    return value
 
 
 def _is_single_key(key: Any) -> bool:
@@ -104,42 +83,6 @@ def _is_numeric(x: Any) -> bool:
     xp = current().xp
     dtype = xp.asarray(x).dtype if not hasattr(x, "dtype") else x.dtype
     return bool(xp.issubdtype(dtype, xp.number) or xp.issubdtype(dtype, xp.bool_))
-
-
-def _is_array(x: Any) -> bool:
-    """Array leaves of the model's arguments become arguments of the compiled program."""
-    return hasattr(x, "shape") and hasattr(x, "dtype")
-
-
-def _static_key(leaves: Sequence[Any]) -> tuple[Any, ...]:
-    """A hashable key for the model arguments baked into a program as constants.
-
-    Arrays are keyed by content (shape, dtype and a digest of the bytes), so passing the same
-    data again, even as a new array object, reuses the program.
-    """
-    out: list[Any] = []
-    for leaf in leaves:
-        if _is_array(leaf):
-            host = np.ascontiguousarray(current().to_numpy(leaf))
-            digest = hashlib.blake2b(host.tobytes(), digest_size=16).hexdigest()
-            out.append(("array", host.shape, str(host.dtype), digest))
-            continue
-        try:
-            hash(leaf)
-            out.append((type(leaf), leaf))
-        except TypeError:
-            out.append(("id", id(leaf)))
-    return tuple(out)
-
-
-def _shape_key(tree: Any) -> tuple[Any, ...]:
-    """What a trace of ``tree`` depends on: its structure, the shapes and dtypes of its
-    arrays, and the values of everything else."""
-    leaves, treedef = current().tree_flatten(tree)
-    return (treedef,) + tuple(
-        (shape_of(leaf), str(leaf.dtype)) if _is_array(leaf) else _static_key([leaf])
-        for leaf in leaves
-    )
 
 
 class MCMC:
@@ -204,10 +147,9 @@ class MCMC:
         self._states_flat: dict[str, Any] | None = None
         self._last_state: Any = None
         self._warmup_state: Any = None
-        self._stats: _RunStats | None = None
-        self._programs: dict[Any, Callable[..., Any]] = {}
+        self._stats: RunStats | None = None
+        self._cache = ProgramCache()
         self._chain_start: Callable[..., Any] | None = None
-        self._closed_args = False
         self._programs_timed: dict[Any, bool] = {}
         self._sample_shapes: dict[Any, Any] = {}
         self._seconds_per_iteration: float | None = None
@@ -269,6 +211,9 @@ class MCMC:
     def last_state(self) -> Any:
         """The kernel state at the end of the last run (leading chain axis if several)."""
         return self._last_state
+
+    def _count_trace(self) -> None:
+        self.num_traces += 1
 
     # -- running -----------------------------------------------------------------------------
     def warmup(
@@ -359,7 +304,7 @@ class MCMC:
             batch[0], self.num_warmup, params_of(0), args, kwargs
         )
 
-        def build(merge: Callable[[list[Any]], tuple[tuple[Any, ...], dict[str, Any]]]) -> Any:
+        def build(merge: Merge) -> Any:
             def init_chains(chain_keys: Any, params: Any, dyn: list[Any]) -> Any:
                 data_args, data_kwargs = merge(dyn)
                 axes = (0, None if params is None else 0, None, None)
@@ -370,7 +315,7 @@ class MCMC:
 
             return backend.jit(init_chains, optimize=False)
 
-        states, is_valid = self._with_data(
+        states, is_valid = self._cache.run(
             "init", args, kwargs, build, lambda program, dyn, _: program(batch, init_params, dyn)
         )
         for chain in np.flatnonzero(~np.asarray(backend.to_numpy(is_valid))):
@@ -460,7 +405,7 @@ class MCMC:
         self._last_state = last_state
         self._states = dict(zip(fields, collection, strict=True))
         self._states_flat = None
-        self._stats = _RunStats(*(backend.to_numpy(s) for s in stats))
+        self._stats = RunStats(*(backend.to_numpy(s) for s in stats))
         self._warn(phase)
 
     # -- the compiled program ----------------------------------------------------------------
@@ -476,7 +421,7 @@ class MCMC:
         first: int,
         chunk: ChunkPlan,
         show: bool,
-    ) -> tuple[Any, list[Any], _RunStats]:
+    ) -> tuple[Any, list[Any], RunStats]:
         """Find (or build) the chain program and drive it, timing steady-state runs."""
 
         def call(program: Callable[..., Any], dyn: list[Any], key: Any) -> Any:
@@ -492,49 +437,31 @@ class MCMC:
             self._programs_timed[key] = True
             return out
 
-        def build(merge: Callable[[list[Any]], tuple[tuple[Any, ...], dict[str, Any]]]) -> Any:
-            return self._build(merge, fields, removed)
+        def build(merge: Merge) -> Any:
+            backend = current()
+            loop = build_chain_loop(
+                self.sampler,
+                merge,
+                num_warmup=self.num_warmup,
+                thinning=self.thinning,
+                sample_field=self._sample_field,
+                postprocess_fn=self.postprocess_fn,
+                fields=fields,
+                removed=removed,
+                one_chain=self._plan.method in ("single", "sequential"),
+                on_trace=self._count_trace,
+            )
+            if self._plan.method == "parallel":
+                axes = (0, 0, 0, None, None, None, None, 0)
+                return backend.shard_over_devices(
+                    loop, self._plan.num_devices, axes, donate_argnums=(1,)
+                )
+            return backend.jit(loop, donate_argnums=(1,))
 
-        out: tuple[Any, list[Any], _RunStats] = self._with_data(
+        out: tuple[Any, list[Any], RunStats] = self._cache.run(
             ("chains", fields, removed), args, kwargs, build, call
         )
         return out
-
-    def _with_data(
-        self,
-        tag: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        build: Callable[[Callable[[list[Any]], tuple[tuple[Any, ...], dict[str, Any]]]], Any],
-        call: Callable[[Any, list[Any], Any], Any],
-    ) -> Any:
-        """Find (or build) program ``tag`` and call it; the data goes in as arguments,
-        unless the model cannot take traced data (it converts it with NumPy, say): then the
-        data becomes constants of the program, keyed by its content.
-
-        ``build(merge)`` makes the program, where ``merge(dyn)`` rebuilds ``(args, kwargs)``
-        from the array arguments inside it; ``call(program, dyn, key)`` runs it.
-        """
-        backend = current()
-        leaves, treedef = backend.tree_flatten((args, kwargs))
-        for attempt in range(2):
-            dynamic = tuple(False if self._closed_args else _is_array(leaf) for leaf in leaves)
-            static_leaves = tuple(leaf for leaf, d in zip(leaves, dynamic, strict=True) if not d)
-            dyn_leaves = [leaf for leaf, d in zip(leaves, dynamic, strict=True) if d]
-            key = (tag, self._plan, treedef, dynamic, _static_key(static_leaves))
-            program = self._programs.get(key)
-            if program is None:
-                program = build(_merger(treedef, dynamic, static_leaves))
-                self._programs[key] = program
-            try:
-                return call(program, dyn_leaves, key)
-            except TypeError as err:
-                name = type(err).__name__
-                if attempt or self._closed_args or not ("Tracer" in name or "Concret" in name):
-                    raise
-                del self._programs[key]
-                self._closed_args = True
-        raise AssertionError("unreachable")
 
     def _empty_collection(
         self,
@@ -562,8 +489,8 @@ class MCMC:
         collection = []
         for name in fields:
             if name == self._sample_field:
-                z = _get_field(states, name)
-                key = (_shape_key(z), _shape_key((args, kwargs)), removed)
+                z = get_field(states, name)
+                key = (shape_key(z), shape_key((args, kwargs)), removed)
                 if key not in self._sample_shapes:
                     # Tracing the model once per shape of z is enough: cache its answer.
                     shapes = backend.eval_shape(
@@ -580,7 +507,7 @@ class MCMC:
                 # PRNG keys have no zeros: fill with the current value instead.
                 return xp.broadcast_to(x[:, None], (chains, size) + shape_of(x)[1:])
 
-            collection.append(backend.tree_map(empty, _get_field(states, name)))
+            collection.append(backend.tree_map(empty, get_field(states, name)))
         return collection
 
     def _drive(
@@ -597,7 +524,7 @@ class MCMC:
         first: int,
         chunk: ChunkPlan,
         show: bool,
-    ) -> tuple[Any, list[Any], _RunStats]:
+    ) -> tuple[Any, list[Any], RunStats]:
         """Run the program over every block of chains, ``chunk`` iterations per call."""
         backend = current()
         xp = backend.xp
@@ -613,7 +540,7 @@ class MCMC:
             ids = np.arange(lo, hi)
             coll = self._empty_collection(block, args, kwargs, fields, removed, size)
             zero = np.zeros((hi - lo,), dtype=np.int32)
-            stats = _RunStats(zero, zero, zero, zero, zero)
+            stats = RunStats(zero, zero, zero, zero, zero)
             carry = (block, coll, stats)
             if method == "parallel":
                 carry = backend.distribute(carry, self._plan.num_devices)
@@ -623,99 +550,12 @@ class MCMC:
                     self._hub.report(_progress_rows(carry[0], carry[2], ids, stop))
             results.append(backend.block_until_ready(carry))
         if len(results) == 1:
-            out: tuple[Any, list[Any], _RunStats] = results[0]
+            out: tuple[Any, list[Any], RunStats] = results[0]
             return out
-        joined: tuple[Any, list[Any], _RunStats] = backend.tree_map(
+        joined: tuple[Any, list[Any], RunStats] = backend.tree_map(
             lambda *xs: xp.concatenate(xs), *results
         )
         return joined
-
-    def _build(
-        self,
-        merge: Callable[[list[Any]], tuple[tuple[Any, ...], dict[str, Any]]],
-        fields: tuple[str, ...],
-        removed: tuple[str, ...],
-    ) -> Callable[..., Any]:
-        """The program: iterations ``[lo, hi)`` of a block of chains (leading axis).
-
-        ``(states, collection, stats, data, lo, hi, first, ids) -> (states, collection,
-        stats)``; the collection is donated, so chunked calls update it in place.
-        """
-        backend = current()
-        xp = backend.xp
-        kernel = self.sampler
-        num_warmup = self.num_warmup
-        thinning = self.thinning
-        max_depth = _max_tree_depth(kernel)
-        sample_field = self._sample_field
-        user_postprocess = self.postprocess_fn
-        one_chain = self._plan.method in ("single", "sequential")
-
-        def chains(
-            states: Any,
-            collection: list[Any],
-            stats: _RunStats,
-            dyn: list[Any],
-            lo: Any,
-            hi: Any,
-            first: Any,
-            ids: Any,
-        ) -> tuple[Any, list[Any], _RunStats]:
-            self.num_traces += 1
-            args, kwargs = merge(dyn)
-            postprocess = user_postprocess or kernel.postprocess_fn(args, kwargs)
-
-            def collect(s: Any) -> list[Any]:
-                values = []
-                for name in fields:
-                    if name == sample_field:
-                        z = postprocess(_get_field(s, name))
-                        values.append({k: v for k, v in z.items() if k not in removed})
-                    else:
-                        values.append(_get_field(s, name))
-                return values
-
-            # One chain per block runs unbatched: under ``vmap`` the kernel's branches and
-            # while loops become selects that evaluate both sides, even for a batch of one.
-            lift = _unbatched if one_chain else backend.vmap
-            leaves = backend.tree_flatten(collection)[0]
-            size = shape_of(leaves[0])[1] if leaves else 0
-            sample = lift(lambda s: kernel.sample(s, args, kwargs))
-            collect_all = lift(collect)
-            count_all = lift(lambda st, s, w: _count(st, s, w, max_depth))
-
-            def body(i: Any, carry: tuple[Any, list[Any], _RunStats]) -> Any:
-                s, coll, st = carry
-                if hasattr(s, "i"):
-                    was_warmup = s.i < num_warmup
-                else:
-                    was_warmup = xp.zeros(shape_of(ids), dtype=bool)
-                s = sample(s)
-                st = count_all(st, s, was_warmup)
-                if size == 0:
-                    return s, coll, st
-                keep = (i >= first) & ((i - first) % thinning == thinning - 1)
-                slot = xp.clip((i - first) // thinning, 0, size - 1)
-                # Only the row goes through the branch: a branch carrying the whole
-                # collection would copy it at every iteration.
-                old = backend.tree_map(lambda a: a[:, slot], coll)
-                row = backend.cond(keep, lambda so: collect_all(so[0]), lambda so: so[1], (s, old))
-                coll = backend.tree_map(
-                    lambda a, r: backend.index_update(a, (slice(None), slot), r), coll, row
-                )
-                return s, coll, st
-
-            out: tuple[Any, list[Any], _RunStats] = backend.fori_loop(
-                lo, hi, body, (states, collection, stats)
-            )
-            return out
-
-        if self._plan.method == "parallel":
-            axes = (0, 0, 0, None, None, None, None, 0)
-            return backend.shard_over_devices(
-                chains, self._plan.num_devices, axes, donate_argnums=(1,)
-            )
-        return backend.jit(chains, donate_argnums=(1,))
 
     # -- after a run ---------------------------------------------------------------------------
     def _warn(self, phase: str) -> None:
@@ -736,7 +576,7 @@ class MCMC:
                 )
             saturated = int(stats.max_depth_hits.sum())
             if saturated:
-                depth = _max_tree_depth(self.sampler)
+                depth = max_tree_depth(self.sampler)
                 problems.append(
                     f"{_percent(saturated, transitions)} of transitions after warmup "
                     f"({saturated}) hit max_tree_depth={depth[1] if depth else '?'}: the "
@@ -814,7 +654,7 @@ class MCMC:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_programs"] = {}
+        state["_cache"] = ProgramCache()
         state["_programs_timed"] = {}
         state["_hub"] = None
         return state
@@ -824,75 +664,10 @@ class MCMC:
         self._hub = ProgressHub()
 
 
-def _max_tree_depth(kernel: Any) -> tuple[int, int] | None:
-    """``(warmup, sampling)`` maximum tree depths of a NUTS-like kernel, else ``None``."""
-    depth = getattr(kernel, "max_tree_depth", None)
-    if depth is None:
-        return None
-    if isinstance(depth, tuple | list):
-        return int(depth[0]), int(depth[1])
-    return int(depth), int(depth)
-
-
-def _count(
-    stats: _RunStats, state: Any, was_warmup: Any, max_depth: tuple[int, int] | None
-) -> _RunStats:
-    """Update the per-chain counters with the transition that produced ``state``."""
-    backend = current()
-    xp = backend.xp
-    sampling = xp.asarray(~xp.asarray(was_warmup), dtype=xp.int32)
-    diverging = getattr(state, "diverging", None)
-    divergent = xp.zeros((), xp.int32) if diverging is None else xp.asarray(diverging, xp.int32)
-    hit = xp.zeros((), xp.int32)
-    num_steps = getattr(state, "num_steps", None)
-    if max_depth is not None and num_steps is not None:
-        # A tree of depth d takes between 2^(d-1) and 2^d - 1 leapfrog steps.
-        hit = xp.asarray(num_steps >= 2 ** (max_depth[1] - 1), xp.int32)
-    finite = xp.asarray(True)
-    if getattr(state, "potential_energy", None) is not None:
-        finite = xp.isfinite(state.potential_energy)
-    if getattr(state, "z_grad", None) is not None:
-        flat, _ = backend.ravel_pytree(state.z_grad)
-        finite = finite & xp.all(xp.isfinite(flat))
-    return _RunStats(
-        transitions=stats.transitions + sampling,
-        divergences=stats.divergences + sampling * divergent,
-        warmup_divergences=stats.warmup_divergences + (1 - sampling) * divergent,
-        max_depth_hits=stats.max_depth_hits + sampling * hit,
-        nonfinite=stats.nonfinite + xp.asarray(~finite, xp.int32),
-    )
-
-
 def _percent(part: int, whole: int) -> str:
     """``part / whole`` as a percentage that never rounds a non-zero count to 0.0%."""
     share = 100 * part / whole
     return f"{share:.1f}%" if share >= 0.1 or share == 0 else f"{share:.2f}%"
-
-
-def _merger(
-    treedef: Any, dynamic: tuple[bool, ...], static_leaves: tuple[Any, ...]
-) -> Callable[[list[Any]], tuple[tuple[Any, ...], dict[str, Any]]]:
-    """``dyn -> (args, kwargs)``: the model's arguments from a program's array arguments
-    (``dyn``, where ``dynamic`` is true) and the leaves baked in as constants."""
-
-    def merge(dyn: list[Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        dyn_iter, static_iter = iter(dyn), iter(static_leaves)
-        leaves = [next(dyn_iter) if d else next(static_iter) for d in dynamic]
-        args, kwargs = current().tree_unflatten(treedef, leaves)
-        return tuple(args), dict(kwargs)
-
-    return merge
-
-
-def _unbatched(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` applied to a batch of one: drop the leading axis, call, put the axis back."""
-    backend = current()
-
-    def call(*args: Any) -> Any:
-        out = fn(*backend.tree_map(lambda x: x[0], args))
-        return backend.tree_map(lambda x: x[None], out)
-
-    return call
 
 
 def _no_draws(x: Any) -> Any:
@@ -902,7 +677,7 @@ def _no_draws(x: Any) -> Any:
     return x[:, :0]
 
 
-def _progress_rows(states: Any, stats: _RunStats, ids: Any, done: int) -> Any:
+def _progress_rows(states: Any, stats: RunStats, ids: Any, done: int) -> Any:
     """One row per chain for the progress bar: ``[chain, iterations done, state.i, step
     size, mean acceptance probability, divergences so far]`` (host numbers)."""
     backend = current()

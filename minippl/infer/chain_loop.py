@@ -1,0 +1,179 @@
+"""The compiled loop that moves a block of chains forward and collects their draws.
+
+Tutorial: "Causal inference: do", where the email model is fitted (``tutorial/s08_causal_do.py``).
+
+One program covers warmup and sampling: a ``fori_loop`` over ``kernel.sample`` that writes
+the collected fields of every kept iteration into preallocated arrays and counts
+divergences, tree-depth hits and non-finite states, with no Python per step. The loop
+bounds and the first kept iteration are arguments, so ``warmup()`` then ``run()`` share it,
+and :class:`~minippl.infer.MCMC` calls it chunk by chunk to update a progress bar.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+from minippl.backend import current
+from minippl.distributions.util import shape_of
+from minippl.infer.program_cache import Merge
+
+__all__ = ["RunStats", "build_chain_loop", "get_field", "max_tree_depth"]
+
+
+class RunStats(NamedTuple):
+    """Per-chain counters kept inside the compiled loop (integers, one set per chain)."""
+
+    transitions: Any
+    """Sampling-phase transitions (the denominator of the shares below)."""
+    divergences: Any
+    """Divergent transitions in the sampling phase."""
+    warmup_divergences: Any
+    """Divergent transitions during warmup (expected early on; reported separately)."""
+    max_depth_hits: Any
+    """Sampling-phase transitions whose trajectory reached the maximum tree depth."""
+    nonfinite: Any
+    """Transitions that ended at a state with a non-finite potential energy or gradient."""
+
+
+def get_field(state: Any, path: str) -> Any:
+    """``state.adapt_state.step_size`` from ``"adapt_state.step_size"``; dict keys allowed."""
+    value = state
+    for part in path.split("."):
+        value = value[part] if isinstance(value, Mapping) else getattr(value, part)
+    return value
+
+
+def max_tree_depth(kernel: Any) -> tuple[int, int] | None:
+    """``(warmup, sampling)`` maximum tree depths of a NUTS-like kernel, else ``None``."""
+    depth = getattr(kernel, "max_tree_depth", None)
+    if depth is None:
+        return None
+    if isinstance(depth, tuple | list):
+        return int(depth[0]), int(depth[1])
+    return int(depth), int(depth)
+
+
+def build_chain_loop(
+    kernel: Any,
+    merge: Merge,
+    *,
+    num_warmup: int,
+    thinning: int,
+    sample_field: str,
+    postprocess_fn: Callable[..., Any] | None,
+    fields: tuple[str, ...],
+    removed: tuple[str, ...],
+    one_chain: bool,
+    on_trace: Callable[[], None],
+) -> Callable[..., Any]:
+    """The loop over iterations ``[lo, hi)`` of a block of chains (leading axis), as a
+    function ``(states, collection, stats, dyn, lo, hi, first, ids) -> (states, collection,
+    stats)`` for the backend to compile.
+
+    ``one_chain``: the block is one chain, run without ``vmap`` (under ``vmap`` the kernel's
+    branches and while loops become selects that evaluate both sides, even for a batch of
+    one). ``on_trace`` is called each time the loop is traced.
+    """
+    backend = current()
+    xp = backend.xp
+    depth = max_tree_depth(kernel)
+
+    def chains(
+        states: Any,
+        collection: list[Any],
+        stats: RunStats,
+        dyn: list[Any],
+        lo: Any,
+        hi: Any,
+        first: Any,
+        ids: Any,
+    ) -> tuple[Any, list[Any], RunStats]:
+        on_trace()
+        args, kwargs = merge(dyn)
+        postprocess = postprocess_fn or kernel.postprocess_fn(args, kwargs)
+
+        def collect(s: Any) -> list[Any]:
+            values = []
+            for name in fields:
+                if name == sample_field:
+                    z = postprocess(get_field(s, name))
+                    values.append({k: v for k, v in z.items() if k not in removed})
+                else:
+                    values.append(get_field(s, name))
+            return values
+
+        lift = _unbatched if one_chain else backend.vmap
+        leaves = backend.tree_flatten(collection)[0]
+        size = shape_of(leaves[0])[1] if leaves else 0
+        sample = lift(lambda s: kernel.sample(s, args, kwargs))
+        collect_all = lift(collect)
+        count_all = lift(lambda st, s, w: _count(st, s, w, depth))
+
+        def body(i: Any, carry: tuple[Any, list[Any], RunStats]) -> Any:
+            s, coll, st = carry
+            if hasattr(s, "i"):
+                was_warmup = s.i < num_warmup
+            else:
+                was_warmup = xp.zeros(shape_of(ids), dtype=bool)
+            s = sample(s)
+            st = count_all(st, s, was_warmup)
+            if size == 0:
+                return s, coll, st
+            keep = (i >= first) & ((i - first) % thinning == thinning - 1)
+            slot = xp.clip((i - first) // thinning, 0, size - 1)
+            # Only the row goes through the branch: a branch carrying the whole collection
+            # would copy it at every iteration.
+            old = backend.tree_map(lambda a: a[:, slot], coll)
+            row = backend.cond(keep, lambda so: collect_all(so[0]), lambda so: so[1], (s, old))
+            coll = backend.tree_map(
+                lambda a, r: backend.index_update(a, (slice(None), slot), r), coll, row
+            )
+            return s, coll, st
+
+        out: tuple[Any, list[Any], RunStats] = backend.fori_loop(
+            lo, hi, body, (states, collection, stats)
+        )
+        return out
+
+    return chains
+
+
+def _count(
+    stats: RunStats, state: Any, was_warmup: Any, depth: tuple[int, int] | None
+) -> RunStats:
+    """Update the per-chain counters with the transition that produced ``state``."""
+    backend = current()
+    xp = backend.xp
+    sampling = xp.asarray(~xp.asarray(was_warmup), dtype=xp.int32)
+    diverging = getattr(state, "diverging", None)
+    divergent = xp.zeros((), xp.int32) if diverging is None else xp.asarray(diverging, xp.int32)
+    hit = xp.zeros((), xp.int32)
+    num_steps = getattr(state, "num_steps", None)
+    if depth is not None and num_steps is not None:
+        # A tree of depth d takes between 2^(d-1) and 2^d - 1 leapfrog steps.
+        hit = xp.asarray(num_steps >= 2 ** (depth[1] - 1), xp.int32)
+    finite = xp.asarray(True)
+    if getattr(state, "potential_energy", None) is not None:
+        finite = xp.isfinite(state.potential_energy)
+    if getattr(state, "z_grad", None) is not None:
+        flat, _ = backend.ravel_pytree(state.z_grad)
+        finite = finite & xp.all(xp.isfinite(flat))
+    return RunStats(
+        transitions=stats.transitions + sampling,
+        divergences=stats.divergences + sampling * divergent,
+        warmup_divergences=stats.warmup_divergences + (1 - sampling) * divergent,
+        max_depth_hits=stats.max_depth_hits + sampling * hit,
+        nonfinite=stats.nonfinite + xp.asarray(~finite, xp.int32),
+    )
+
+
+def _unbatched(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` applied to a batch of one: drop the leading axis, call, put the axis back."""
+    backend = current()
+
+    def call(*args: Any) -> Any:
+        out = fn(*backend.tree_map(lambda x: x[0], args))
+        return backend.tree_map(lambda x: x[None], out)
+
+    return call
