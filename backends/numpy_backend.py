@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import scipy.linalg as spl
 import scipy.special as sps
 
 from backends import pytree
@@ -49,13 +50,23 @@ def _mix(x: int) -> int:
     return x ^ (x >> 31)
 
 
+_KEY_DTYPE = np.dtype(np.uint32)
+
+
 def _as_int(key: Key) -> int:
-    k = np.asarray(key)
-    if k.shape != (2,) or k.dtype != np.uint32:
+    """The 64-bit integer a key holds, high word first.
+
+    Keys are hashed and Philox is keyed with Python integers, not NumPy arrays: for two
+    32-bit words one NumPy call costs more than a whole SplitMix64 round in Python.
+    ``tolist`` reads both words in one call (indexing would build two NumPy scalars).
+    """
+    k = key if type(key) is np.ndarray else np.asarray(key)
+    if k.shape != (2,) or k.dtype != _KEY_DTYPE:
         raise ValueError(
             f"expected a single NumPy-backend key (uint32, shape (2,)), got {k.dtype} {k.shape}"
         )
-    return (int(k[0]) << 32) | int(k[1])
+    high, low = k.tolist()
+    return int((high << 32) | low)
 
 
 def _from_ints(values: list[int]) -> Any:
@@ -64,23 +75,33 @@ def _from_ints(values: list[int]) -> Any:
 
 
 def _generator(key: Key) -> np.random.Generator:
-    """A Philox generator positioned at the start of ``key``'s stream.
+    """This thread's Philox generator, at the start of ``key``'s stream.
 
-    One bit generator per thread is re-keyed for each draw, which costs a few microseconds
-    where constructing a new one costs about fifteen.
+    Philox's 128-bit key is the 64-bit key and its SplitMix64 hash.
+
+    Speed (this runs for every draw of an eager model): one generator per thread is re-keyed
+    each time. Constructing a Philox costs about ten microseconds; assigning its ``state``
+    costs about a third of one when the dict holds plain Python ints (NumPy arrays there cost
+    twice as much), and the dict is built once per thread: only its two key words change.
+    Counter zero and an empty buffer (``buffer_pos`` 4) put the generator at the start of the
+    stream.
     """
     cache = getattr(_LOCAL, "philox", None)
     if cache is None:
-        bitgen = np.random.Philox(key=0)
-        cache = _LOCAL.philox = (bitgen, np.random.Generator(bitgen), bitgen.state)
-    bitgen, gen, state = cache
+        key_words = [0, 0]
+        state = {
+            "bit_generator": "Philox",
+            "state": {"counter": [0, 0, 0, 0], "key": key_words},
+            "buffer": [0, 0, 0, 0],
+            "buffer_pos": 4,
+            "has_uint32": 0,
+            "uinteger": 0,
+        }
+        cache = _LOCAL.philox = (np.random.Generator(np.random.Philox(key=0)), state, key_words)
+    gen, state, key_words = cache
     k = _as_int(key)
-    inner = state["state"]
-    inner["key"][0], inner["key"][1] = k, _mix(k)
-    inner["counter"][:] = 0
-    state["buffer_pos"] = 4  # discard any buffered output of the previous key
-    state["has_uint32"] = 0
-    bitgen.state = state
+    key_words[0], key_words[1] = k, _mix(k)
+    gen.bit_generator.state = state
     return gen
 
 
@@ -124,6 +145,13 @@ class NumpyBackend:
 
     def device_count(self) -> int:
         return 1
+
+    # -- linear algebra -----------------------------------------------------------------
+    def cholesky(self, a: Array) -> Array:
+        return np.linalg.cholesky(a)
+
+    def solve_triangular(self, a: Array, b: Array, lower: bool) -> Array:
+        return spl.solve_triangular(a, b, lower=lower)
 
     # -- keys ---------------------------------------------------------------------------
     def key(self, seed: int) -> Key:
@@ -251,6 +279,7 @@ class NumpyBackend:
         fn: Callable[..., Any],
         static_argnums: Sequence[int] = (),
         donate_argnums: Sequence[int] = (),
+        optimize: bool = True,
     ) -> Callable[..., Any]:
         return fn
 

@@ -114,12 +114,15 @@ class Message:
         original; under ``do`` inside a plate that doubles the plate frames. Copying the
         containers avoids that.
         """
+        # ``trace`` copies every message, so this skips ``dataclasses.replace`` (which calls
+        # ``__init__`` field by field) and fills the new instance's ``__dict__`` in one step.
+        fields = self.__dict__.copy()
+        fields["kwargs"] = dict(self.kwargs)
+        fields["infer"] = dict(self.infer)
+        fields["cond_indep_stack"] = list(self.cond_indep_stack)
+        fields["intermediates"] = list(self.intermediates)
         new = object.__new__(Message)
-        new.__dict__.update(self.__dict__)  # cheaper than dataclasses.replace on a hot path
-        new.kwargs = dict(self.kwargs)
-        new.infer = dict(self.infer)
-        new.cond_indep_stack = list(self.cond_indep_stack)
-        new.intermediates = list(self.intermediates)
+        new.__dict__ = fields
         return new
 
     def __repr__(self) -> str:

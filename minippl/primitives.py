@@ -173,6 +173,8 @@ class plate(Messenger):
         self.size = size
         self.dim, self._indices = self._announce(name, size, subsample_size, dim)
         self.subsample_size = int(shape_of(self._indices)[0])
+        # The frame every site inside gets: built once here, not once per site.
+        self._frame = CondIndepStackFrame(name, self.dim, self.subsample_size)
         super().__init__()
 
     @staticmethod
@@ -221,7 +223,7 @@ class plate(Messenger):
             return
         if self.name in msg.infer.get("block_plates", ()):
             return
-        msg.cond_indep_stack.append(CondIndepStackFrame(self.name, self.dim, self.subsample_size))
+        msg.cond_indep_stack.append(self._frame)
         if msg.type == "deterministic":
             return
         if msg.type == "sample":

@@ -22,7 +22,7 @@ import functools
 from collections.abc import Callable
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from minippl.messages import Message
 
@@ -68,6 +68,9 @@ class Messenger:
         tb: TracebackType | None,
     ) -> None:
         handlers = _STACK.get()
+        if handlers and handlers[-1] is self:  # the usual case: handlers exit in order
+            _STACK.set(handlers[:-1])
+            return
         for index in range(len(handlers) - 1, -1, -1):
             if handlers[index] is self:
                 _STACK.set(handlers[:index])
@@ -95,9 +98,21 @@ class Messenger:
 
     def _for_one_call(self) -> Messenger:
         """The handler one call of the wrapped model runs under: ``self``, or, in handlers
-        that keep state while active (``seed``, ``lift``, ``condition``...), a fresh copy, so
-        that a wrapped model can be called from several threads at once."""
+        that keep state while active (``seed``, ``lift``, ``condition``...), a fresh copy
+        (see :meth:`_shallow_copy`), so that a wrapped model can be called from several
+        threads at once."""
         return self
+
+    def _shallow_copy(self) -> Self:
+        """A copy sharing every attribute with ``self``; the caller resets the state it keeps.
+
+        Made on every call of a wrapped stateful handler, so it skips ``__init__`` (which
+        checks its arguments and copies the model's name and docstring, a microsecond) and
+        ``copy.copy`` (which goes through the pickling protocol).
+        """
+        fresh = object.__new__(type(self))
+        fresh.__dict__.update(self.__dict__)
+        return fresh
 
 
 def stack() -> tuple[Messenger, ...]:

@@ -57,8 +57,15 @@ def _full(x: Any, shape: Shape) -> Any:
 
 
 def _two_params(name: str, a: str, x: Any, b: str, y: Any) -> tuple[Any, Any, Shape]:
-    """Promote two parameters to the same rank; return them with their broadcast shape."""
-    batch = broadcast_shapes(shape_of(x), shape_of(y), what=f"{name}: {a} and {b} shapes")
+    """Promote two parameters to the same rank; return them with their broadcast shape.
+
+    Most sites pass two parameters of one shape (often two numbers); they return at once,
+    since a distribution is built on every eager call of the model.
+    """
+    shape_x, shape_y = shape_of(x), shape_of(y)
+    if shape_x == shape_y:
+        return x, y, shape_x
+    batch = broadcast_shapes(shape_x, shape_y, what=f"{name}: {a} and {b} shapes")
     x, y = promote_shapes(x, y)
     return x, y, batch
 

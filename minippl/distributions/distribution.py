@@ -104,11 +104,12 @@ class Distribution:
         """Every value of a finite discrete support, along a new leftmost dim."""
         raise NotImplementedError(f"{type(self).__name__} cannot enumerate its support")
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        key = kwargs.pop("rng_key")
-        if kwargs.pop("sample_intermediates", False):
-            return self.sample_with_intermediates(key, *args, **kwargs)
-        return self.sample(key, *args, **kwargs)
+    def __call__(
+        self, *args: Any, rng_key: Any, sample_intermediates: bool = False, **kwargs: Any
+    ) -> Any:
+        if sample_intermediates:
+            return self.sample_with_intermediates(rng_key, *args, **kwargs)
+        return self.sample(rng_key, *args, **kwargs)
 
     # -- densities --------------------------------------------------------------------------
     def _log_prob(self, value: Any) -> Any:

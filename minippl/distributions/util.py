@@ -23,16 +23,38 @@ def shape_of(x: Any) -> Shape:
 
 
 def broadcast_shapes(*shapes: Shape, what: str = "shapes") -> Shape:
-    """NumPy broadcasting of shapes, with an error that prints the shapes involved."""
-    if all(s == shapes[0] for s in shapes[1:]):
-        return tuple(shapes[0]) if shapes else ()  # the common case, on every site: no work
-    ndim = max((len(s) for s in shapes), default=0)
-    out = []
-    for axis in range(-ndim, 0):
-        sizes = {s[axis] for s in shapes if len(s) >= -axis and s[axis] != 1}
-        if len(sizes) > 1:
+    """NumPy broadcasting of shapes, with an error that prints the shapes involved.
+
+    Every distribution and every plated site calls this, so the shapes are folded in pairwise
+    and the usual pairs cost one comparison: equal shapes, or a scalar ``()`` beside another.
+    """
+    out: Shape = ()
+    for shape in shapes:
+        if shape == out or not shape:
+            continue
+        if not out:
+            out = tuple(shape)
+            continue
+        pair = _broadcast_pair(out, tuple(shape))
+        if pair is None:
             raise ValueError(f"{what} {', '.join(map(str, shapes))} do not broadcast together")
-        out.append(sizes.pop() if sizes else 1)
+        out = pair
+    return out
+
+
+def _broadcast_pair(a: Shape, b: Shape) -> Shape | None:
+    """Two shapes broadcast together, or ``None`` if they do not broadcast."""
+    if len(a) < len(b):
+        a, b = b, a
+    lead = len(a) - len(b)
+    out = list(a[:lead])
+    for x, y in zip(a[lead:], b, strict=True):
+        if x == y or y == 1:
+            out.append(x)
+        elif x == 1:
+            out.append(y)
+        else:
+            return None
     return tuple(out)
 
 
@@ -40,15 +62,20 @@ def promote_shapes(*args: Any, shape: Shape = ()) -> list[Any]:
     """Give every argument the same number of dims (leading 1s), as broadcasting would."""
     shapes = [shape_of(a) for a in args]
     ndim = len(broadcast_shapes(shape, *shapes))
-    if all(len(s) == ndim for s in shapes):
-        return list(args)
-    xp = current().xp
-    return [
-        xp.reshape(a, (1,) * (ndim - len(shape_of(a))) + shape_of(a))
-        if len(shape_of(a)) < ndim
-        else a
-        for a in args
-    ]
+    out = list(args)
+    for i, s in enumerate(shapes):
+        if len(s) < ndim:
+            out[i] = _reshape(out[i], (1,) * (ndim - len(s)) + s)
+    return out
+
+
+def _reshape(x: Any, shape: Shape) -> Any:
+    """``x`` reshaped: by its own method where it has one (a NumPy or JAX array or scalar,
+    the same operation as ``xp.reshape`` without NumPy's dispatch wrapper, a microsecond
+    on an eager site), else (a Python number) by the backend's ``reshape``."""
+    if hasattr(x, "reshape"):
+        return x.reshape(shape)
+    return current().xp.reshape(x, shape)
 
 
 def sum_rightmost(x: Any, n: int) -> Any:

@@ -65,7 +65,9 @@ class seed(Messenger):
         super().__init__(fn)
 
     def _for_one_call(self) -> Messenger:
-        return seed(self.fn, self.rng_key, self.hide_types)
+        fresh = self._shallow_copy()  # starts from this handler's key, advances its own
+        fresh._keys_on_entry = []
+        return fresh
 
     def __enter__(self) -> Any:
         self._keys_on_entry.append(self.rng_key)
@@ -90,6 +92,8 @@ class seed(Messenger):
             return
         if self.rng_key is None:
             return
+        # Unpacking, not ``keys[0], keys[1]``: on JAX each index is an eager dispatch of its
+        # own, dearer than the split itself, where unpacking is one.
         self.rng_key, msg.kwargs["rng_key"] = current().split(self.rng_key)
 
 

@@ -5,7 +5,6 @@ Tutorial: "Model surgery: block, uncondition, lift" (``tutorial/s05_model_surger
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -119,7 +118,7 @@ class lift(Messenger):
         super().__init__(fn)
 
     def _for_one_call(self) -> Messenger:
-        fresh = copy.copy(self)
+        fresh = self._shallow_copy()
         fresh._drawn = {}
         return fresh
 

@@ -6,7 +6,6 @@ Tutorial: "Conditioning: condition vs substitute" (``tutorial/s04_conditioning.p
 
 from __future__ import annotations
 
-import copy
 import warnings
 from collections.abc import Callable, Mapping
 from types import TracebackType
@@ -26,7 +25,7 @@ class _NamesData(Messenger):
         super().__init__(fn)
 
     def _for_one_call(self) -> Messenger:
-        fresh = copy.copy(self)
+        fresh = self._shallow_copy()
         fresh._seen = []
         return fresh
 
