@@ -21,12 +21,12 @@ References
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from backends import Array, Key
 from minippl.backend import current
 
-__all__ = ["Proposal", "biased_transition_prob", "choose", "uniform_transition_prob"]
+__all__ = ["Proposal", "biased_transition_prob", "choose", "select", "uniform_transition_prob"]
 
 
 class Proposal(NamedTuple):
@@ -50,9 +50,18 @@ def biased_transition_prob(log_weight_old: Array, log_weight_new: Array, reject:
     return xp.where(reject, 0.0, prob)
 
 
+def select(pred: Array, a: Any, b: Any) -> Any:
+    """``a`` where ``pred`` else ``b``, leaf by leaf.
+
+    When both sides are already computed this is cheaper than a ``cond``: a compiled
+    conditional copies its operands into its result, and under ``vmap`` it becomes this
+    select anyway.
+    """
+    bk = current()
+    return bk.tree_map(lambda x, y: bk.xp.where(pred, x, y), a, b)
+
+
 def choose(key: Key, prob: Array, new: Proposal, old: Proposal) -> Proposal:
     """``new`` with probability ``prob``, else ``old`` (one Bernoulli draw from ``key``)."""
-    bk = current()
-    accept = bk.bernoulli(key, prob, ())
-    result: Proposal = bk.cond(accept, lambda p: p[0], lambda p: p[1], (new, old))
+    result: Proposal = select(current().bernoulli(key, prob, ()), new, old)
     return result

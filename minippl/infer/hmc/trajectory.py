@@ -11,8 +11,8 @@ so that it compiles. The U-turn checks that recursion would make when it closes 
 sub-subtree are made when that sub-subtree's last leaf is added: leaf ``n`` closes one
 complete sub-subtree of size ``2, 4, ..., 2**k`` for each of the ``k`` trailing one bits of
 ``n``. Each open sub-subtree keeps a *checkpoint* (the momentum of its first leaf and the
-running momentum sum there), stored at even leaves in a ``(max_tree_depth, D)`` array whose
-slot is the number of one bits of ``n >> 1`` (NumPyro's scheme). Slots ``idx_min..idx_max``
+running momentum sum there), stored at even leaves in one ``(max_tree_depth, rows, D)`` array
+whose slot is the number of one bits of ``n >> 1`` (NumPyro's scheme). Slots ``idx_min..idx_max``
 are the sub-subtrees that leaf ``n`` closes, largest first, and slot ``i + 1`` is the start
 of slot ``i``'s right half.
 
@@ -45,10 +45,11 @@ from minippl.infer.hmc.proposal import (
     Proposal,
     biased_transition_prob,
     choose,
+    select,
     uniform_transition_prob,
 )
 
-__all__ = ["Checkpoints", "Tree", "build_tree", "checkpoint_range", "fixed_trajectory"]
+__all__ = ["Tree", "build_tree", "checkpoint_range", "fixed_trajectory"]
 
 
 class Tree(NamedTuple):
@@ -72,19 +73,20 @@ class Tree(NamedTuple):
     """Number of leaves (leapfrog steps)."""
 
 
-class Checkpoints(NamedTuple):
-    """Per-slot memory of the open sub-subtrees of the subtree being built."""
-
-    r: Array
-    """Momentum of the sub-subtree's first leaf."""
-    v: Array
-    """Its ``M^-1 r``."""
-    r_sum: Array
-    """Running momentum sum of the subtree up to and including that leaf."""
-    r_prev: Array
-    """Momentum of the leaf just before it (for Stan's extra checks)."""
-    v_prev: Array
-    """Its ``M^-1 r``."""
+# The rows of one checkpoint slot, the memory of an open sub-subtree of the subtree being
+# built. They are kept in one ``(slots, rows, D)`` array rather than one array per row: each
+# leaf then writes one slot with one update, and a loop over leaves (or, under ``vmap``, its
+# per-chain select) moves one array instead of five.
+_R = 0
+"""Momentum of the sub-subtree's first leaf."""
+_V = 1
+"""Its ``M^-1 r``."""
+_R_SUM = 2
+"""Running momentum sum of the subtree up to and including that leaf."""
+_R_PREV = 3
+"""Momentum of the leaf just before it (for Stan's extra checks only)."""
+_V_PREV = 4
+"""Its ``M^-1 r``."""
 
 
 class _Dynamics(NamedTuple):
@@ -101,13 +103,6 @@ class _Dynamics(NamedTuple):
 def _int(x: int) -> Array:
     xp = current().xp
     return xp.asarray(x, dtype=xp.result_type(int))
-
-
-def _select(pred: Array, a: Any, b: Any) -> Any:
-    """``a`` where ``pred`` else ``b``, leaf by leaf (a select: cheaper than a ``cond`` that
-    would copy both operands, when both sides are already computed)."""
-    bk = current()
-    return bk.tree_map(lambda x, y: bk.xp.where(pred, x, y), a, b)
 
 
 def _leaf(dyn: _Dynamics, edge: IntegratorState, going_right: Array) -> Tree:
@@ -139,7 +134,7 @@ def _leaf(dyn: _Dynamics, edge: IntegratorState, going_right: Array) -> Tree:
 
 def _edge(tree: Tree, going_right: Array) -> tuple[IntegratorState, Array]:
     """The end of ``tree`` on the side ``going_right``, with its ``M^-1 r``."""
-    edge: tuple[IntegratorState, Array] = _select(
+    edge: tuple[IntegratorState, Array] = select(
         going_right, (tree.right, tree.right_v), (tree.left, tree.left_v)
     )
     return edge
@@ -157,8 +152,8 @@ def _merge(
     """
     xp = current().xp
     # Outer edges of the joined tree (with their M^-1 r).
-    left, left_v = _select(going_right, (old.left, old.left_v), (new.left, new.left_v))
-    right, right_v = _select(going_right, (new.right, new.right_v), (old.right, old.right_v))
+    left, left_v = select(going_right, (old.left, old.left_v), (new.left, new.left_v))
+    right, right_v = select(going_right, (new.right, new.right_v), (old.right, old.right_v))
     r_sum = old.r_sum + new.r_sum
     if biased:
         prob = biased_transition_prob(old.weight, new.weight, new.turning | new.diverging)
@@ -168,14 +163,12 @@ def _merge(
             # Stan's checks across the two halves: old + first new leaf, last old leaf + new.
             # The far and near ends of the old tree, the first-built end of the new one; the
             # new tree's far end is the joined tree's outer end on that side.
-            far, far_v = _select(going_right, (left.r, left_v), (right.r, right_v))
-            near, near_v = _select(
-                going_right, (old.right.r, old.right_v), (old.left.r, old.left_v)
-            )
-            first, first_v = _select(
+            far, far_v = select(going_right, (left.r, left_v), (right.r, right_v))
+            near, near_v = select(going_right, (old.right.r, old.right_v), (old.left.r, old.left_v))
+            first, first_v = select(
                 going_right, (new.left.r, new.left_v), (new.right.r, new.right_v)
             )
-            outer, outer_v = _select(going_right, (right.r, right_v), (left.r, left_v))
+            outer, outer_v = select(going_right, (right.r, right_v), (left.r, left_v))
             turning = turning | is_turning(far_v, first_v, far, first, old.r_sum + first)
             turning = turning | is_turning(near_v, outer_v, near, outer, new.r_sum + near)
     else:
@@ -215,7 +208,7 @@ def _is_iterative_turning(
     r: Array,
     v: Array,
     r_sum: Array,
-    ckpts: Checkpoints,
+    ckpts: Array,
     idx_min: Array,
     idx_max: Array,
 ) -> Array:
@@ -226,16 +219,19 @@ def _is_iterative_turning(
 
     def body(carry: tuple[Array, Array]) -> tuple[Array, Array]:
         i, _ = carry
-        r_i, v_i = ckpts.r[i], ckpts.v[i]
-        turning = is_turning(v_i, v, r_i, r, r_sum - ckpts.r_sum[i] + r_i)
+        slot = ckpts[i]
+        r_i, v_i, r_sum_i = slot[_R], slot[_V], slot[_R_SUM]
+        turning = is_turning(v_i, v, r_i, r, r_sum - r_sum_i + r_i)
         if dyn.robust:
             # Slot i + 1 opens the right half of slot i's sub-subtree; its r_prev is the
             # last leaf of the left half. Sub-subtrees of two leaves (i == idx_max) have no
             # extra checks: both would repeat the main one.
             j = xp.minimum(i + 1, idx_max)
-            r_j, v_j, r_prev, v_prev = ckpts.r[j], ckpts.v[j], ckpts.r_prev[j], ckpts.v_prev[j]
-            left_plus = ckpts.r_sum[j] - ckpts.r_sum[i] + r_i
-            plus_right = r_sum - ckpts.r_sum[j] + r_j + r_prev
+            right_half = ckpts[j]
+            r_j, v_j, r_sum_j = right_half[_R], right_half[_V], right_half[_R_SUM]
+            r_prev, v_prev = right_half[_R_PREV], right_half[_V_PREV]
+            left_plus = r_sum_j - r_sum_i + r_i
+            plus_right = r_sum - r_sum_j + r_j + r_prev
             extra = is_turning(v_i, v_j, r_i, r_j, left_plus) | is_turning(
                 v_prev, v, r_prev, r, plus_right
             )
@@ -250,9 +246,7 @@ def _is_iterative_turning(
     return turning
 
 
-def _build_subtree(
-    dyn: _Dynamics, tree: Tree, going_right: Array, key: Key, ckpts: Checkpoints
-) -> Tree:
+def _build_subtree(dyn: _Dynamics, tree: Tree, going_right: Array, key: Key, ckpts: Array) -> Tree:
     """A new subtree of ``2**tree.depth`` leaves grown from ``tree``'s edge, leaf by leaf.
 
     It stops early when a closed sub-subtree turns or a leaf diverges; the caller then
@@ -262,38 +256,28 @@ def _build_subtree(
     xp = bk.xp
     max_leaves = 2**tree.depth
 
-    def keep_going(carry: tuple[Tree, Array, Checkpoints, Key]) -> Array:
+    def keep_going(carry: tuple[Tree, Array, Array, Key]) -> Array:
         sub, turning, _, _ = carry
         return (sub.num_proposals < max_leaves) & ~turning & ~sub.diverging
 
-    def body(carry: tuple[Tree, Array, Checkpoints, Key]) -> tuple[Tree, Array, Checkpoints, Key]:
+    def body(carry: tuple[Tree, Array, Array, Key]) -> tuple[Tree, Array, Array, Key]:
         sub, _, ckpts, key = carry
         key, transition_key = bk.split(key)
         edge, edge_v = _edge(sub, going_right)
         leaf = _leaf(dyn, edge, going_right)
         n = sub.num_proposals
-        # The first leaf replaces the (old) tree the loop starts from; later ones join.
-        grown: Tree = bk.cond(
-            n == 0,
-            lambda a: a[1],
-            lambda a: _merge(dyn, a[0], a[1], going_right, a[2], biased=False),
-            (sub, leaf, transition_key),
-        )
+        # The first leaf replaces the (old) tree the loop starts from; later ones join. (A
+        # select, not a cond: the join is cheap, and a cond would copy both trees.)
+        joined = _merge(dyn, sub, leaf, going_right, transition_key, biased=False)
+        grown: Tree = select(n == 0, leaf, joined)
         idx_min, idx_max = checkpoint_range(n)
         # An even leaf opens a sub-subtree: it writes slot idx_max. An odd one writes the
-        # slot's own row back (a select and an in-place row update, no copy of the arrays).
-        even = n % 2 == 0
-
-        def put(rows: Array, value: Array) -> Array:
-            return bk.index_update(rows, idx_max, xp.where(even, value, rows[idx_max]))
-
-        ckpts = Checkpoints(
-            put(ckpts.r, leaf.right.r),
-            put(ckpts.v, leaf.right_v),
-            put(ckpts.r_sum, grown.r_sum),
-            put(ckpts.r_prev, edge.r) if dyn.robust else ckpts.r_prev,
-            put(ckpts.v_prev, edge_v) if dyn.robust else ckpts.v_prev,
-        )
+        # slot back as it was (a select and an in-place update, no copy of the array).
+        rows = [leaf.right.r, leaf.right_v, grown.r_sum]
+        if dyn.robust:
+            rows += [edge.r, edge_v]
+        slot = xp.where(n % 2 == 0, xp.stack(rows), ckpts[idx_max])
+        ckpts = bk.index_update(ckpts, idx_max, slot)
         turning = _is_iterative_turning(
             dyn, leaf.right.r, leaf.right_v, grown.r_sum, ckpts, idx_min, idx_max
         )
@@ -341,12 +325,9 @@ def build_tree(
     v0 = metric.turning_velocity(state.r)
     energy0 = state.potential_energy + metric.kinetic_energy_with(state.r, v0)
     dyn = _Dynamics(step, metric, step_size, energy0, max_delta_energy, robust_u_turn)
-    zeros = xp.zeros((checkpoint_slots, state.r.shape[0]), dtype=state.r.dtype)
-    v_zeros = xp.zeros((checkpoint_slots, v0.shape[0]), dtype=v0.dtype)
     # Without the extra checks, no memory of the leaf before each checkpoint is needed.
-    prev = zeros if robust_u_turn else xp.zeros((checkpoint_slots, 0), dtype=state.r.dtype)
-    v_prev = v_zeros if robust_u_turn else xp.zeros((checkpoint_slots, 0), dtype=v0.dtype)
-    ckpts = Checkpoints(zeros, v_zeros, zeros, prev, v_prev)
+    rows = _V_PREV + 1 if robust_u_turn else _R_SUM + 1
+    ckpts = xp.zeros((checkpoint_slots, rows, state.r.shape[0]), dtype=state.r.dtype)
     tree = Tree(
         left=state,
         right=state,
