@@ -70,8 +70,15 @@ def _as_int(key: Key) -> int:
 
 
 def _from_ints(values: list[int]) -> Any:
-    words = [w for v in values for w in (v >> 32, v & 0xFFFFFFFF)]
-    return np.array(words, dtype=np.uint32).reshape(len(values), 2)
+    """Keys, one row each, from 64-bit integers (high word first).
+
+    A plain loop: a comprehension is a function call of its own, and ``split`` runs this for
+    every sample site of an eager model.
+    """
+    words: list[int] = []
+    for v in values:
+        words += (v >> 32, v & 0xFFFFFFFF)
+    return np.array(words, dtype=_KEY_DTYPE).reshape(len(values), 2)
 
 
 def _generator(key: Key) -> np.random.Generator:
@@ -163,6 +170,8 @@ class NumpyBackend:
 
     def split(self, key: Key, num: int = 2) -> Key:
         base = _mix(_as_int(key) ^ _SPLIT_TAG)
+        if num == 2:  # the split of every seeded site, spelled out without a comprehension
+            return _from_ints([_mix(base), _mix(base + 1)])
         return _from_ints([_mix(base + i) for i in range(num)])
 
     def fold_in(self, key: Key, data: int) -> Key:
@@ -173,7 +182,9 @@ class NumpyBackend:
         return np.asarray(x, dtype=np.float64 if dtype is None else dtype)
 
     def normal(self, key: Key, shape: Shape, dtype: Any = None) -> Array:
-        return self._cast(_generator(key).standard_normal(shape), dtype)
+        # One number (every scalar site): drawn without ``size``, which skips building a 0-d
+        # array; the same draw from the same stream, and ``_cast`` makes it a 0-d array.
+        return self._cast(_generator(key).standard_normal(shape or None), dtype)
 
     def uniform(
         self, key: Key, shape: Shape, dtype: Any = None, minval: Any = 0.0, maxval: Any = 1.0

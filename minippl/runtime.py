@@ -127,10 +127,10 @@ def apply_stack(msg: Message) -> Message:
     if watcher is not None:
         handlers = tuple(_Watched(handler, watcher) for handler in handlers)
     # Phase 1: bottom (innermost, last in the tuple) to top, stopping where a handler says.
-    first_seen = 0
-    for index in range(len(handlers) - 1, -1, -1):
-        first_seen = index
-        handlers[index].process_message(msg)
+    first_seen = len(handlers)  # ends as the index of the highest handler that saw it
+    for handler in reversed(handlers):
+        first_seen -= 1
+        handler.process_message(msg)
         if msg.stop:
             break
     # Phase 2: the default behaviour, only if nobody supplied a value.

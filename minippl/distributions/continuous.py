@@ -20,6 +20,7 @@ from minippl.distributions.transformed import TransformedDistribution
 from minippl.distributions.transforms import ExpTransform, PowerTransform
 from minippl.distributions.util import (
     Shape,
+    _reshape,
     broadcast_shapes,
     full_param,
     promote_shapes,
@@ -66,7 +67,12 @@ def _two_params(name: str, a: str, x: Any, b: str, y: Any) -> tuple[Any, Any, Sh
     if shape_x == shape_y:
         return x, y, shape_x
     batch = broadcast_shapes(shape_x, shape_y, what=f"{name}: {a} and {b} shapes")
-    x, y = promote_shapes(x, y)
+    # ``promote_shapes`` for two: the shapes are known, so only the lower rank is reshaped.
+    ndim = len(batch)
+    if len(shape_x) < ndim:
+        x = _reshape(x, (1,) * (ndim - len(shape_x)) + shape_x)
+    if len(shape_y) < ndim:
+        y = _reshape(y, (1,) * (ndim - len(shape_y)) + shape_y)
     return x, y, batch
 
 
