@@ -12,6 +12,7 @@ what every figure means and shows the latest table.  The parts, one concept a fi
 - ``suite.py``: the interleaved runs, the ratios and the targets.
 - ``report.py``: the JSON file, the Markdown table and the PNG plots.
 - ``profiling.py``: fixed cost and cost per leapfrog step of one sampler, and a profile.
+- ``combine.py``: one report from a suite run in parts.
 """
 
 import os
