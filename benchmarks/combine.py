@@ -19,7 +19,9 @@ from benchmarks import report, suite
 
 __all__ = ["combine", "main"]
 
-_LISTS = ("cells", "fresh_process", "fresh_process_ratios", "eager", "progress_bar", "scaling")
+_LISTS = ("cells", "fresh_process", "fresh_process_ratios", "eager", "progress_bar")
+_ONE_PART = ("scaling", "scaling_config")
+"""Sections taken whole from the (last) part that has them."""
 
 
 def combine(parts: Sequence[dict[str, Any]], tag: str) -> dict[str, Any]:
@@ -43,8 +45,7 @@ def combine(parts: Sequence[dict[str, Any]], tag: str) -> dict[str, Any]:
         if rows:
             merged[key] = rows
     for part in parts:
-        if "scaling_config" in part:
-            merged["scaling_config"] = part["scaling_config"]
+        merged.update({key: part[key] for key in _ONE_PART if key in part})
     merged["notes"].append(
         "Combined from separate runs (one process each): "
         + "; ".join(f"`{part['command']}`" for part in parts)
