@@ -29,20 +29,12 @@ files stay clean), and never when ``progress_bar=False``.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["ChunkPlan", "ProgressHub", "report_every", "stderr_is_terminal"]
-
-UPDATES_PER_RUN = 100
-"""At most this many updates per run in :func:`report_every` (a chunk is ~1% of the run)."""
-
-MIN_SECONDS_BETWEEN_REPORTS = 0.1
-"""tqdm redraws at most every 0.1 s, so shorter chunks show nothing new but still cost a
-dispatch each; once a program's speed is known, chunks last at least this long."""
+__all__ = ["ChunkPlan", "ProgressHub", "stderr_is_terminal"]
 
 SECONDS_PER_CHUNK = 0.2
 """The work a :class:`ChunkPlan` puts in one chunk once it knows the speed."""
@@ -59,16 +51,6 @@ def stderr_is_terminal() -> bool:
     """Whether a progress bar would be seen (standard error is an interactive terminal)."""
     stream = sys.stderr
     return bool(getattr(stream, "isatty", lambda: False)())
-
-
-def report_every(num_iterations: int, seconds_per_iteration: float | None = None) -> int:
-    """A fixed chunk length: about 1% of the run, and, when the speed of an earlier run of
-    the same program is known, enough for at least 0.1 s. (:class:`ChunkPlan` sizes
-    chunks from the run itself, which short first runs need.)"""
-    every = max(1, num_iterations // UPDATES_PER_RUN)
-    if seconds_per_iteration:
-        every = max(every, math.ceil(MIN_SECONDS_BETWEEN_REPORTS / seconds_per_iteration))
-    return every
 
 
 class ChunkPlan:
