@@ -49,3 +49,17 @@ def _x64_restored() -> Iterator[None]:
     yield
     if jax.config.read("jax_enable_x64") != previous:
         jax.config.update("jax_enable_x64", previous)
+
+
+@pytest.fixture
+def x64() -> Iterator[None]:
+    """Float64 on JAX for a test (NumPy is always float64); modules that need it throughout
+    say ``pytestmark = pytest.mark.usefixtures("x64")``."""
+    import jax
+
+    previous = jax.config.read("jax_enable_x64")
+    jax.config.update("jax_enable_x64", True)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", previous)

@@ -4,7 +4,6 @@ pointwise log likelihood, usable by ArviZ's own functions."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -14,19 +13,10 @@ import minippl
 from backends import Backend
 from minippl.infer import MCMC, Predictive
 
+pytestmark = pytest.mark.usefixtures("x64")  # float64 on JAX (NumPy always is)
+
 az = pytest.importorskip("arviz")
 
-
-@pytest.fixture(autouse=True)
-def x64() -> Iterator[None]:
-    import jax
-
-    previous = bool(jax.config.jax_enable_x64)
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", previous)
 
 
 def test_to_arviz_groups(backend: Backend) -> None:

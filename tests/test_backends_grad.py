@@ -7,7 +7,7 @@ differences with a step of ``1e-3 * max(1, |x|)``. Here it must match ``jax.valu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -73,17 +73,6 @@ def log_density(
 
     return fn
 
-
-@pytest.fixture
-def x64() -> Iterator[None]:
-    import jax
-
-    previous = jax.config.read("jax_enable_x64")
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", previous)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -6,7 +6,6 @@ Checked by hand on small models (both backends) and against NumPyro as the oracl
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -30,18 +29,8 @@ from minippl.infer import (
 )
 from minippl.infer.util import InitError, find_valid_initial_params, unconstrain_fn
 
+pytestmark = pytest.mark.usefixtures("x64")  # float64 on JAX (NumPy always is)
 
-@pytest.fixture(autouse=True)
-def x64() -> Iterator[None]:
-    """Float64 on JAX for these tests (NumPy is always float64)."""
-    import jax
-
-    previous = bool(jax.config.jax_enable_x64)
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", previous)
 
 
 def norm_logpdf(x: float, loc: float, scale: float) -> float:

@@ -29,19 +29,10 @@ from backends import Backend
 from minippl.infer import MCMC, NUTS, MCMCWarning
 from minippl.infer.compile_cache import cache_dir
 
+pytestmark = pytest.mark.usefixtures("x64")  # float64 on JAX (NumPy always is)
+
 REPO = Path(__file__).resolve().parents[1]
 
-
-@pytest.fixture(autouse=True)
-def x64() -> Iterator[None]:
-    import jax
-
-    previous = bool(jax.config.jax_enable_x64)
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", previous)
 
 
 def data(backend: Backend) -> Any:

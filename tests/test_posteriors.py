@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from minippl.diagnostics import effective_sample_size
 from minippl.distributions import constraints
 from minippl.infer import MCMC, NUTS
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("x64")]
 
 
 def shared_dir() -> Path:
@@ -46,17 +46,6 @@ def load(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     reference = json.loads((folder / "reference.json").read_text())["params"]
     return data, reference
 
-
-@pytest.fixture(autouse=True)
-def x64() -> Iterator[None]:
-    import jax
-
-    previous = bool(jax.config.jax_enable_x64)
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", previous)
 
 
 # -- the models, as the README sketches them ------------------------------------------------

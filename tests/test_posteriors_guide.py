@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -21,24 +20,14 @@ from test_posteriors import eight_schools_centered, load, shared_dir
 import minippl
 import minippl.distributions as dist
 from backends import Backend
+from benchmarks.models import email_regression
 from minippl import handlers
 from minippl.diagnostics import effective_sample_size
 from minippl.infer import MCMC, NUTS, MCMCWarning
 from minippl.infer.reparam import LocScaleReparam
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("x64")]
 
-
-@pytest.fixture(autouse=True)
-def x64() -> Iterator[None]:
-    import jax
-
-    previous = bool(jax.config.jax_enable_x64)
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", previous)
 
 
 def guide_run(model: Any, *args: Any, chains: int = 4, warmup: int = 1000, **kwargs: Any) -> MCMC:
@@ -87,22 +76,8 @@ def test_collections_email_effect(jax_backend: Backend) -> None:
     xp = jax_backend.xp
     col = {c: xp.asarray([float(r[c]) for r in rows]) for c in rows[0]}
 
-    def email_model(
-        credit_limit: Any, risk_score: Any, email: Any = None, payments: Any = None
-    ) -> None:
-        n = credit_limit.shape[0]
-        email_prob = minippl.sample("email_prob", dist.Beta(1.0, 1.0))
-        email = minippl.sample(
-            "email", dist.Bernoulli(email_prob).expand([n]).to_event(1), obs=email
-        )
-        b_intercept = minippl.sample("b_intercept", dist.Normal(500.0, 100.0))
-        b_email = minippl.sample("b_email", dist.Normal(0.0, 10.0))
-        b_credit = minippl.sample("b_credit", dist.Normal(0.0, 10.0))
-        b_risk = minippl.sample("b_risk", dist.Normal(0.0, 10.0))
-        sigma = minippl.sample("sigma", dist.HalfNormal(10.0))
-        mu = b_intercept + b_email * email + b_credit * credit_limit + b_risk * risk_score
-        with minippl.plate("data", n):
-            minippl.sample("payments", dist.Normal(mu, sigma), obs=payments)
+    # The guide's model, as the benchmarks write it once for every library.
+    email_model = email_regression(minippl, dist)
 
     # 5000 rows: two chains of 500 + 1000 (not the guide's four of 1000 + 1000) keep this
     # test to a few seconds of sampling; the Monte Carlo error of b_email's mean is ~0.07.

@@ -3,7 +3,6 @@ the oracle for the draws on JAX."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -14,17 +13,8 @@ import minippl.distributions as dist
 from backends import Backend
 from minippl.infer import Predictive
 
+pytestmark = pytest.mark.usefixtures("x64")  # float64 on JAX (NumPy always is)
 
-@pytest.fixture(autouse=True)
-def x64() -> Iterator[None]:
-    import jax
-
-    previous = bool(jax.config.jax_enable_x64)
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", previous)
 
 
 CALLS = {"n": 0}

@@ -17,7 +17,7 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,7 @@ from backends import Backend
 from minippl import handlers
 from minippl.infer import NUTS
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("x64")]
 
 REPLICATIONS = 200
 WARMUP = 300
@@ -38,17 +38,6 @@ DRAWS = 495
 THIN = 5  # 99 kept draws: ranks 0..99, 100 values, 10 per histogram bin
 BINS = 10
 
-
-@pytest.fixture(autouse=True)
-def x64() -> Iterator[None]:
-    import jax
-
-    previous = bool(jax.config.jax_enable_x64)
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", previous)
 
 
 def normal_scale(y: Any = None) -> None:
