@@ -41,9 +41,12 @@ _KEYS_BY_TYPE: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class Message:
     """What a primitive sends through the stack.
+
+    Slotted: every site builds one message and ``trace`` copies it, and with ``__slots__``
+    both (and every field read in the handlers) skip the per-instance ``__dict__``.
 
     Fields
     ------
@@ -114,15 +117,23 @@ class Message:
         original; under ``do`` inside a plate that doubles the plate frames. Copying the
         containers avoids that.
         """
-        # ``trace`` copies every message, so this skips ``dataclasses.replace`` (which calls
-        # ``__init__`` field by field) and fills the new instance's ``__dict__`` in one step.
-        fields = self.__dict__.copy()
-        fields["kwargs"] = dict(self.kwargs)
-        fields["infer"] = dict(self.infer)
-        fields["cond_indep_stack"] = list(self.cond_indep_stack)
-        fields["intermediates"] = list(self.intermediates)
+        # ``trace`` copies every message, so this skips ``dataclasses.replace`` (which
+        # re-runs ``__init__`` through keyword arguments) and fills the slots directly.
         new = object.__new__(Message)
-        new.__dict__ = fields
+        new.type = self.type
+        new.name = self.name
+        new.fn = self.fn
+        new.args = self.args
+        new.kwargs = dict(self.kwargs)
+        new.value = self.value
+        new.scale = self.scale
+        new.is_observed = self.is_observed
+        new.intermediates = list(self.intermediates)
+        new.cond_indep_stack = list(self.cond_indep_stack)
+        new.infer = dict(self.infer)
+        new.mask = self.mask
+        new.stop = self.stop
+        new.interveners = self.interveners
         return new
 
     def __repr__(self) -> str:

@@ -171,17 +171,23 @@ class plate(Messenger):
             raise ValueError(f"plate {name!r}: dim must be negative (counted from the right)")
         self.name = name
         self.size = size
-        self.dim, self._indices = self._announce(name, size, subsample_size, dim)
-        self.subsample_size = int(shape_of(self._indices)[0])
-        # The frame every site inside gets: built once here, not once per site.
+        self.dim, self._indices, self.subsample_size = self._announce(
+            name, size, subsample_size, dim
+        )
+        # The frame every site inside gets, and the batch shape of a site inside this plate
+        # and no other (size at ``dim``, 1 to its right): built once here, not once per site.
         self._frame = CondIndepStackFrame(name, self.dim, self.subsample_size)
+        self._shape_alone = (self.subsample_size,) + (1,) * (-self.dim - 1)
         super().__init__()
 
     @staticmethod
     def _announce(
         name: str, size: int, subsample_size: int | None, dim: int | None
-    ) -> tuple[int, Any]:
-        """Send the plate's own message: it gets its indices and learns the dims in use."""
+    ) -> tuple[int, Any, int]:
+        """Send the plate's own message: it gets its indices and learns the dims in use.
+
+        Returns the plate's dim, its indices and how many there are.
+        """
         xp = current().xp
         subsampling = subsample_size is not None and subsample_size != size
         msg = Message(
@@ -212,7 +218,7 @@ class plate(Messenger):
                 dim -= 1
         elif dim in occupied:
             raise ValueError(f"plate {name!r}: dim {dim} is already used by an enclosing plate")
-        return dim, msg.value
+        return dim, msg.value, given
 
     def __enter__(self) -> Any:
         super().__enter__()
@@ -237,14 +243,20 @@ class plate(Messenger):
     def _batch_shape(self, msg: Message) -> Shape:
         """The distribution's batch shape broadcast against all enclosing plates."""
         frames = msg.cond_indep_stack
-        expected = [1] * max(-f.dim for f in frames)
-        for f in frames:
-            expected[f.dim] = f.size
+        if len(frames) == 1:  # this plate alone (its own frame), the usual case
+            expected = self._shape_alone
+        else:
+            sizes = [1] * max(-f.dim for f in frames)
+            for f in frames:
+                sizes[f.dim] = f.size
+            expected = tuple(sizes)
         dist_shape = tuple(msg.kwargs.get("sample_shape", ())) + tuple(msg.fn.batch_shape)
         msg.kwargs["sample_shape"] = ()
+        if dist_shape == expected:  # a distribution written in the plates' shape
+            return expected
         overlap = max(len(expected) - len(dist_shape), 0)
         try:
-            trailing = broadcast_shapes(tuple(expected[overlap:]), dist_shape)
+            trailing = broadcast_shapes(expected[overlap:], dist_shape)
         except ValueError:
             raise ValueError(
                 f"site {msg.name!r}: batch shape {dist_shape} does not match the enclosing "
@@ -252,7 +264,7 @@ class plate(Messenger):
                 f"{tuple(expected)}). Make the distribution's batch dim at dim={self.dim} equal "
                 f"{self.subsample_size} (or 1), or move the site out of plate {self.name!r}."
             ) from None
-        return tuple(expected[:overlap]) + trailing
+        return expected[:overlap] + trailing
 
     def postprocess_message(self, msg: Message) -> None:
         if msg.type not in ("subsample", "param"):

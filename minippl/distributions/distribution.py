@@ -205,6 +205,8 @@ class ExpandedDistribution(Distribution):
             base = base.base_dist
         self.base_dist = base
         new_shape, self._expanded, self._interstitial = _expansion(base.batch_shape, batch_shape)
+        # The extra sample dims drawn from ``base``: new leading dims, then grown ones.
+        self._extra_sample_shape = tuple(size for _, size in self._expanded + self._interstitial)
         super().__init__(new_shape, base.event_shape, validate_args=False)
         self.support = base.support
         self.is_discrete = base.is_discrete
@@ -224,17 +226,15 @@ class ExpandedDistribution(Distribution):
     ) -> tuple[Any, list[Any]]:
         xp = current().xp
         sample_shape = tuple(sample_shape)
-        expanded = tuple(size for _, size in self._expanded)
-        interstitial = tuple(size for _, size in self._interstitial)
         value, inter = self.base_dist.sample_with_intermediates(
-            key, sample_shape + expanded + interstitial
+            key, sample_shape + self._extra_sample_shape
         )
-        if not interstitial:
+        if not self._interstitial:
             return value, inter
         # Swap each grown size-1 dim of the base with the extra sample dim drawn for it.
         batch_ndim = xp.ndim(value) - len(self.event_shape)
         perm = list(range(batch_ndim))
-        start = len(sample_shape) + len(expanded)
+        start = len(sample_shape) + len(self._expanded)
         for offset, (dim, _) in enumerate(self._interstitial):
             a, b = batch_ndim + dim, start + offset
             perm[a], perm[b] = perm[b], perm[a]

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+import numpy as np
+
 from minippl.backend import current
 from minippl.messages import Message
 from minippl.runtime import Messenger
@@ -20,10 +22,10 @@ _SEEDED_TYPES = ("sample", "prng_key", "plate", "control_flow")
 def as_key(rng_seed: Any) -> Any:
     """A PRNG key of the active backend from an int seed (or a 0-d integer array) or a key."""
     backend = current()
+    if isinstance(rng_seed, int):  # the usual case, first: every wrapped call builds a seed
+        return backend.key(rng_seed)
     if backend.is_key(rng_seed):
         return rng_seed
-    if isinstance(rng_seed, int):
-        return backend.key(rng_seed)
     if getattr(rng_seed, "shape", None) == () and "int" in str(rng_seed.dtype):
         # A 0-d integer array; under jit a traced one, which jax.random.key accepts.
         return backend.key(int(rng_seed) if backend.is_concrete(rng_seed) else rng_seed)
@@ -31,6 +33,21 @@ def as_key(rng_seed: Any) -> Any:
         f"rng_seed must be an int or a PRNG key of the {backend.name} backend, "
         f"got {type(rng_seed).__name__}"
     )
+
+
+def _split_in_two(key: Any) -> tuple[Any, Any]:
+    """The two halves of ``split(key)``, taken out in the way that is cheap for its array type.
+
+    A JAX array unpacks in one eager dispatch, where ``keys[0], keys[1]`` would be two, each
+    dearer than the split itself. A NumPy array unpacks through its generic iterator, which
+    fetches a third row to learn that there is none (and raises ``IndexError`` inside); two
+    indexings cost a third of that. ``seed`` splits once per site, so this shows.
+    """
+    keys = current().split(key)
+    if type(keys) is np.ndarray:
+        return keys[0], keys[1]
+    first, second = keys
+    return first, second
 
 
 class seed(Messenger):
@@ -92,9 +109,7 @@ class seed(Messenger):
             return
         if self.rng_key is None:
             return
-        # Unpacking, not ``keys[0], keys[1]``: on JAX each index is an eager dispatch of its
-        # own, dearer than the split itself, where unpacking is one.
-        self.rng_key, msg.kwargs["rng_key"] = current().split(self.rng_key)
+        self.rng_key, msg.kwargs["rng_key"] = _split_in_two(self.rng_key)
 
 
 class trace(Messenger):
@@ -119,7 +134,7 @@ class trace(Messenger):
     def postprocess_message(self, msg: Message) -> None:
         if msg.name is None:
             return
-        if msg.type in ("sample", "deterministic") and msg.name in self.trace:
+        if msg.name in self.trace and msg.type in ("sample", "deterministic"):
             raise ValueError(
                 f"two sites are named {msg.name!r}: site names must be unique. Rename one, "
                 "or put the repeated component under handlers.scope(prefix=...)"
