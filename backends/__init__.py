@@ -14,6 +14,9 @@ from importlib import import_module
 from importlib.metadata import entry_points
 
 from backends.protocol import Array, Backend, Key, PyTree, Shape
+from backends.xla_cpu import apply_small_loop_flags
+
+apply_small_loop_flags()  # before anything starts JAX: see backends/xla_cpu.py
 
 __all__ = ["Array", "Backend", "Key", "PyTree", "Shape", "available", "load"]
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ import scipy.linalg as spl
 import scipy.special as sps
 
 from backends import pytree
+from backends.program_keys import UnkeyableError
 from backends.protocol import Array, Key, PyTree, Shape
 
 _SPLIT_TAG = 0x5EED5EED5EED5EED
@@ -60,11 +62,15 @@ def _as_int(key: Key) -> int:
     32-bit words one NumPy call costs more than a whole SplitMix64 round in Python.
     ``tolist`` reads both words in one call (indexing would build two NumPy scalars).
     """
-    k = key if type(key) is np.ndarray else np.asarray(key)
-    if k.shape != (2,) or k.dtype != _KEY_DTYPE:
-        raise ValueError(
-            f"expected a single NumPy-backend key (uint32, shape (2,)), got {k.dtype} {k.shape}"
-        )
+    # The usual key (made by ``key`` or ``split``) passes the first test: an ndarray whose
+    # dtype is the canonical uint32 object. Anything else gets the general check.
+    k = key
+    if type(k) is not np.ndarray or k.dtype is not _KEY_DTYPE or k.shape != (2,):
+        k = np.asarray(key)
+        if k.shape != (2,) or k.dtype != _KEY_DTYPE:
+            raise ValueError(
+                f"expected a single NumPy-backend key (uint32, shape (2,)), got {k.dtype} {k.shape}"
+            )
     high, low = k.tolist()
     return int((high << 32) | low)
 
@@ -104,11 +110,13 @@ def _generator(key: Key) -> np.random.Generator:
             "has_uint32": 0,
             "uinteger": 0,
         }
-        cache = _LOCAL.philox = (np.random.Generator(np.random.Philox(key=0)), state, key_words)
-    gen, state, key_words = cache
+        bit_generator = np.random.Philox(key=0)
+        gen = np.random.Generator(bit_generator)
+        cache = _LOCAL.philox = (gen, bit_generator, state, key_words)
+    gen, bit_generator, state, key_words = cache
     k = _as_int(key)
     key_words[0], key_words[1] = k, _mix(k)
-    gen.bit_generator.state = state
+    bit_generator.state = state
     return gen
 
 
@@ -163,15 +171,21 @@ class NumpyBackend:
     # -- keys ---------------------------------------------------------------------------
     def key(self, seed: int) -> Key:
         seed = int(seed)
-        return np.array([(seed >> 32) & 0xFFFFFFFF, seed & 0xFFFFFFFF], dtype=np.uint32)
+        return np.array([(seed >> 32) & 0xFFFFFFFF, seed & 0xFFFFFFFF], dtype=_KEY_DTYPE)
 
     def is_key(self, x: object) -> bool:
         return isinstance(x, np.ndarray) and x.dtype == np.uint32 and x.shape[-1:] == (2,)
 
     def split(self, key: Key, num: int = 2) -> Key:
         base = _mix(_as_int(key) ^ _SPLIT_TAG)
-        if num == 2:  # the split of every seeded site, spelled out without a comprehension
-            return _from_ints([_mix(base), _mix(base + 1)])
+        if num == 2:
+            # The split of every seeded site: what ``_from_ints`` makes, written word by word
+            # into an empty array, which costs half of converting a list.
+            first, second = _mix(base), _mix(base + 1)
+            keys = np.empty((2, 2), dtype=_KEY_DTYPE)
+            keys[0, 0], keys[0, 1] = first >> 32, first & 0xFFFFFFFF
+            keys[1, 0], keys[1, 1] = second >> 32, second & 0xFFFFFFFF
+            return keys
         return _from_ints([_mix(base + i) for i in range(num)])
 
     def fold_in(self, key: Key, data: int) -> Key:
@@ -181,10 +195,21 @@ class NumpyBackend:
     def _cast(self, x: Any, dtype: Any) -> Array:
         return np.asarray(x, dtype=np.float64 if dtype is None else dtype)
 
+    def _standard(self, draw: Callable[..., Any], shape: Shape, dtype: Any) -> Array:
+        """``draw(size)`` of a standard distribution, cast to ``dtype``.
+
+        One number (every scalar site) is drawn without ``size`` and returned as a NumPy
+        scalar, not a 0-d array: the same number from the same stream, and the arithmetic a
+        distribution does next (``loc + eps * scale``) is several times cheaper on scalars
+        (NumPy's own ops on 0-d arrays return such scalars anyway). Generator draws are
+        float64 already, so without a ``dtype`` there is nothing to cast.
+        """
+        if dtype is None:
+            return draw(shape) if shape else np.float64(draw())
+        return self._cast(draw(shape or None), dtype)
+
     def normal(self, key: Key, shape: Shape, dtype: Any = None) -> Array:
-        # One number (every scalar site): drawn without ``size``, which skips building a 0-d
-        # array; the same draw from the same stream, and ``_cast`` makes it a 0-d array.
-        return self._cast(_generator(key).standard_normal(shape or None), dtype)
+        return self._standard(_generator(key).standard_normal, shape, dtype)
 
     def uniform(
         self, key: Key, shape: Shape, dtype: Any = None, minval: Any = 0.0, maxval: Any = 1.0
@@ -193,10 +218,10 @@ class NumpyBackend:
         return self._cast(minval + (np.asarray(maxval) - minval) * u, dtype)
 
     def exponential(self, key: Key, shape: Shape, dtype: Any = None) -> Array:
-        return self._cast(_generator(key).standard_exponential(shape), dtype)
+        return self._standard(_generator(key).standard_exponential, shape, dtype)
 
     def cauchy(self, key: Key, shape: Shape, dtype: Any = None) -> Array:
-        return self._cast(_generator(key).standard_cauchy(shape), dtype)
+        return self._standard(_generator(key).standard_cauchy, shape, dtype)
 
     def laplace(self, key: Key, shape: Shape, dtype: Any = None) -> Array:
         return self._cast(_generator(key).laplace(size=shape), dtype)
@@ -385,6 +410,26 @@ class NumpyBackend:
 
     def enable_compilation_cache(self, path: str | None) -> None:
         """Nothing is compiled on NumPy; nothing to cache."""
+
+    def can_store_programs(self) -> bool:
+        return False
+
+    def stored_program(
+        self,
+        name: str,
+        jitted: Callable[..., Any],
+        folder: Path,
+        describe: Callable[[tuple[Any, ...]], Any],
+        on_load: Callable[[], None],
+    ) -> Callable[..., Any]:
+        """Nothing is compiled on NumPy: the function itself."""
+        return jitted
+
+    def function_digest(self, fn: Callable[..., Any], *args: Any) -> str:
+        raise UnkeyableError("NumPy runs functions eagerly: there is no program to describe")
+
+    def row_shapes(self, tree: PyTree) -> PyTree:
+        return pytree.tree_map(lambda x: np.empty(np.shape(x)[1:], np.asarray(x).dtype), tree)
 
     def eval_shape(self, fn: Callable[..., Any], *args: Any) -> PyTree:
         """Eager: compute it (its arrays carry their shapes and dtypes)."""

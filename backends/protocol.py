@@ -13,6 +13,7 @@ A third backend implements this protocol and registers itself under the
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 Array = Any
@@ -147,6 +148,35 @@ class Backend(Protocol):
 
     def enable_compilation_cache(self, path: str | None) -> None:
         """Keep compiled programs in ``path`` across processes (``None`` turns it off)."""
+        ...
+
+    def can_store_programs(self) -> bool:
+        """Whether :meth:`stored_program` keeps compiled programs on disk on this backend (JAX
+        with one device); where it does not, it returns the program unchanged."""
+        ...
+
+    def stored_program(
+        self,
+        name: str,
+        jitted: Callable[..., Any],
+        folder: Path,
+        describe: Callable[[tuple[Any, ...]], Any],
+        on_load: Callable[[], None],
+    ) -> Callable[..., Any]:
+        """``jitted`` (from :meth:`jit`), its compiled form kept in ``folder`` so that a fresh
+        process loads it instead of tracing it again. ``describe(args)`` states what decides
+        the program besides the arguments' shapes and minippl's code; it raises
+        :class:`backends.program_keys.UnkeyableError` when something cannot be keyed, and the
+        program is then compiled as usual. ``on_load`` is called when one comes from disk."""
+        ...
+
+    def function_digest(self, fn: Callable[..., Any], *args: Any) -> str:
+        """A digest of what ``fn`` computes at the shapes of ``args`` (JAX: of its jaxpr): it
+        stands for a model's code in the key of a stored program."""
+        ...
+
+    def row_shapes(self, tree: PyTree) -> PyTree:
+        """The shapes and dtypes of one row of each leaf (the leading axis dropped)."""
         ...
 
     def eval_shape(self, fn: Callable[..., Any], *args: Any) -> PyTree:

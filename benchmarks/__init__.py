@@ -22,3 +22,10 @@ import os
 # matrix's Cholesky factor at a window end, say) cost milliseconds of thread hand-offs
 # instead of microseconds, in minippl and NumPyro alike. Set it yourself to override.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+# One XLA setting for every library measured: minippl adds it to XLA_FLAGS when imported
+# (backends/xla_cpu.py: small loops compiled as one function); applying it here, before any
+# library starts JAX, makes sure NumPyro and BlackJAX run under the same XLA as minippl.
+from backends.xla_cpu import apply_small_loop_flags  # noqa: E402
+
+apply_small_loop_flags()

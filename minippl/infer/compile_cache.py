@@ -10,6 +10,11 @@ program on disk, so a fresh process running the same model loads it instead of c
 It is on by default. The folder is ``$MINIPPL_CACHE_DIR`` if set, else
 ``$XDG_CACHE_HOME/minippl/jax`` (``~/.cache/minippl/jax``); ``MINIPPL_COMPILE_CACHE=0`` turns
 it off. A folder the user configured in JAX directly is left as it is (the backend checks).
+
+Where the backend can (``stored_program``; on JAX :mod:`backends.jax_programs`), it also
+keeps the samplers' compiled programs themselves in ``<folder>/programs``
+(``MINIPPL_STORED_PROGRAMS=0`` turns that part off), so a warm process need not trace them
+to find them in the cache.
 """
 
 from __future__ import annotations
@@ -19,14 +24,18 @@ from pathlib import Path
 
 from minippl.backend import current
 
-__all__ = ["cache_dir", "enable_compile_cache"]
+__all__ = ["cache_dir", "enable_compile_cache", "program_dir"]
 
 _configured: dict[str, str | None] = {}
 
 
+def _off(name: str) -> bool:
+    return os.environ.get(name, "1").strip().lower() in ("0", "false", "off", "no")
+
+
 def cache_dir() -> Path | None:
     """Where compiled programs are kept, or ``None`` when the cache is turned off."""
-    if os.environ.get("MINIPPL_COMPILE_CACHE", "1").strip().lower() in ("0", "false", "off", "no"):
+    if _off("MINIPPL_COMPILE_CACHE"):
         return None
     explicit = os.environ.get("MINIPPL_CACHE_DIR")
     if explicit:
@@ -54,3 +63,12 @@ def enable_compile_cache() -> Path | None:
     backend.enable_compilation_cache(wanted)
     _configured[backend.name] = wanted
     return folder
+
+
+def program_dir(folder: Path | None) -> Path | None:
+    """Where the backend keeps compiled samplers beside the persistent cache in ``folder``:
+    only where it can (JAX with one device: a program's key does not say how its arguments
+    are laid out over devices), and not when ``MINIPPL_STORED_PROGRAMS=0``."""
+    if folder is None or _off("MINIPPL_STORED_PROGRAMS"):
+        return None
+    return folder / "programs" if current().can_store_programs() else None

@@ -41,21 +41,27 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from backends.program_keys import canonical
 from minippl.backend import current
 from minippl.diagnostics import format_divergences, print_summary
 from minippl.distributions.util import shape_of
 from minippl.infer.chain_loop import RunStats, build_chain_loop, get_field, max_tree_depth
-from minippl.infer.compile_cache import enable_compile_cache
+from minippl.infer.compile_cache import enable_compile_cache, program_dir
 from minippl.infer.program_cache import Merge, ProgramCache, shape_key
 from minippl.infer.progress import ChunkPlan, ProgressHub, stderr_is_terminal
 
 __all__ = ["MCMC", "MCMCWarning"]
 
 CHAIN_METHODS = ("parallel", "vectorized", "sequential")
+
+
+_MODEL_FUNCTIONS = ("_model", "_potential_fn", "_potential_fn_gen", "_postprocess_fn")
+"""A kernel's attributes that hold the model's functions (keyed by their jaxpr, not value)."""
 
 
 class MCMCWarning(UserWarning):
@@ -156,6 +162,8 @@ class MCMC:
         self._args: tuple[Any, ...] = ()
         self._kwargs: dict[str, Any] = {}
         self._hub = ProgressHub()
+        self._program_dir: Path | None = None
+        self._helpers: dict[Any, Callable[..., Any]] = {}
         self.num_traces = 0
         """How many times the chain program was traced (compiled) by this object."""
 
@@ -258,7 +266,8 @@ class MCMC:
     def _chain_keys(self, rng_key: Any) -> Any:
         backend = current()
         if self.num_chains > 1 and _is_single_key(rng_key):
-            return backend.split(rng_key, self.num_chains)
+            n = self.num_chains
+            return self._helper("split_keys", lambda key: backend.split(key, n), n)(rng_key)
         if self.num_chains > 1 and shape_of(rng_key)[0] != self.num_chains:
             raise ValueError(
                 f"rng_key holds {shape_of(rng_key)[0]} keys but num_chains={self.num_chains}"
@@ -300,8 +309,9 @@ class MCMC:
             stacked = backend.tree_map(lambda *xs: xp.stack([xp.asarray(x) for x in xs]), *states)
             return stacked if self.num_chains > 1 else backend.tree_map(lambda x: x[0], stacked)
 
+        first_key = self._helper("first_key", lambda b: backend.tree_map(lambda k: k[0], b))
         self._chain_start = self.sampler.chain_initializer(
-            batch[0], self.num_warmup, params_of(0), args, kwargs
+            first_key(batch), self.num_warmup, params_of(0), args, kwargs
         )
 
         def build(merge: Merge) -> Any:
@@ -313,7 +323,16 @@ class MCMC:
                 start = backend.vmap(self._chain_start, in_axes=axes)
                 return start(chain_keys, params, data_args, data_kwargs)
 
-            return backend.jit(init_chains, optimize=False)
+            def describe(program_args: tuple[Any, ...]) -> Any:
+                chain_keys, params, dyn = program_args
+                start = self._chain_start
+                assert start is not None
+                rows = backend.row_shapes
+                one = (rows(chain_keys), None if params is None else rows(params), dyn)
+                return backend.function_digest(lambda k, p, d: start(k, p, *merge(d)), *one)
+
+            jitted = backend.jit(init_chains, optimize=False)
+            return self._stored("init", jitted, describe)
 
         states, is_valid = self._cache.run(
             "init", args, kwargs, build, lambda program, dyn, _: program(batch, init_params, dyn)
@@ -356,7 +375,7 @@ class MCMC:
     ) -> None:
         backend = current()
         xp = backend.xp
-        enable_compile_cache()
+        self._program_dir = program_dir(enable_compile_cache())
         self._args, self._kwargs = tuple(args), dict(kwargs)
         keys = self._chain_keys(rng_key)
         resuming = phase == "run" and self._warmup_state is not None
@@ -456,12 +475,85 @@ class MCMC:
                 return backend.shard_over_devices(
                     loop, self._plan.num_devices, axes, donate_argnums=(1,)
                 )
-            return backend.jit(loop, donate_argnums=(1,))
+            jitted = backend.jit(loop, donate_argnums=(1,))
+            return self._stored(
+                "chains",
+                jitted,
+                lambda program_args: self._describe_chains(merge, program_args, fields, removed),
+                on_load=self._count_trace,
+            )
 
         out: tuple[Any, list[Any], RunStats] = self._cache.run(
             ("chains", fields, removed), args, kwargs, build, call
         )
         return out
+
+    def _helper(self, name: str, fn: Callable[..., Any], *static: Any) -> Callable[..., Any]:
+        """A small array operation of the driver (splitting keys, slicing or joining blocks of
+        chains, flattening draws) as one compiled program kept on disk when programs are
+        stored (JAX): run eagerly, each operation would be one more program to trace and
+        lower in a fresh process. ``static`` is what ``fn`` closes over; elsewhere (NumPy,
+        or nothing stored) ``fn`` just runs."""
+        if self._program_dir is None:
+            return fn
+        key = (name, static)
+        program = self._helpers.get(key)
+        if program is None:
+            described = canonical(static)
+            backend = current()
+            program = backend.stored_program(
+                name, backend.jit(fn), self._program_dir, lambda _: described, lambda: None
+            )
+            self._helpers[key] = program
+        return program
+
+    def _stored(
+        self,
+        name: str,
+        jitted: Callable[..., Any],
+        describe: Callable[[tuple[Any, ...]], Any],
+        on_load: Callable[[], None] = lambda: None,
+    ) -> Callable[..., Any]:
+        """``jitted``, kept on disk beside the persistent cache when that is possible (JAX,
+        one device, a kernel whose model a jaxpr describes): a fresh process then loads the
+        program instead of tracing and lowering it just to find it in JAX's cache."""
+        usable = hasattr(self.sampler, "chain_initializer") and self._plan.method != "parallel"
+        if self._program_dir is None or not usable:
+            return jitted
+        return current().stored_program(name, jitted, self._program_dir, describe, on_load)
+
+    def _describe_chains(
+        self,
+        merge: Merge,
+        program_args: tuple[Any, ...],
+        fields: tuple[str, ...],
+        removed: tuple[str, ...],
+    ) -> Any:
+        """What the chain program depends on besides minippl's code and the argument
+        shapes: the kernel's settings, this driver's, and the model, through the jaxpr of
+        its potential energy (with gradient) and of the map to the collected values."""
+        backend = current()
+        kernel = self.sampler
+        states, dyn = program_args[0], program_args[3]
+        postprocess_fn = self.postprocess_fn
+
+        def model_parts(z: Any, data: list[Any]) -> Any:
+            args, kwargs = merge(data)
+            potential = kernel.get_potential_fn(args, kwargs)
+            post = postprocess_fn or kernel.postprocess_fn(args, kwargs)
+            return backend.value_and_grad(potential)(z), post(z)
+
+        # The model's functions are described by the jaxpr; every other setting by value.
+        settings = {k: v for k, v in vars(kernel).items() if k not in _MODEL_FUNCTIONS}
+        driver = (self.num_warmup, self.thinning, self._sample_field, fields, removed)
+        return (
+            canonical(type(kernel)),
+            canonical(settings),
+            canonical((driver, self._plan.method)),
+            backend.function_digest(
+                model_parts, backend.row_shapes(get_field(states, self._sample_field)), dyn
+            ),
+        )
 
     def _empty_collection(
         self,
@@ -534,9 +626,15 @@ class MCMC:
         else:
             blocks = [(0, self.num_chains)]
         results = []
-        for lo, hi in blocks:
-            whole = hi - lo == self.num_chains
-            block = states if whole else backend.tree_map(lambda x, a=lo, b=hi: x[a:b], states)
+        if len(blocks) > 1:
+
+            def split(tree: Any) -> list[Any]:
+                return [backend.tree_map(lambda x, a=lo, b=hi: x[a:b], tree) for lo, hi in blocks]
+
+            parts = self._helper("split_blocks", split, tuple(blocks))(states)
+        else:
+            parts = [states]
+        for (lo, hi), block in zip(blocks, parts, strict=True):
             ids = np.arange(lo, hi)
             coll = self._empty_collection(block, args, kwargs, fields, removed, size)
             zero = np.zeros((hi - lo,), dtype=np.int32)
@@ -552,9 +650,11 @@ class MCMC:
         if len(results) == 1:
             out: tuple[Any, list[Any], RunStats] = results[0]
             return out
-        joined: tuple[Any, list[Any], RunStats] = backend.tree_map(
-            lambda *xs: xp.concatenate(xs), *results
-        )
+
+        def join(results: list[Any]) -> Any:
+            return backend.tree_map(lambda *xs: xp.concatenate(xs), *results)
+
+        joined: tuple[Any, list[Any], RunStats] = self._helper("join_blocks", join)(results)
         return joined
 
     # -- after a run ---------------------------------------------------------------------------
@@ -598,10 +698,14 @@ class MCMC:
         if self._states_flat is None:
             backend = current()
             xp = backend.xp
-            self._states_flat = backend.tree_map(
-                lambda x: xp.reshape(x, (x.shape[0] * x.shape[1],) + tuple(x.shape[2:])),
-                self._states,
-            )
+
+            def flat(states: Any) -> Any:
+                return backend.tree_map(
+                    lambda x: xp.reshape(x, (x.shape[0] * x.shape[1],) + tuple(x.shape[2:])),
+                    states,
+                )
+
+            self._states_flat = self._helper("flatten_draws", flat)(self._states)
         return self._states_flat
 
     def get_samples(self, group_by_chain: bool = False) -> Any:
@@ -656,6 +760,7 @@ class MCMC:
         state = self.__dict__.copy()
         state["_cache"] = ProgramCache()
         state["_programs_timed"] = {}
+        state["_helpers"] = {}
         state["_hub"] = None
         return state
 

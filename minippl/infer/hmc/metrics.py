@@ -80,6 +80,11 @@ class MassLayout:
         return joined if self.inverse_order is None else joined[self.inverse_order]
 
 
+def _size(tree: Any) -> int:
+    """The number of elements in a pytree of arrays (the length of its raveled form)."""
+    return sum(int(np.size(leaf)) for leaf in current().tree_flatten(tree)[0])
+
+
 def make_layout(
     z: Any, dense_mass: bool | Sequence[tuple[str, ...]], given: Any = None
 ) -> MassLayout:
@@ -95,8 +100,8 @@ def make_layout(
         ``dense_mass`` does not name become diagonal blocks, and a bare array stands for
         the block of all sites.
     """
-    bk = current()
-    size = int(bk.ravel_pytree(z)[0].shape[0])
+    # Sizes from shapes, not from raveling: on JAX every eager op is a program to compile.
+    size = _size(z)
     if isinstance(dense_mass, bool):
         return MassLayout((Block(None, None, size, dense_mass),), size, False, None)
     if not isinstance(z, Mapping):
@@ -104,7 +109,7 @@ def make_layout(
     offsets: dict[str, np.ndarray] = {}
     start = 0
     for name in sorted(z):
-        n = int(bk.ravel_pytree(z[name])[0].shape[0])
+        n = _size(z[name])
         offsets[name] = np.arange(start, start + n)
         start += n
     groups: dict[tuple[str, ...], bool] = {tuple(g): True for g in dense_mass}

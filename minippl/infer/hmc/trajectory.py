@@ -271,13 +271,15 @@ def _build_subtree(dyn: _Dynamics, tree: Tree, going_right: Array, key: Key, ckp
         joined = _merge(dyn, sub, leaf, going_right, transition_key, biased=False)
         grown: Tree = select(n == 0, leaf, joined)
         idx_min, idx_max = checkpoint_range(n)
-        # An even leaf opens a sub-subtree: it writes slot idx_max. An odd one writes the
-        # slot back as it was (a select and an in-place update, no copy of the array).
+        # An even leaf opens a sub-subtree: it writes slot idx_max; an odd one writes
+        # nothing. The write is a select over the slots, not an indexed update: with the
+        # chains vmapped, an update at a per-chain index becomes a scatter, and a loop with
+        # a scatter inside cannot be compiled by XLA's CPU backend as one small function.
         rows = [leaf.right.r, leaf.right_v, grown.r_sum]
         if dyn.robust:
             rows += [edge.r, edge_v]
-        slot = xp.where(n % 2 == 0, xp.stack(rows), ckpts[idx_max])
-        ckpts = bk.index_update(ckpts, idx_max, slot)
+        opens = (xp.arange(ckpts.shape[0]) == idx_max) & (n % 2 == 0)
+        ckpts = xp.where(opens[:, None, None], xp.stack(rows)[None], ckpts)
         turning = _is_iterative_turning(
             dyn, leaf.right.r, leaf.right_v, grown.r_sum, ckpts, idx_min, idx_max
         )

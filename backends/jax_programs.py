@@ -1,0 +1,255 @@
+"""Compiled samplers kept on disk, so a warm process neither traces nor lowers them.
+
+JAX's persistent cache is keyed by the *lowered* program: to find a sampler there, a fresh
+process must first trace and lower the whole NUTS program, most of a warm start. Here the
+compiled executable itself (``jax.experimental.serialize_executable``) is kept beside that
+cache, in ``<cache>/programs``, under a key computed without tracing the sampler: the jaxpr
+of the model's parts (cheap to trace), the kernel's settings, the structure, shapes and
+dtypes of the program's arguments, JAX's version, configuration, devices and host CPU, and a
+digest of minippl's own source. A change in any of them gives a new key, so a stale program
+is never loaded; what is loaded is the very executable the ordinary path compiles, so it
+draws the same numbers.
+
+(``jax.export`` was tried first: loading an exported program still lowers a wrapper around
+it, initialises LAPACK and asks JAX's cache for the executable, about 0.3 s more per process.)
+
+An executable that JAX itself loaded from its cache serializes into one that cannot run
+(XLA CPU drops its functions), so only freshly compiled programs are stored.
+
+Part of the JAX backend (``JaxBackend.stored_program``); the core asks for it through the
+backend protocol and never sees JAX. A program whose parts cannot be keyed (a kernel or function
+from outside minippl, say), or any failure to store or load, falls back silently to the
+ordinary compiled program (logged at debug level). The files are trusted like JAX's own
+cache entries (both hold machine code): keep the cache folder private.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+import pickle
+import platform
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from jax.experimental import serialize_executable as se
+
+from backends.program_keys import UnkeyableError, canonical, source_digest
+
+__all__ = ["FORMAT", "StoredProgram", "jaxpr_digest", "rows"]
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "minippl-stored-program-1"
+"""Bumped whenever what is stored, or how keys are made, changes."""
+
+
+def _environment() -> tuple[Any, ...]:
+    """What else shapes a lowered program: JAX's version, configuration and devices."""
+    device = jax.devices()[0]
+    config = (
+        "jax_enable_x64",
+        "jax_default_matmul_precision",
+        "jax_numpy_rank_promotion",
+        "jax_default_prng_impl",
+        "jax_threefry_partitionable",
+        "jax_softmax_custom_jvp",
+    )
+    return (
+        FORMAT,
+        jax.__version__,
+        getattr(sys.modules.get("jaxlib"), "__version__", ""),
+        np.__version__,
+        device.platform,
+        device.device_kind,
+        getattr(device.client, "platform_version", ""),
+        jax.device_count(),
+        _host_cpu(),
+        tuple((name, str(getattr(jax.config, name, None))) for name in config),
+        os.environ.get("XLA_FLAGS", ""),
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _host_cpu() -> str:
+    """The host's processor and its features: a CPU executable is compiled for them."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            lines = [line for line in f if line.startswith(("model name", "flags", "Features"))]
+        return hashlib.sha256("".join(sorted(set(lines))).encode()).hexdigest()
+    except OSError:
+        return f"{platform.machine()}:{platform.processor()}"
+
+
+def _abstract(tree: Any) -> Any:
+    """Arrays -> their shapes and dtypes (what a trace sees); other leaves as they are."""
+
+    def leaf(x: Any) -> Any:
+        if hasattr(x, "shape") and hasattr(x, "dtype"):
+            return jax.ShapeDtypeStruct(tuple(x.shape), x.dtype)  # type: ignore[no-untyped-call]
+        return x
+
+    return jax.tree_util.tree_map(leaf, tree)
+
+
+def jaxpr_digest(fn: Callable[..., Any], *args: Any) -> str:
+    """Digest of ``fn``'s jaxpr at the shapes of ``args``: its text, the values of its
+    constants and its output structure. Tracing a model is cheap; this is what stands for
+    the model's code in a key."""
+    closed, out = jax.make_jaxpr(fn, return_shape=True)(*_abstract(args))
+    text = str(closed)
+    if " at 0x" in text:
+        raise UnkeyableError("the jaxpr names a Python object by its address")
+    h = hashlib.sha256(text.encode())
+    h.update(str(jax.tree_util.tree_structure(out)).encode())
+    for const in closed.consts:
+        h.update(repr(canonical(const)).encode())
+    return h.hexdigest()
+
+
+def _signature(args: Sequence[Any]) -> str:
+    """The structure, shapes, dtypes and weak types of a program's arguments."""
+    leaves, treedef = jax.tree_util.tree_flatten(tuple(args))
+    # ``typeof`` writes a weakly typed scalar as ``~int32[]``.
+    return "|".join([str(treedef), *(str(jax.typeof(x)) for x in leaves)])
+
+
+class StoredProgram:
+    """``jitted``, but its compiled executable kept in (and loaded from) ``folder`` when its
+    key can be made.
+
+    ``describe(args)`` returns what, besides the argument shapes, determines the program (it
+    raises :class:`UnkeyableError` when something cannot be keyed); ``on_load`` is called when a
+    program comes from disk instead of a trace.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        jitted: Any,
+        folder: Path,
+        describe: Callable[[tuple[Any, ...]], Any],
+        on_load: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.name = name
+        self.jitted = jitted
+        self.folder = folder
+        self.describe = describe
+        self.on_load = on_load
+        self.programs: dict[str, Callable[..., Any]] = {}
+        self.loaded = 0
+        """Programs this object took from disk (for tests)."""
+
+    def __call__(self, *args: Any) -> Any:
+        try:
+            signature = _signature(args)
+        except Exception as err:  # noqa: BLE001 - anything odd: the ordinary program
+            logger.debug("%s: not using a stored program (%s: %s)", self.name, type(err), err)
+            return self.jitted(*args)
+        program = self.programs.get(signature)
+        if program is None:
+            program = self._resolve(signature, args)
+            self.programs[signature] = program
+        return program(*args)
+
+    def _resolve(self, signature: str, args: tuple[Any, ...]) -> Callable[..., Any]:
+        """The compiled program for these arguments: loaded, or compiled and stored now.
+
+        What is stored is the executable exactly as ``jitted`` compiles it (donation and
+        compiler options included), so its draws are those of the ordinary path.
+        """
+        try:
+            h = hashlib.sha256()
+            for part in (_environment(), source_digest(), self.name, signature):
+                h.update(repr(part).encode())
+            h.update(repr(self.describe(args)).encode())
+            path = self.folder / f"{self.name}-{h.hexdigest()}.pkl"
+            if path.exists():
+                with path.open("rb") as f:
+                    blob, in_tree, out_tree = pickle.load(f)
+                compiled = se.deserialize_and_load(blob, in_tree, out_tree)
+                self.loaded += 1
+                self.on_load()
+                return compiled  # type: ignore[no-any-return]
+        except Exception as err:  # noqa: BLE001 - never fail a run over the store
+            logger.debug("%s: not using a stored program (%s: %s)", self.name, type(err), err)
+            return self.jitted  # type: ignore[no-any-return]
+        events = _compile_events()
+        compiled = self.jitted.lower(*args).compile()
+        if not events.fresh():
+            # Taken from JAX's cache: an executable deserialized there serializes into one
+            # that cannot run (XLA CPU loses its functions), so it is never stored.
+            logger.debug("%s: not stored (not freshly compiled)", self.name)
+            return compiled  # type: ignore[no-any-return]
+        try:
+            _write(path, pickle.dumps(se.serialize(compiled)))
+        except Exception as err:  # noqa: BLE001
+            logger.debug("%s: could not store the program (%s: %s)", self.name, type(err), err)
+        return compiled  # type: ignore[no-any-return]
+
+
+class _Events:
+    """Counts of JAX's compilation-cache events on this thread since :func:`_compile_events`."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.hits = 0
+
+    def fresh(self) -> bool:
+        """Compiled now, not loaded from JAX's cache. Unknown (no event seen: a JAX that
+        names its events otherwise, say) counts as not fresh."""
+        return self.requests > 0 and self.hits == 0
+
+
+_local = threading.local()
+_listening = False
+
+
+def _on_event(event: str, **_: Any) -> None:
+    events = getattr(_local, "events", None)
+    if events is None:
+        return
+    if event == "/jax/compilation_cache/compile_requests_use_cache":
+        events.requests += 1
+    elif event == "/jax/compilation_cache/cache_hits":
+        events.hits += 1
+
+
+def _compile_events() -> _Events:
+    """Start counting this thread's compilation-cache events (one listener per process)."""
+    global _listening
+    if not _listening:
+        jax.monitoring.register_event_listener(_on_event)
+        _listening = True
+    _local.events = _Events()
+    return _local.events  # type: ignore[no-any-return]
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write atomically: a reader sees the whole file or none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def rows(tree: Any) -> Any:
+    """The shapes of one row (chain) of a batched tree: the leading axis dropped."""
+
+    def row(x: Any) -> Any:
+        return jax.ShapeDtypeStruct(tuple(x.shape)[1:], x.dtype)  # type: ignore[no-untyped-call]
+
+    return jax.tree_util.tree_map(row, tree)

@@ -1,0 +1,73 @@
+"""One XLA setting for the CPU: compile small loops as one function.
+
+XLA's CPU runtime runs a compiled program as a list of *thunks*, one per fused kernel,
+and pays a dispatch cost for each (a fraction of a microsecond). Inside a NUTS trajectory
+on a small model a leaf is a few dozen tiny kernels, so the dispatches, not the
+arithmetic, are most of the time. XLA can instead compile a whole ``while`` loop into one
+function with no per-kernel dispatch (its "small while loop hoisting"), but only for loops
+that touch under ``xla_cpu_small_while_loop_byte_threshold`` bytes, 1 KiB by default: the
+NUTS loops of eight schools or the linear regression are larger than that. Raised to
+:data:`SMALL_LOOP_BYTES`, a leapfrog step of those models costs about a third of what it
+did (measured with ``python -m benchmarks.profiling``).
+
+Loops over larger data keep the thunk runtime, whose matrix kernels use every core. Loops
+that contain a scatter, sort or custom call are never compiled this way (XLA's rule), which
+is why the trajectory code writes its checkpoints with a select.
+
+The setting is process-wide and read when JAX starts its CPU client, so it is added to
+``XLA_FLAGS`` when ``backends`` is imported (with minippl), before any computation; a user
+who has already started JAX, or set the option themselves, keeps what they have.
+``MINIPPL_XLA_FLAGS=0`` turns it off. It also applies to any other JAX library in the
+process. Nothing here imports JAX.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = ["SMALL_LOOP_BYTES", "apply_small_loop_flags", "small_loop_flags"]
+
+SMALL_LOOP_BYTES = 1 << 20
+"""Loops touching up to 1 MiB are compiled whole: data that fits in a core's cache, where
+dispatch dominates; above it the arithmetic does, and multithreaded kernels serve better."""
+
+_OPTION = "xla_cpu_small_while_loop_byte_threshold"
+_EXTRA = "--xla_backend_extra_options="
+
+
+def small_loop_flags(flags: str) -> str:
+    """``flags`` (an ``XLA_FLAGS`` value) with the small-loop threshold added, unless set."""
+    if _OPTION in flags:
+        return flags
+    setting = f"{_OPTION}={SMALL_LOOP_BYTES}"
+    words = flags.split()
+    for i, word in enumerate(words):
+        if word.startswith(_EXTRA):  # XLA keeps one list of extra options: join it
+            words[i] = f"{word},{setting}" if word != _EXTRA else word + setting
+            return " ".join(words)
+    return " ".join([*words, _EXTRA + setting])
+
+
+def _jax_started() -> bool:
+    """Whether JAX has started a client (after which it ignores ``XLA_FLAGS``)."""
+    if "jax" not in sys.modules:
+        return False
+    try:  # a private function: if it moves, assume JAX has started
+        from jax._src import xla_bridge
+
+        return bool(xla_bridge.backends_are_initialized())
+    except (ImportError, AttributeError):
+        return True
+
+
+def apply_small_loop_flags() -> bool:
+    """Add the setting to ``XLA_FLAGS`` unless turned off or too late (JAX has started).
+
+    Returns whether the environment now asks for it.
+    """
+    if os.environ.get("MINIPPL_XLA_FLAGS", "1").strip().lower() in ("0", "false", "off", "no"):
+        return False
+    if not _jax_started():
+        os.environ["XLA_FLAGS"] = small_loop_flags(os.environ.get("XLA_FLAGS", ""))
+    return _OPTION in os.environ.get("XLA_FLAGS", "")

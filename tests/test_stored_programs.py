@@ -1,0 +1,156 @@
+"""Compiled samplers kept on disk (:mod:`backends.jax_programs`): a program is loaded
+only when everything it was built from is unchanged, and it draws what a fresh build draws."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import minippl
+import minippl.distributions as dist
+from backends import Backend
+from backends.jax_programs import StoredProgram
+from backends.program_keys import UnkeyableError, canonical
+from minippl.infer import MCMC, NUTS, MCMCWarning
+from minippl.infer.compile_cache import program_dir
+
+
+@pytest.fixture
+def store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, jax_backend: Backend) -> Path:
+    """A fresh cache folder for the test; its ``programs`` subfolder holds the programs."""
+    monkeypatch.setenv("MINIPPL_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("MINIPPL_COMPILE_CACHE", raising=False)
+    monkeypatch.delenv("MINIPPL_STORED_PROGRAMS", raising=False)
+    return tmp_path / "programs"
+
+
+def regression(scale: float) -> Callable[..., None]:
+    def model(x: Any, y: Any = None) -> None:
+        slope = minippl.sample("slope", dist.Normal(0.0, scale))
+        sigma = minippl.sample("sigma", dist.HalfNormal(1.0))
+        with minippl.plate("data", x.shape[0]):
+            minippl.sample("y", dist.Normal(slope * x, sigma), obs=y)
+
+    return model
+
+
+def data(n: int = 20) -> tuple[Any, Any]:
+    x = np.linspace(-1.0, 1.0, n, dtype=np.float32)
+    return x, (0.5 * x + 0.1).astype(np.float32)
+
+
+def run(
+    model: Callable[..., None], n: int = 20, method: str = "vectorized", **kernel: Any
+) -> tuple[dict[str, Any], int]:
+    """Draws of a short run, and how many programs came from disk."""
+    import jax
+
+    x, y = data(n)
+    mcmc = MCMC(NUTS(model, **kernel), num_warmup=30, num_samples=30, num_chains=2,
+                chain_method=method, progress_bar=False)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MCMCWarning)
+        mcmc.run(jax.random.key(3), x, y=y)
+    loaded = sum(p.loaded for p in mcmc._cache.programs.values() if isinstance(p, StoredProgram))
+    return {k: np.asarray(v) for k, v in mcmc.get_samples().items()}, loaded
+
+
+def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def files(folder: Path) -> set[str]:
+    """The stored model programs (the driver's small helper programs left out)."""
+    found = folder.glob("*.pkl") if folder.exists() else []
+    return {p.name for p in found if p.name.startswith(("init-", "chains-"))}
+
+
+@pytest.mark.parametrize("method", ["vectorized", "sequential"])
+def test_a_stored_program_is_loaded_and_draws_what_a_build_draws(
+    store: Path, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    first, loaded = run(regression(1.0), method=method)
+    assert loaded == 0 and len(files(store)) == 2  # the init and the chain programs
+    again, loaded = run(regression(1.0), method=method)
+    assert loaded == 2 and same(first, again)
+    monkeypatch.setenv("MINIPPL_STORED_PROGRAMS", "0")
+    plain, loaded = run(regression(1.0), method=method)
+    assert loaded == 0 and same(first, plain)
+
+
+def test_a_changed_model_is_never_given_a_stored_program(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(regression(1.0))
+    before = files(store)
+    changed, loaded = run(regression(0.2))  # the same sites and shapes, another prior
+    assert loaded == 0 and len(files(store) - before) == 2
+    monkeypatch.setenv("MINIPPL_STORED_PROGRAMS", "0")
+    plain, _ = run(regression(0.2))
+    assert same(changed, plain)
+
+
+def test_new_shapes_or_kernel_settings_build_new_programs(store: Path) -> None:
+    run(regression(1.0))
+    _, loaded = run(regression(1.0), n=21)
+    assert loaded == 0
+    assert len(files(store)) == 4
+    _, loaded = run(regression(1.0), target_accept_prob=0.9)
+    # The init program does not depend on the target (its jaxpr is the same): it is reused.
+    assert loaded == 1 and len(files(store)) == 5
+    _, loaded = run(regression(1.0), target_accept_prob=0.9)
+    assert loaded == 2
+
+
+def test_a_damaged_file_falls_back_to_building(store: Path) -> None:
+    first, _ = run(regression(1.0))
+    for path in store.glob("*.pkl"):
+        path.write_bytes(b"not a program")
+    again, loaded = run(regression(1.0))
+    assert loaded == 0 and same(first, again)
+
+
+def test_a_program_from_jaxs_cache_is_not_stored(store: Path) -> None:
+    """An executable JAX loaded from its own cache re-serializes into one that cannot run
+    (XLA CPU); such a program is used but never stored."""
+    first, _ = run(regression(0.5))
+    for path in store.glob("*.pkl"):
+        path.unlink()
+    again, loaded = run(regression(0.5))  # compiled programs found in JAX's cache
+    assert loaded == 0 and files(store) == set() and same(first, again)
+    third, loaded = run(regression(0.5))
+    assert loaded == 0 and same(first, third)
+
+
+def test_only_the_jax_backend_stores_programs(tmp_path: Path) -> None:
+    previous = minippl.backend.current().name
+    try:
+        minippl.set_backend("numpy")
+        assert program_dir(tmp_path) is None
+        minippl.set_backend("jax")
+        assert program_dir(tmp_path) == tmp_path / "programs"
+        assert program_dir(None) is None
+    finally:
+        minippl.set_backend(previous)
+
+
+def test_settings_from_outside_minippl_cannot_be_keyed() -> None:
+    assert canonical({"a": (1, 2.0, None)}) == canonical({"a": (1, 2.0, None)})
+    assert canonical(np.ones(2)) != canonical(np.zeros(2))
+    assert canonical(dist.Normal) == ("function", "minippl.distributions.continuous.Normal")
+    with pytest.raises(UnkeyableError):
+        canonical(lambda x: x)
+    with pytest.raises(UnkeyableError):
+        canonical(object())
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_backend() -> Iterator[None]:
+    previous = minippl.backend.current().name
+    yield
+    minippl.set_backend(previous)
