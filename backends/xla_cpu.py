@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["SMALL_LOOP_BYTES", "apply_small_loop_flags", "small_loop_flags"]
+__all__ = ["SMALL_LOOP_BYTES", "apply_small_loop_flags", "flags_before", "small_loop_flags"]
 
 SMALL_LOOP_BYTES = 1 << 20
 """Loops touching up to 1 MiB are compiled whole: data that fits in a core's cache, where
@@ -35,6 +35,8 @@ dispatch dominates; above it the arithmetic does, and multithreaded kernels serv
 
 _OPTION = "xla_cpu_small_while_loop_byte_threshold"
 _EXTRA = "--xla_backend_extra_options="
+_UNTOUCHED = object()
+_before: object = _UNTOUCHED  # XLA_FLAGS as it was before we changed it (None: unset)
 
 
 def small_loop_flags(flags: str) -> str:
@@ -69,6 +71,22 @@ def apply_small_loop_flags() -> bool:
     """
     if os.environ.get("MINIPPL_XLA_FLAGS", "1").strip().lower() in ("0", "false", "off", "no"):
         return False
+    global _before
     if not _jax_started():
-        os.environ["XLA_FLAGS"] = small_loop_flags(os.environ.get("XLA_FLAGS", ""))
+        current = os.environ.get("XLA_FLAGS")
+        changed = small_loop_flags(current or "")
+        if changed != current and _before is _UNTOUCHED:
+            _before = current
+        os.environ["XLA_FLAGS"] = changed
     return _OPTION in os.environ.get("XLA_FLAGS", "")
+
+
+def flags_before(environ: dict[str, str]) -> dict[str, str]:
+    """``environ`` with ``XLA_FLAGS`` as it was before this module added the setting: for
+    a child process that should run JAX the way it runs without minippl."""
+    if _before is _UNTOUCHED:
+        return dict(environ)
+    out = {k: v for k, v in environ.items() if k != "XLA_FLAGS"}
+    if isinstance(_before, str):
+        out["XLA_FLAGS"] = _before
+    return out

@@ -36,6 +36,7 @@ def combine(parts: Sequence[dict[str, Any]], tag: str) -> dict[str, Any]:
         "command": " ; ".join(part["command"] for part in parts),
         "machine": parts[0]["machine"],
         "config": parts[0]["config"],
+        "synchronous_dispatch": all(part.get("synchronous_dispatch", False) for part in parts),
         "elapsed_s": sum(part.get("elapsed_s", 0.0) for part in parts),
         "notes": [note for part in parts for note in part.get("notes", [])],
     }

@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from backends.xla_cpu import flags_before
 from benchmarks.metrics import median
 from benchmarks.samplers import RunConfig
 
@@ -88,6 +89,8 @@ def _launch(
     argv = [sys.executable, "-c", SCRIPT, library, method, model]
     argv += [str(cfg.chains), str(cfg.warmup), str(cfg.samples), str(seed)]
     full_env = {k: v for k, v in os.environ.items() if k not in _CACHE_VARS}
+    if library == "numpyro":  # as its users run it: without the XLA setting minippl adds
+        full_env = flags_before(full_env)
     full_env.update(env)
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full_env.get("PYTHONPATH")]))
     start = time.time()

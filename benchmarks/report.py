@@ -91,7 +91,12 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Run: `{results['command']}`: {c['chains']} chains, {c['warmup']} warmup + "
         f"{c['samples']} samples, {c['repeats']} interleaved repeats (medians); "
-        f"took {results['elapsed_s'] / 60:.1f} min.",
+        f"took {results['elapsed_s'] / 60:.1f} min. JAX's CPU dispatch: "
+        + (
+            "synchronous (no execution overlaps a compile, so wall less compile is execution)."
+            if results.get("synchronous_dispatch")
+            else "asynchronous (sampling times of libraries that compile during a run are short)."
+        ),
         "",
         "## NUTS side by side (compiled: sampling time excludes compilation)",
         "",

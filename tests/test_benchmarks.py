@@ -74,6 +74,9 @@ def test_schema(quick: tuple[dict[str, Any], Path]) -> None:
     for key in ("host", "cpu", "cores", "jax_backend", "devices", "versions"):
         assert key in results["machine"], key
     assert results["config"]["quick"] is True
+    # The suite's own process runs JAX's CPU dispatch synchronously, so that no execution
+    # hides under a compile and is subtracted with it (benchmarks/metrics.py).
+    assert results["synchronous_dispatch"] is True
     assert Path(results["files"]["markdown"]).exists()
     assert results["files"]["png"] and all(Path(p).exists() for p in results["files"]["png"])
     md = Path(results["files"]["markdown"]).read_text()

@@ -7,8 +7,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from backends import Backend
-from backends.xla_cpu import SMALL_LOOP_BYTES, apply_small_loop_flags, small_loop_flags
+from backends import Backend, xla_cpu
+from backends.xla_cpu import (
+    SMALL_LOOP_BYTES,
+    apply_small_loop_flags,
+    flags_before,
+    small_loop_flags,
+)
 from minippl.infer.hmc import NUTS
 
 SETTING = f"xla_cpu_small_while_loop_byte_threshold={SMALL_LOOP_BYTES}"
@@ -34,6 +39,31 @@ def test_switch_off_leaves_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
     import os
 
     assert os.environ["XLA_FLAGS"] == "--xla_foo=1"
+
+
+@pytest.mark.parametrize("before", ["--xla_foo=1", None])
+def test_child_environment_can_have_the_flags_from_before(
+    monkeypatch: pytest.MonkeyPatch, before: str | None
+) -> None:
+    """The benchmarks start NumPyro's fresh processes as its users run it, without ours."""
+    import os
+
+    monkeypatch.delenv("MINIPPL_XLA_FLAGS", raising=False)
+    monkeypatch.setattr(xla_cpu, "_jax_started", lambda: False)
+    monkeypatch.setattr(xla_cpu, "_before", xla_cpu._UNTOUCHED)
+    if before is None:
+        monkeypatch.delenv("XLA_FLAGS", raising=False)
+    else:
+        monkeypatch.setenv("XLA_FLAGS", before)
+    assert flags_before({"A": "1"}) == {"A": "1"}  # nothing changed yet: nothing to undo
+    assert apply_small_loop_flags() is True
+    assert apply_small_loop_flags() is True  # a second import changes nothing
+    assert SETTING in os.environ["XLA_FLAGS"]
+    child = flags_before(dict(os.environ))
+    assert child.get("XLA_FLAGS") == before
+    assert {k: v for k, v in child.items() if k != "XLA_FLAGS"} == {
+        k: v for k, v in os.environ.items() if k != "XLA_FLAGS"
+    }
 
 
 def _potential(z: Any) -> Any:
