@@ -93,7 +93,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"{c['samples']} samples, {c['repeats']} interleaved repeats (medians); "
         f"took {results['elapsed_s'] / 60:.1f} min. JAX's CPU dispatch: "
         + (
-            "synchronous (no execution overlaps a compile, so wall less compile is execution)."
+            "synchronous for the NUTS cells and scaling (no execution overlaps a compile, so wall "
+            "less compile is execution); JAX's default for the eager and progress-bar sections "
+            "and the fresh processes (each in its own process)."
             if results.get("synchronous_dispatch")
             else "asynchronous (sampling times of libraries that compile during a run are short)."
         ),
