@@ -19,9 +19,16 @@ from benchmarks import report, suite
 
 __all__ = ["combine", "main"]
 
-_LISTS = ("cells", "fresh_process", "fresh_process_ratios", "eager", "progress_bar")
-_ONE_PART = ("scaling", "scaling_config")
-"""Sections taken whole from the (last) part that has them."""
+_ONE_PART = (
+    "fresh_process",
+    "fresh_process_ratios",
+    "eager",
+    "progress_bar",
+    "scaling",
+    "scaling_config",
+)
+"""Sections taken whole from the last part that has them (a section measured again in a
+later part replaces the earlier one rather than being listed twice)."""
 
 
 def combine(parts: Sequence[dict[str, Any]], tag: str) -> dict[str, Any]:
@@ -41,10 +48,6 @@ def combine(parts: Sequence[dict[str, Any]], tag: str) -> dict[str, Any]:
         "notes": [note for part in parts for note in part.get("notes", [])],
     }
     merged["cells"] = [cell for i, cell in cells if source[cell["model"]] == i]
-    for key in _LISTS[1:]:
-        rows = [row for part in parts for row in part.get(key, [])]
-        if rows:
-            merged[key] = rows
     for part in parts:
         merged.update({key: part[key] for key in _ONE_PART if key in part})
     merged["notes"].append(

@@ -42,3 +42,10 @@ def test_a_model_measured_again_takes_all_its_cells_from_the_later_run() -> None
     linreg = [c["ess_per_s"] for c in merged["cells"] if c["model"] == "linreg"]
     assert linreg == [3.0, 2.0] and len(merged["cells"]) == 3
     assert "linreg" in merged["notes"][-1]
+
+
+def test_a_section_measured_again_is_taken_from_the_later_run() -> None:
+    first = [{"model": "linreg", "library": "numpyro", "us_per_call": 1.0}]
+    again = [{"model": "linreg", "library": "numpyro", "us_per_call": 2.0}]
+    merged = combine([part("a", eager=first), part("b"), part("c", eager=again)], "x")
+    assert merged["eager"] == again
