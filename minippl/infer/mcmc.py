@@ -499,7 +499,9 @@ class MCMC:
         program = self._helpers.get(key)
         if program is None:
             backend = current()
-            program = backend.jit(fn)
+            # Tiny and run once a run: compiled for compile speed (a key split took 0.14 s
+            # to compile at full optimisation in a fresh process).
+            program = backend.jit(fn, optimize=False)
             if self._program_dir is not None:
                 described = canonical(static)
                 program = backend.stored_program(
