@@ -14,12 +14,12 @@ import subprocess
 import sys
 from collections import deque
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
+
+from benchmarks.fresh_process import ROOT
 
 __all__ = ["run_in_child"]
 
-ROOT = Path(__file__).resolve().parents[1]
 _RESULT = "RESULT "
 
 
