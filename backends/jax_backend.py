@@ -280,6 +280,11 @@ class JaxBackend:
 
         return StoredProgram(name, jitted, folder, describe, on_load)
 
+    def expect_programs(self, folder: Path, hint: str) -> Callable[[], None]:
+        from backends.jax_programs import expect_programs
+
+        return expect_programs(folder, hint)
+
     def function_digest(self, fn: Callable[..., Any], *args: Any) -> str:
         from backends.jax_programs import jaxpr_digest
 

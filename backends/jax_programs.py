@@ -42,9 +42,18 @@ import jax
 import numpy as np
 from jax.experimental import serialize_executable as se
 
+from backends import program_prefetch as prefetch
 from backends.program_keys import UnkeyableError, canonical, source_digest
 
-__all__ = ["FORMAT", "StoredProgram", "jaxpr_digest", "rows"]
+__all__ = [
+    "FORMAT",
+    "StoredProgram",
+    "expect_programs",
+    "jaxpr_digest",
+    "load",
+    "rows",
+    "write_atomically",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -172,10 +181,11 @@ class StoredProgram:
                 h.update(repr(part).encode())
             h.update(repr(self.describe(args)).encode())
             path = self.folder / f"{self.name}-{h.hexdigest()}.pkl"
-            if path.exists():
-                with path.open("rb") as f:
-                    blob, in_tree, out_tree = pickle.load(f)
-                compiled = se.deserialize_and_load(blob, in_tree, out_tree)
+            prefetch.note_resolved(path)
+            compiled = prefetch.take(path)
+            if compiled is None and path.exists():
+                compiled = load(path)
+            if compiled is not None:
                 self.loaded += 1
                 self.on_load()
                 return compiled  # type: ignore[no-any-return]
@@ -190,10 +200,23 @@ class StoredProgram:
             logger.debug("%s: not stored (not freshly compiled)", self.name)
             return compiled  # type: ignore[no-any-return]
         try:
-            _write(path, pickle.dumps(se.serialize(compiled)))
+            write_atomically(path, pickle.dumps(se.serialize(compiled)))
         except Exception as err:  # noqa: BLE001
             logger.debug("%s: could not store the program (%s: %s)", self.name, type(err), err)
         return compiled  # type: ignore[no-any-return]
+
+
+def load(path: Path) -> Any:
+    """The executable stored in ``path``, loaded and ready to run."""
+    with path.open("rb") as f:
+        blob, in_tree, out_tree = pickle.load(f)
+    return se.deserialize_and_load(blob, in_tree, out_tree)
+
+
+def expect_programs(folder: Path, hint: str) -> Callable[[], None]:
+    """Start loading the programs the last run under ``hint`` used, in the background
+    (:mod:`backends.program_prefetch`); call what is returned when the run has succeeded."""
+    return prefetch.expect_programs(folder, hint, load, write_atomically)
 
 
 class _Events:
@@ -233,7 +256,7 @@ def _compile_events() -> _Events:
     return _local.events  # type: ignore[no-any-return]
 
 
-def _write(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
     """Write atomically: a reader sees the whole file or none."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")

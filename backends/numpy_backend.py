@@ -44,6 +44,10 @@ _MASK64 = (1 << 64) - 1
 _LOCAL = threading.local()
 
 
+def _nothing() -> None:
+    """A callback with nothing to do."""
+
+
 def _mix(x: int) -> int:
     """SplitMix64's finaliser: a fast bijective hash of a 64-bit integer."""
     x = (x + 0x9E3779B97F4A7C15) & _MASK64
@@ -424,6 +428,10 @@ class NumpyBackend:
     ) -> Callable[..., Any]:
         """Nothing is compiled on NumPy: the function itself."""
         return jitted
+
+    def expect_programs(self, folder: Path, hint: str) -> Callable[[], None]:
+        """No programs are stored on NumPy: nothing to load, nothing to note."""
+        return _nothing
 
     def function_digest(self, fn: Callable[..., Any], *args: Any) -> str:
         raise UnkeyableError("NumPy runs functions eagerly: there is no program to describe")

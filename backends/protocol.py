@@ -170,6 +170,13 @@ class Backend(Protocol):
         program is then compiled as usual. ``on_load`` is called when one comes from disk."""
         ...
 
+    def expect_programs(self, folder: Path, hint: str) -> Callable[[], None]:
+        """Start loading, in the background, the stored programs that the last run under
+        ``hint`` (a cheap guess at "the same run again") used from ``folder``; call the
+        function returned once the run has succeeded, to note the ones it used. A loaded
+        program is used only when :meth:`stored_program` computes its key."""
+        ...
+
     def function_digest(self, fn: Callable[..., Any], *args: Any) -> str:
         """A digest of what ``fn`` computes at the shapes of ``args`` (JAX: of its jaxpr): it
         stands for a model's code in the key of a stored program."""

@@ -83,6 +83,43 @@ def test_a_stored_program_is_loaded_and_draws_what_a_build_draws(
     assert loaded == 0 and same(first, plain)
 
 
+def test_a_new_process_loads_the_last_runs_programs_ahead(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The programs a run used are noted under a hint; a process that runs the same again
+    loads them on a background thread while it traces the model, and uses them by key."""
+    import threading
+
+    import backends.jax_programs as jax_programs
+    from backends import program_prefetch
+
+    first, _ = run(regression(1.0), method="sequential")
+    (note,) = store.glob("expect-*.txt")
+    assert files(store) <= set(note.read_text().split())
+
+    threads: list[tuple[str, str]] = []
+    plain_load = jax_programs.load
+
+    def load(path: Path) -> Any:
+        threads.append((path.name.split("-")[0], threading.current_thread().name))
+        return plain_load(path)
+
+    monkeypatch.setattr(jax_programs, "load", load)
+    monkeypatch.setattr(program_prefetch, "_used", {})  # as in a new process
+    again, loaded = run(regression(1.0), method="sequential")
+    assert loaded == 2 and same(first, again)
+    # Which files the loader reaches first is a race with the main thread; some it does.
+    assert any(thread == "minippl-program-prefetch" for _, thread in threads)
+    # A changed model has the same hint (the same code): its programs are loaded ahead but
+    # never used, since their key names other files.
+    monkeypatch.setattr(program_prefetch, "_used", {})
+    changed, loaded = run(regression(0.2), method="sequential")
+    assert loaded == 0
+    monkeypatch.setenv("MINIPPL_STORED_PROGRAMS", "0")
+    plain, _ = run(regression(0.2), method="sequential")
+    assert same(changed, plain)
+
+
 def test_a_changed_model_is_never_given_a_stored_program(
     store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

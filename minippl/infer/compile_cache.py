@@ -14,17 +14,23 @@ it off. A folder the user configured in JAX directly is left as it is (the backe
 Where the backend can (``stored_program``; on JAX :mod:`backends.jax_programs`), it also
 keeps the samplers' compiled programs themselves in ``<folder>/programs``
 (``MINIPPL_STORED_PROGRAMS=0`` turns that part off), so a warm process need not trace them
-to find them in the cache.
+to find them in the cache. The last run's programs are named in a note under a cheap guess
+at its identity (:func:`run_hint`), so that the next process can start loading them before
+it has traced anything (``backends/program_prefetch.py``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from minippl.backend import current
+from minippl.distributions.util import shape_of
 
-__all__ = ["cache_dir", "enable_compile_cache", "program_dir"]
+__all__ = ["cache_dir", "enable_compile_cache", "program_dir", "run_hint"]
 
 _configured: dict[str, str | None] = {}
 
@@ -72,3 +78,28 @@ def program_dir(folder: Path | None) -> Path | None:
     if folder is None or _off("MINIPPL_STORED_PROGRAMS"):
         return None
     return folder / "programs" if current().can_store_programs() else None
+
+
+def run_hint(
+    model: Callable[..., Any] | None,
+    settings: tuple[Any, ...],
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+) -> str | None:
+    """A guess, made without tracing, at "the same run as before": the model's code (its
+    bytecode and names, not what it closes over), plain ``settings`` and the data's shapes
+    and dtypes. It only decides which stored programs to start loading early; each program is
+    still found by its full key, so two runs that share a hint cannot share a wrong program.
+    ``None`` when the model has no code to go by."""
+    code = getattr(model, "__code__", None)
+    if code is None:
+        return None
+    leaves = current().tree_flatten((args, dict(kwargs)))[0]
+    shapes = [(shape_of(x), str(getattr(x, "dtype", type(x).__name__))) for x in leaves]
+    identity = (
+        getattr(model, "__module__", ""),
+        getattr(model, "__qualname__", ""),
+        code.co_code,
+        code.co_names,
+    )
+    return hashlib.sha256(repr((identity, settings, shapes)).encode()).hexdigest()[:32]

@@ -51,7 +51,7 @@ from minippl.backend import current
 from minippl.diagnostics import format_divergences, print_summary
 from minippl.distributions.util import shape_of
 from minippl.infer.chain_loop import RunStats, build_chain_loop, get_field, max_tree_depth
-from minippl.infer.compile_cache import enable_compile_cache, program_dir
+from minippl.infer.compile_cache import enable_compile_cache, program_dir, run_hint
 from minippl.infer.program_cache import Merge, ProgramCache, shape_key
 from minippl.infer.progress import ChunkPlan, ProgressHub, stderr_is_terminal
 
@@ -377,6 +377,7 @@ class MCMC:
         xp = backend.xp
         self._program_dir = program_dir(enable_compile_cache())
         self._args, self._kwargs = tuple(args), dict(kwargs)
+        noted = self._expect_programs(args, kwargs)
         keys = self._chain_keys(rng_key)
         resuming = phase == "run" and self._warmup_state is not None
         if resuming:
@@ -425,7 +426,23 @@ class MCMC:
         self._states = dict(zip(fields, collection, strict=True))
         self._states_flat = None
         self._stats = RunStats(*(backend.to_numpy(s) for s in stats))
+        noted()
         self._warn(phase)
+
+    def _expect_programs(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Callable[[], None]:
+        """Have the backend start loading the programs a run like this one used last time,
+        while this process traces the model (a warm start's executables take ~0.2 s to load);
+        returns what notes this run's programs when it has succeeded."""
+        if self._program_dir is None:
+            return lambda: None
+        settings = (
+            type(self.sampler).__qualname__,
+            self.num_warmup, self.num_samples, self.num_chains, self.thinning, self._plan,
+        )  # fmt: skip
+        hint = run_hint(getattr(self.sampler, "model", None), settings, args, kwargs)
+        if hint is None:
+            return lambda: None
+        return current().expect_programs(self._program_dir, hint)
 
     # -- the compiled program ----------------------------------------------------------------
     def _execute(
