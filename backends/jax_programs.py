@@ -25,6 +25,7 @@ cache entries (both hold machine code): keep the cache folder private.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -193,7 +194,8 @@ class StoredProgram:
             logger.debug("%s: not using a stored program (%s: %s)", self.name, type(err), err)
             return self.jitted  # type: ignore[no-any-return]
         events = _compile_events()
-        compiled = self.jitted.lower(*args).compile()
+        with _kept_here_only():
+            compiled = self.jitted.lower(*args).compile()
         if not events.fresh():
             # Taken from JAX's cache: an executable deserialized there serializes into one
             # that cannot run (XLA CPU loses its functions), so it is never stored.
@@ -204,6 +206,24 @@ class StoredProgram:
         except Exception as err:  # noqa: BLE001
             logger.debug("%s: could not store the program (%s: %s)", self.name, type(err), err)
         return compiled  # type: ignore[no-any-return]
+
+
+def _kept_here_only() -> contextlib.AbstractContextManager[Any]:
+    """While compiling a program stored here, JAX's own cache does not write it too.
+
+    A second copy would cost a cold process its write (about 0.1 s for a sampler's
+    programs, cProfile of a cold email process) and disk space, and it would be found
+    instead of compiled once minippl's source changes, and an executable from JAX's cache
+    cannot be stored here: the program would then never be stored again. JAX reads this
+    setting per thread at write time; it is not part of any key. (A private module: if it
+    moves, JAX simply keeps its copy.)"""
+    try:
+        from jax._src import config as jax_config
+
+        never = jax_config.persistent_cache_min_compile_time_secs(float("inf"))
+        return never  # type: ignore[no-any-return]
+    except (ImportError, AttributeError):
+        return contextlib.nullcontext()
 
 
 def load(path: Path) -> Any:

@@ -152,16 +152,31 @@ def test_a_damaged_file_falls_back_to_building(store: Path) -> None:
     assert loaded == 0 and same(first, again)
 
 
-def test_a_program_from_jaxs_cache_is_not_stored(store: Path) -> None:
+def test_a_program_from_jaxs_cache_is_not_stored(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An executable JAX loaded from its own cache re-serializes into one that cannot run
     (XLA CPU); such a program is used but never stored."""
-    first, _ = run(regression(0.5))
-    for path in store.glob("*.pkl"):
-        path.unlink()
-    again, loaded = run(regression(0.5))  # compiled programs found in JAX's cache
+    monkeypatch.setenv("MINIPPL_STORED_PROGRAMS", "0")
+    first, _ = run(regression(0.5))  # compiled the ordinary way: JAX's cache keeps them
+    monkeypatch.setenv("MINIPPL_STORED_PROGRAMS", "1")
+    again, loaded = run(regression(0.5))  # found in JAX's cache
     assert loaded == 0 and files(store) == set() and same(first, again)
     third, loaded = run(regression(0.5))
     assert loaded == 0 and same(first, third)
+
+
+def test_a_stored_program_is_not_kept_twice(store: Path) -> None:
+    """What is stored here is not written to JAX's cache too: lost from here, it is compiled
+    and stored again (from JAX's cache it could not be stored, and would never be again)."""
+    first, _ = run(regression(0.7))
+    stored = files(store)
+    for path in store.glob("*.pkl"):
+        path.unlink()
+    again, loaded = run(regression(0.7))
+    assert loaded == 0 and files(store) == stored and same(first, again)
+    third, loaded = run(regression(0.7))
+    assert loaded == 2 and same(first, third)
 
 
 def test_only_the_jax_backend_stores_programs(tmp_path: Path) -> None:
