@@ -293,6 +293,25 @@ def test_expand_broadcasts_log_prob(backend: Backend) -> None:
     assert wide.shape == (3, 1000) and np.std(wide[0]) > 0.5
 
 
+def test_expanding_an_independent_expands_its_base(backend: Backend) -> None:
+    """NumPyro's rule: the reinterpreted dims stay events, the base takes the new batch
+    dims, and the result is again an ``Independent`` (what a plate around a ``to_event``
+    site records in its trace)."""
+    base = dist.Exponential(np.ones((1, 5)))
+    d = base.to_event(1).expand([2, 3])
+    assert isinstance(d, dist.Independent) and isinstance(d.base_dist, dist.ExpandedDistribution)
+    assert (d.batch_shape, d.event_shape) == ((2, 3), (5,))
+    assert d.base_dist.batch_shape == (2, 3, 5)
+    x = np.asarray(d.sample(backend.key(4)))
+    assert x.shape == (2, 3, 5)
+    np.testing.assert_allclose(
+        np.asarray(d.log_prob(x)), np.asarray(base.log_prob(x)).sum(-1), rtol=1e-6
+    )
+    assert base.to_event(1).expand([1]).batch_shape == (1,)
+    with pytest.raises(ValueError, match="expand"):
+        dist.Exponential(np.ones((2, 5))).to_event(1).expand([3])
+
+
 def test_mask_zeroes_log_prob_and_ignores_masked_values(backend: Backend) -> None:
     base = dist.Normal(np.zeros(3), 1.0)
     mask = np.array([True, False, True])

@@ -317,6 +317,16 @@ class Independent(Distribution):
     def log_prob(self, value: Any) -> Any:
         return sum_rightmost(self.base_dist.log_prob(value), self.reinterpreted_batch_ndims)
 
+    def expand(self, batch_shape: Shape) -> Distribution:
+        """Expand the base (its reinterpreted dims kept on the right) and reinterpret again,
+        as NumPyro does: a plate over a ``to_event`` site then sees the base's own shapes
+        in its trace, not an :class:`ExpandedDistribution` around this one."""
+        batch_shape = tuple(batch_shape)
+        if batch_shape == self.batch_shape:
+            return self
+        kept = self.event_shape[: self.reinterpreted_batch_ndims]
+        return self.base_dist.expand(batch_shape + kept).to_event(self.reinterpreted_batch_ndims)
+
     @property
     def mean(self) -> Any:
         return self.base_dist.mean

@@ -288,10 +288,6 @@ def test_plates_params_deterministics() -> None:
     check(lambda p: traced(p, p.handlers.seed(plated(p), rng_seed=0)))
 
 
-@pytest.mark.xfail(
-    reason="distributions: Independent.expand wraps in ExpandedDistribution; "
-    "NumPyro expands the base"
-)
 def test_independent_expanded_by_a_plate() -> None:
     def model(p: PPL) -> Callable[[], None]:
         def m() -> None:
