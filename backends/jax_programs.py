@@ -14,7 +14,9 @@ draws the same numbers.
 it, initialises LAPACK and asks JAX's cache for the executable, about 0.3 s more per process.)
 
 An executable that JAX itself loaded from its cache serializes into one that cannot run
-(XLA CPU drops its functions), so only freshly compiled programs are stored.
+(XLA CPU drops its functions), so only freshly compiled programs are stored, and JAX's cache
+is not given a copy of them. A program's file is touched when it is used; whenever one is
+stored, files unused for :data:`UNUSED_DAYS` days are removed.
 
 Part of the JAX backend (``JaxBackend.stored_program``); the core asks for it through the
 backend protocol and never sees JAX. A program whose parts cannot be keyed (a kernel or function
@@ -35,6 +37,7 @@ import platform
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -52,6 +55,7 @@ __all__ = [
     "expect_programs",
     "jaxpr_digest",
     "load",
+    "remove_unused",
     "rows",
     "write_atomically",
 ]
@@ -187,6 +191,7 @@ class StoredProgram:
             if compiled is None and path.exists():
                 compiled = load(path)
             if compiled is not None:
+                _mark_used(path)
                 self.loaded += 1
                 self.on_load()
                 return compiled  # type: ignore[no-any-return]
@@ -203,9 +208,42 @@ class StoredProgram:
             return compiled  # type: ignore[no-any-return]
         try:
             write_atomically(path, pickle.dumps(se.serialize(compiled)))
+            remove_unused(self.folder)
         except Exception as err:  # noqa: BLE001
             logger.debug("%s: could not store the program (%s: %s)", self.name, type(err), err)
         return compiled  # type: ignore[no-any-return]
+
+
+UNUSED_DAYS = 30
+"""Stored programs and notes not used for this many days are removed when a new program is
+stored: a model edited a hundred times would otherwise leave a hundred chain programs
+(0.6-1.3 MB each) behind."""
+
+
+def _mark_used(path: Path) -> None:
+    """A file's modification time is its last use (loading alone would not change it)."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
+def remove_unused(folder: Path, days: float = UNUSED_DAYS, now: float | None = None) -> int:
+    """Delete the programs (``*.pkl``) and notes (``expect-*.txt``) in ``folder`` last used
+    more than ``days`` days before ``now``; returns how many. Called when a program is stored,
+    so a process that only loads never scans the folder."""
+    cutoff = (time.time() if now is None else now) - days * 86400.0
+    removed = 0
+    for entry in folder.iterdir():
+        if not (entry.suffix == ".pkl" or entry.name.startswith("expect-")):
+            continue
+        try:
+            if entry.stat().st_mtime < cutoff:
+                entry.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed
 
 
 def _kept_here_only() -> contextlib.AbstractContextManager[Any]:

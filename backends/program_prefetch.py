@@ -16,6 +16,7 @@ program: nothing is used that its key did not name.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -117,6 +118,7 @@ def expect_programs(
     note = folder / f"expect-{hint}.txt"
     try:
         listed = note.read_text(encoding="utf-8").split()
+        os.utime(note)  # used now: its age is how long since a run needed it
     except OSError:
         listed = []
     with _lock:

@@ -120,6 +120,32 @@ def test_a_new_process_loads_the_last_runs_programs_ahead(
     assert same(changed, plain)
 
 
+def test_programs_unused_for_a_month_go_when_a_new_one_is_stored(store: Path) -> None:
+    import os
+    import time
+
+    from backends.jax_programs import UNUSED_DAYS, remove_unused
+
+    run(regression(1.0))
+    stored = sorted(store.glob("*.pkl"))
+    (note,) = store.glob("expect-*.txt")
+    long_ago = time.time() - (UNUSED_DAYS + 1) * 86400.0
+    for path in [*stored, note]:
+        os.utime(path, (long_ago, long_ago))
+    _, loaded = run(regression(1.0))  # loading marks a program as used
+    assert loaded == 2
+    assert all(path.exists() for path in stored)
+    os.utime(note, (long_ago, long_ago))
+    for path in stored:
+        os.utime(path, (long_ago, long_ago))
+    run(regression(1.0), n=33)  # new shapes: new programs are stored, the old ones go
+    old_model = [path for path in stored if path.name.startswith(("init-", "chains-"))]
+    assert len(old_model) == 2 and not any(path.exists() for path in old_model)
+    assert not note.exists()  # the new shapes have a note of their own
+    assert len(files(store)) == 2
+    assert remove_unused(store) == 0  # what is left was just used (the driver's helpers too)
+
+
 def test_a_changed_model_is_never_given_a_stored_program(
     store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
