@@ -26,6 +26,8 @@ __all__ = ["expect_programs", "note_resolved", "take"]
 
 logger = logging.getLogger(__name__)
 
+_MAX_NOTED = 16  # a note names at most this many files (the most recent)
+
 _lock = threading.Lock()
 _queue: list[Path] = []  # files waiting for the loader thread, in the order to load them
 _loading: dict[Path, threading.Event] = {}  # set once the file's result is in _results
@@ -35,10 +37,7 @@ _loader: Callable[[Path], Any] | None = None
 
 _resolved: list[Path] = []  # every program file this process resolved, in order
 _used: dict[Path, list[str]] = {}  # per note: the files runs under it used in this process
-
-
-_stopping = False
-_MAX_NOTED = 16  # a note names at most this many files (the most recent)
+_stopping = False  # set at exit: the loader starts no other file
 
 
 def _stop() -> None:
