@@ -39,6 +39,7 @@ __all__ = [
     "compile_clock",
     "median",
     "min_bulk_ess",
+    "gradient_timer",
     "time_compiled_gradient",
     "time_eager_gradient",
 ]
@@ -167,9 +168,18 @@ def min_bulk_ess(samples: Mapping[str, Any]) -> float:
 def time_compiled_gradient(
     potential: Callable[[Any], Any], point: Any, budget_s: float = 0.15, rounds: int = 5
 ) -> float:
-    """Seconds per gradient of ``potential`` at ``point`` (a pytree), inside compiled code.
+    """Seconds per gradient of ``potential`` at ``point`` (a pytree), inside compiled code:
+    one reading of :func:`gradient_timer`."""
+    return gradient_timer(potential, point, budget_s, rounds)()
 
-    The loop count is calibrated so that one round takes about ``budget_s``; the figure is
+
+def gradient_timer(
+    potential: Callable[[Any], Any], point: Any, budget_s: float = 0.15, rounds: int = 5
+) -> Callable[[], float]:
+    """A function that times a gradient of ``potential`` at ``point`` (a pytree) inside
+    compiled code, compiled and calibrated once, so that it can be read again cheaply.
+
+    The loop count is calibrated so that one round takes about ``budget_s``; a reading is
     the median over ``rounds`` rounds.
     """
     import jax
@@ -200,7 +210,7 @@ def time_compiled_gradient(
             break
         n *= 4
     n = max(2, int(n * budget_s / max(elapsed, 1e-9)))
-    return median([once(n) / n for _ in range(rounds)])
+    return lambda: median([once(n) / n for _ in range(rounds)])
 
 
 def time_eager_gradient(
