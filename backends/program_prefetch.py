@@ -37,6 +37,7 @@ _loader: Callable[[Path], Any] | None = None
 
 _resolved: list[Path] = []  # every program file this process resolved, in order
 _used: dict[Path, list[str]] = {}  # per note: the files runs under it used in this process
+_noted: dict[Path, list[str]] = {}  # per note: what it names, as last read or written here
 _stopping = False  # set at exit: the loader starts no other file
 
 
@@ -115,26 +116,28 @@ def expect_programs(
     process and hint); the function returned, called when this run has succeeded, rewrites
     the note (with ``write``) to name the files runs under ``hint`` used in this process."""
     note = folder / f"expect-{hint}.txt"
-    try:
-        listed = note.read_text(encoding="utf-8").split()
-        os.utime(note)  # used now: its age is how long since a run needed it
-    except OSError:
-        listed = []
     with _lock:
         first = note not in _used
         used = _used.setdefault(note, [])
         mark = len(_resolved)
-    if first and listed:
-        _start([folder / name for name in listed], load)
+    if first:  # later runs under the hint know the note: no file to read on every run
+        try:
+            _noted[note] = note.read_text(encoding="utf-8").split()
+            os.utime(note)  # used now: its age is how long since a run needed it
+        except OSError:
+            _noted[note] = []
+        if _noted[note]:
+            _start([folder / name for name in _noted[note]], load)
 
     def record() -> None:
         with _lock:
             names = [p.name for p in _resolved[mark:] if p.parent == folder]
             used.extend(name for name in dict.fromkeys(names) if name not in used)
             wanted = used[-_MAX_NOTED:]
-        if wanted and wanted != listed:
+        if wanted and wanted != _noted.get(note):
             try:
                 write(note, "\n".join(wanted).encode())
+                _noted[note] = wanted
             except OSError as err:
                 logger.debug("could not write %s (%s)", note, err)
 
