@@ -6,6 +6,7 @@ key gives the same number, bit for bit.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,12 @@ class JaxBackend:
 
     def device_count(self) -> int:
         return jax.device_count()
+
+    def concurrent_programs(self) -> int:
+        if jax.default_backend() != "cpu":
+            return 1  # one stream per device: concurrent calls would queue
+        cores = getattr(os, "sched_getaffinity", None)
+        return len(cores(0)) if cores is not None else os.cpu_count() or 1
 
     # -- linear algebra -----------------------------------------------------------------
     def cholesky(self, a: Array) -> Array:

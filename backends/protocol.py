@@ -53,6 +53,12 @@ class Backend(Protocol):
     def set_host_device_count(self, n: int) -> None: ...
     def device_count(self) -> int: ...
 
+    def concurrent_programs(self) -> int:
+        """How many compiled programs gain from running at once on one device, each called
+        from its own host thread: the cores of a CPU (each call runs on its caller's thread),
+        1 where calls queue on the device (GPU, TPU) or hold Python's lock (NumPy)."""
+        ...
+
     # -- linear algebra -----------------------------------------------------------------
     def cholesky(self, a: Array) -> Array:
         """The lower-triangular ``L`` with ``L @ L.T == a`` (``a`` symmetric positive definite)."""

@@ -49,6 +49,9 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--samples", type=int, default=None, help="kept iterations (default 1000)")
     p.add_argument("--repeats", type=int, default=None, help="interleaved repeats (default 3)")
     p.add_argument("--fresh-models", type=_list, default=None, help=f"default: {', '.join(SMALL)}")
+    p.add_argument(
+        "--fresh-samplers", type=_list, default=None, help="default: --samplers (JAX, MCMC)"
+    )
     p.add_argument("--fresh-repeats", type=int, default=None, help="default: --repeats")
     p.add_argument("--scaling-rows", type=_ints, default=None, help="default 1e3,1e4,1e5,1e6")
     p.add_argument("--scaling-dims", type=_ints, default=None, help="default 10,100,1000")
@@ -58,14 +61,25 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--skip", type=_list, default=[], help=f"sections to skip: {', '.join(SECTIONS)}"
     )
+    p.add_argument(
+        "--host-devices",
+        type=int,
+        default=1,
+        help="CPU devices JAX makes of the host (NumPyro's set_host_device_count): "
+        "numpyro-parallel needs one per chain",
+    )
     p.add_argument("--tag", default="", help="appended to the file names: <host>-<date>-TAG")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = p.parse_args(argv)
     q = args.quick
     args.models = args.models or (["linreg"] if q else list(MODELS))
     default_samplers = ["minippl-vectorized", "minippl-numpy", "numpyro-vectorized", "blackjax"]
-    args.samplers = args.samplers or (default_samplers if q else list(SAMPLERS))
     args.chains = args.chains or (2 if q else 4)
+    everything = list(SAMPLERS)
+    if args.host_devices < args.chains:  # numpyro-parallel then runs in the fresh processes only
+        everything.remove("numpyro-parallel")
+    fresh_default = [s for s in (args.samplers or SAMPLERS) if s != "blackjax"]
+    args.samplers = args.samplers or (default_samplers if q else everything)
     args.warmup = args.warmup or (100 if q else 1000)
     args.samples = args.samples or (100 if q else 1000)
     args.repeats = args.repeats or (1 if q else 3)
@@ -77,12 +91,22 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     for name in args.models:
         if name not in MODELS:
             p.error(f"unknown model {name!r}; known: {', '.join(MODELS)}")
-    for name in args.samplers:
+    args.fresh_samplers = args.fresh_samplers or (
+        [s for s in args.samplers if s != "blackjax"] if q else fresh_default
+    )
+    for name in args.samplers + args.fresh_samplers:
         if name not in SAMPLERS:
             p.error(f"unknown sampler {name!r}; known: {', '.join(SAMPLERS)}")
     for name in args.skip:
         if name not in SECTIONS:
             p.error(f"unknown section {name!r}; known: {', '.join(SECTIONS)}")
+    if "numpyro-parallel" in args.samplers and "cells" not in args.skip:
+        if args.host_devices < args.chains:
+            p.error(
+                f"numpyro-parallel runs one chain per device: add --host-devices {args.chains} "
+                "(or leave it out of --samplers; the fresh-process section gives it its own "
+                "devices)"
+            )
     return args
 
 
@@ -108,6 +132,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     # fresh processes, eager handlers, the progress bar) run in child processes, where JAX
     # dispatches as it does by default.
     synchronous = synchronous_dispatch()
+    if args.host_devices > 1:
+        import jax
+
+        jax.config.update("jax_num_cpu_devices", args.host_devices)  # before JAX starts
     start = time.perf_counter()
 
     def log(msg: str) -> None:
@@ -142,16 +170,27 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "samples": args.samples,
             "repeats": args.repeats,
             "fresh_models": args.fresh_models,
+            "fresh_samplers": args.fresh_samplers,
             "fresh_repeats": args.fresh_repeats,
             "scaling_rows": args.scaling_rows,
             "scaling_dims": args.scaling_dims,
             "skipped": args.skip,
+            "host_devices": args.host_devices,
         },
     }
     if "cells" not in args.skip:
         log(" NUTS side by side")
         results["cells"] = suite.run_cells(args.models, samplers, cfg, args.repeats, log)
         results["ratios"] = suite.ratios(results["cells"])
+        concurrent = sorted(
+            {c["sampler"] for c in results["cells"]} & set(suite.CONCURRENT_SAMPLERS)
+        )
+        if concurrent:
+            notes.append(
+                f"{' and '.join(concurrent)} run the chains at once, on the CPU's cores: their "
+                "wall time is shared by chains side by side, so their overhead ratio can fall "
+                "below 1; they count for ESS/s, and are left out of the overhead comparisons."
+            )
         if any(c["sampler"] == "minippl-numpy" for c in results["cells"]):
             n = suite.NUMPY_CONFIG
             notes.append(
@@ -160,7 +199,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             )
     if "fresh" not in args.skip and args.fresh_models:
         log(" fresh processes")
-        fresh = [s for s in samplers if s != "blackjax"]
+        fresh = [s for s in args.fresh_samplers if s != "blackjax"]
+        if missing:
+            fresh = [s for s in fresh if not s.startswith("minippl")]
         rows, ratio_rows = run_fresh_processes(
             args.fresh_models, fresh, cfg, args.fresh_repeats, log, jax_cache=not args.quick
         )
@@ -175,7 +216,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         log(" progress bar")
         bar_model = "linreg" if args.quick else "eight_schools_nc"
         bar_samplers = args.progress_samplers or samplers
-        bar_samplers = [s for s in bar_samplers if s.split("-")[-1] in ("vectorized", "sequential")]
+        # Its child process has one device: NumPyro's "parallel" would need several.
+        bar_samplers = [s for s in bar_samplers if s.split("-")[-1] in ("vectorized", "sequential")
+                        or s == "minippl-parallel"]  # fmt: skip
         if args.quick:
             bar_samplers = bar_samplers[:1]
         # A bar costs milliseconds on a run of a tenth of a second: more repeats than the

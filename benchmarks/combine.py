@@ -45,7 +45,7 @@ def combine(parts: Sequence[dict[str, Any]], tag: str) -> dict[str, Any]:
         "config": parts[0]["config"],
         "synchronous_dispatch": all(part.get("synchronous_dispatch", False) for part in parts),
         "elapsed_s": sum(part.get("elapsed_s", 0.0) for part in parts),
-        "notes": [note for part in parts for note in part.get("notes", [])],
+        "notes": list(dict.fromkeys(note for part in parts for note in part.get("notes", []))),
     }
     merged["cells"] = [cell for i, cell in cells if source[cell["model"]] == i]
     for part in parts:

@@ -9,7 +9,9 @@ interpreter start, imports, tracing, compiling and sampling.  Variants:
 - ``minippl-*`` ``warm``: a second process on the same folder, so compiled programs load.
 - ``numpyro-*`` ``default``: NumPyro as a user runs it, with its defaults: no persistent
   compilation cache (every JAX cache variable is removed from the environment), so every
-  process compiles.
+  process compiles. ``numpyro-parallel`` first calls ``numpyro.set_host_device_count(chains)``,
+  as NumPyro's documentation asks for chains in parallel on CPU (without it, NumPyro runs
+  them one after another).
 - ``numpyro-vectorized`` ``jax-cache cold`` / ``jax-cache warm`` (not with ``--quick``):
   NumPyro with JAX's own persistent cache switched on by hand (``JAX_COMPILATION_CACHE_DIR``,
   every entry kept), before and after one process filled it.  For information only.
@@ -48,8 +50,10 @@ t0 = time.time()
 library, method, model_name, chains, warmup, samples, seed = sys.argv[1:8]
 import numpy as np
 if library == "numpyro":
-    import jax
     import numpyro as ppl
+    if method == "parallel":  # NumPyro's way to run chains at once on CPU: one device each
+        ppl.set_host_device_count(int(chains))
+    import jax
     import numpyro.distributions as dist
     from numpyro.infer import MCMC, NUTS
     key = jax.random.PRNGKey(int(seed))

@@ -98,6 +98,13 @@ def markdown(results: dict[str, Any]) -> str:
             "and the fresh processes (each in its own process)."
             if results.get("synchronous_dispatch")
             else "asynchronous (sampling times of libraries that compile during a run are short)."
+        )
+        + (
+            f" JAX split the host into {c['host_devices']} CPU devices (--host-devices) for "
+            "the NUTS cells, as numpyro-parallel needs; minippl-parallel then runs one chain "
+            "per device."
+            if c.get("host_devices", 1) > 1
+            else ""
         ),
         "",
         "## NUTS side by side (compiled: sampling time excludes compilation)",

@@ -48,9 +48,11 @@ __all__ = [
 SAMPLERS = (
     "minippl-vectorized",
     "minippl-sequential",
+    "minippl-parallel",
     "minippl-numpy",
     "numpyro-vectorized",
     "numpyro-sequential",
+    "numpyro-parallel",
     "blackjax",
 )
 
@@ -157,6 +159,19 @@ class Runner:
 # --------------------------------------------------------------------------- NumPyro's API
 
 
+def _need_devices(chains: int) -> None:
+    """NumPyro runs "parallel" chains one per device, and on one device it silently runs
+    them one after another: refuse that, since it would only repeat numpyro-sequential."""
+    import jax
+
+    if jax.device_count() < chains:
+        raise RuntimeError(
+            f"numpyro-parallel needs {chains} devices (one per chain) but JAX sees "
+            f"{jax.device_count()}: run the suite with --host-devices {chains} (NumPyro's "
+            "set_host_device_count), which must come before JAX starts."
+        )
+
+
 class NumPyroAPIRunner(Runner):
     """``MCMC(NUTS(model))`` for any library with NumPyro's API (NumPyro itself, minippl)."""
 
@@ -182,6 +197,8 @@ class NumPyroAPIRunner(Runner):
     def setup(self, spec: ModelSpec, cfg: RunConfig) -> None:
         ppl, dist, _, _ = self._modules()
         self.spec, self.cfg = spec, cfg
+        if self.library == "numpyro" and self.chain_method == "parallel":
+            _need_devices(cfg.chains)
         self.model = spec.build(ppl, dist)
         data = spec.data()
         self.data = data if self.backend == "numpy" else data.cast(np.float32)
@@ -376,7 +393,7 @@ def make_runner(name: str) -> Runner:
     if name == "minippl-numpy":
         return NumPyroAPIRunner("minippl", "sequential", "numpy")
     library, _, method = name.partition("-")
-    if library in ("minippl", "numpyro") and method in ("vectorized", "sequential"):
+    if library in ("minippl", "numpyro") and method in ("vectorized", "sequential", "parallel"):
         return NumPyroAPIRunner(library, method)
     if name == "blackjax":
         return BlackJAXRunner()

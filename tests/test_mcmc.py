@@ -13,6 +13,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -342,14 +343,82 @@ def test_warning_states_nonfinite_gradients(jax_backend: Backend) -> None:
 # -- chain methods and devices -----------------------------------------------------------------
 
 
-def test_parallel_with_too_few_devices_says_what_it_does(jax_backend: Backend) -> None:
-    import jax
-
-    assert jax.device_count() == 1
+def test_parallel_with_too_few_devices_says_what_it_does(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One device that runs one program at a time (a GPU; NumPy): one chain after another."""
+    assert backend.device_count() == 1
+    monkeypatch.setattr(backend, "concurrent_programs", lambda: 1)
     with pytest.warns(UserWarning, match="will run one after another"):
         mcmc = MCMC(RWM(normal_model), num_warmup=5, num_samples=5, num_chains=2,
                     progress_bar=False)  # fmt: skip
-    assert mcmc._plan.method == "sequential"
+    assert mcmc._plan == ("sequential", 1, 1)
+
+
+@pytest.mark.parametrize("progress", [False, True], ids=["one-call", "chunks"])
+def test_parallel_on_one_device_runs_chains_side_by_side(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch, progress: bool
+) -> None:
+    """One device whose cores each run a program (a CPU): "parallel" runs the one-chain
+    programs of "sequential" on host threads, without a warning, and draws the same."""
+    monkeypatch.setattr(backend, "concurrent_programs", lambda: 2)
+    if progress:  # chunks of 7 iterations, each thread reporting to the bars between them
+        monkeypatch.setattr("minippl.infer.mcmc.stderr_is_terminal", lambda: True)
+    out = {}
+    for method in ("sequential", "parallel"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # "parallel" has nothing to warn about here
+            mcmc = MCMC(RWM(normal_model), num_warmup=15, num_samples=20, num_chains=3,
+                        chain_method=method, progress_bar=progress, progress_rate=7)  # fmt: skip
+        mcmc.run(backend.key(3), data(backend), extra_fields=("accept_prob",))
+        out[method] = mcmc
+    assert out["parallel"]._plan == ("sequential", 1, 2)
+    assert out["sequential"]._plan == ("sequential", 1, 1)
+    for name, value in out["sequential"].get_samples(group_by_chain=True).items():
+        parallel = out["parallel"].get_samples(group_by_chain=True)[name]
+        np.testing.assert_array_equal(np.asarray(parallel), np.asarray(value), err_msg=name)
+    np.testing.assert_array_equal(
+        np.asarray(out["parallel"].get_extra_fields()["accept_prob"]),
+        np.asarray(out["sequential"].get_extra_fields()["accept_prob"]),
+    )
+
+
+def test_chains_side_by_side_build_their_program_once(
+    jax_backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first call is made alone, so the threads find the program compiled."""
+    monkeypatch.setattr(jax_backend, "concurrent_programs", lambda: 4)
+    mcmc = MCMC(RWM(normal_model), num_warmup=10, num_samples=10, num_chains=4,
+                progress_bar=False)  # fmt: skip
+    mcmc.run(jax_backend.key(0), data(jax_backend))
+    mcmc.run(jax_backend.key(1), data(jax_backend))
+    assert mcmc._plan.workers == 4 and mcmc.num_traces == 1
+
+
+def test_an_error_in_a_chains_thread_reaches_the_caller(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chains side by side: an error raised in one chain's thread is raised by ``run``."""
+    monkeypatch.setattr(backend, "concurrent_programs", lambda: 2)
+    mcmc = MCMC(RWM(normal_model), num_warmup=10, num_samples=10, num_chains=2,
+                progress_bar=False)  # fmt: skip
+    mcmc.run(backend.key(0), data(backend))
+    calls: list[str] = []
+    real = mcmc._drive
+
+    def drive(program: Any, *args: Any) -> Any:
+        def failing(*call_args: Any) -> Any:
+            calls.append(threading.current_thread().name)
+            if call_args[-1][0] == 1 and call_args[5] > 0:  # chain 1, a real chunk
+                raise RuntimeError("chain 1 failed")
+            return program(*call_args)
+
+        return real(failing, *args)
+
+    monkeypatch.setattr(mcmc, "_drive", drive)
+    with pytest.raises(RuntimeError, match="chain 1 failed"):
+        mcmc.run(backend.key(1), data(backend))
+    assert any(name.startswith("minippl-chains") for name in calls)
 
 
 def test_bad_arguments_are_refused() -> None:
@@ -364,7 +433,8 @@ def test_bad_arguments_are_refused() -> None:
 
 @pytest.mark.slow
 def test_parallel_chains_spread_over_host_devices() -> None:
-    """Four chains on two CPU devices: two per device, same keys as sequential chains."""
+    """Four chains on two CPU devices: two per device, same keys as sequential chains; two
+    chains: one per device, run by the one-chain program."""
     script = textwrap.dedent(
         """
         import sys, warnings
@@ -390,6 +460,16 @@ def test_parallel_chains_spread_over_host_devices() -> None:
                 print("WARNED", " ".join(str(w.message) for w in caught))
         assert (out["parallel"][0] == out["sequential"][0]).all()
         np.testing.assert_allclose(out["parallel"][1], out["sequential"][1], rtol=1e-9)
+        # One chain per device: each device runs the one-chain program (no vmap).
+        two = {}
+        for method in ("parallel", "sequential"):
+            mcmc = MCMC(RWM(normal_model), num_warmup=20, num_samples=30, num_chains=2,
+                        chain_method=method, progress_bar=False)
+            assert mcmc._one_chain_blocks()
+            mcmc.run(jax.random.key(1), y)
+            two[method] = mcmc.get_samples(group_by_chain=True)["mu"]
+        print("ONE PER DEVICE", len(two["parallel"].sharding.device_set))
+        np.testing.assert_allclose(two["parallel"], two["sequential"], rtol=1e-9)
         print("OK")
         """
     )
@@ -399,6 +479,7 @@ def test_parallel_chains_spread_over_host_devices() -> None:
     assert result.returncode == 0, result.stderr
     assert "DEVICES 2 2" in result.stdout
     assert "2 devices, 2 vectorized chains per device" in result.stdout
+    assert "ONE PER DEVICE 2" in result.stdout
     assert "OK" in result.stdout
 
 

@@ -19,8 +19,12 @@ How a run is organised
     4. *Chain methods.* The program runs a block of chains (``vmap`` inside the loop).
        ``"sequential"`` gives it one chain at a time (without ``vmap``: batched, the
        kernel's branches would all be evaluated), ``"vectorized"`` all of them, and
-       ``"parallel"`` splits the chains over devices with the backend's sharding (several
-       chains per device when there are fewer devices than chains).
+       ``"parallel"`` splits the chains over devices with the backend's sharding (one chain
+       per device runs unbatched, as in "sequential"; several are vectorized when there are
+       fewer devices than chains). On one device whose cores each run a program (a CPU:
+       ``concurrent_programs`` of the backend), ``"parallel"`` runs the one-chain programs of
+       "sequential" side by side on host threads, with the same draws: NumPyro would run
+       them one after another there, unless told to split the CPU into devices.
     5. *Progress.* With a progress bar the loop runs in chunks sized as it goes (1, 4, 16,
        ... iterations, then ~0.2 s each; ``progress.ChunkPlan``), and the bar is updated
        between chunks. The program is the same one, so the bar cannot change the draws,
@@ -38,9 +42,12 @@ References
 
 from __future__ import annotations
 
+import copy
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -73,6 +80,7 @@ class _Plan(NamedTuple):
 
     method: str  # "single", "sequential", "vectorized" or "parallel"
     num_devices: int
+    workers: int = 1  # "sequential" chains run at once, each on its own host thread
 
 
 def _is_single_key(key: Any) -> bool:
@@ -103,8 +111,9 @@ class MCMC:
     thinning : keep every ``thinning``-th draw (``num_samples // thinning`` are kept).
     postprocess_fn : maps the kernel's ``z`` to the collected values (default: the kernel's,
         which constrains latent sites and recomputes deterministic ones).
-    chain_method : ``"parallel"`` (over devices; see :func:`minippl.set_host_device_count`),
-        ``"vectorized"`` (``vmap`` over chains on one device) or ``"sequential"``.
+    chain_method : ``"parallel"`` (chains at once: over devices, see
+        :func:`minippl.set_host_device_count`, or on one CPU over its cores, one host thread
+        per chain), ``"vectorized"`` (``vmap`` over chains on one device) or ``"sequential"``.
     progress_bar : show a progress bar when standard error is a terminal.
     progress_rate : iterations between progress updates (default ~1% of the run).
     jit_model_args : accepted for NumPyro compatibility; the data is always an argument of
@@ -174,11 +183,17 @@ class MCMC:
             return _Plan("single", 1)
         if self.chain_method != "parallel":
             return _Plan(self.chain_method, 1)
-        devices = current().device_count()
+        backend = current()
+        devices = backend.device_count()
         if devices >= self.num_chains:
             return _Plan("parallel", self.num_chains)
         usable = max(d for d in range(1, devices + 1) if self.num_chains % d == 0)
         if usable == 1:
+            workers = min(backend.concurrent_programs(), self.num_chains)
+            if workers > 1:
+                # One device whose cores each run a program: the one-chain programs of
+                # "sequential" run side by side, on host threads (same draws).
+                return _Plan("sequential", 1, workers)
             warnings.warn(
                 f"chain_method='parallel' needs {self.num_chains} devices but "
                 f"{devices} {'is' if devices == 1 else 'are'} available (usable: 1); the "
@@ -467,9 +482,11 @@ class MCMC:
                 first, chunk, show,
             )  # fmt: skip
             if self._programs_timed.get(key) and num_iterations:
-                blocks = self.num_chains if self._plan.method == "sequential" else 1
+                rounds = 1  # blocks of chains run one after another
+                if self._plan.method == "sequential":
+                    rounds = -(-self.num_chains // self._plan.workers)
                 elapsed = time.perf_counter() - start
-                self._seconds_per_iteration = elapsed / (num_iterations * blocks)
+                self._seconds_per_iteration = elapsed / (num_iterations * rounds)
             self._programs_timed[key] = True
             return out
 
@@ -484,7 +501,7 @@ class MCMC:
                 postprocess_fn=self.postprocess_fn,
                 fields=fields,
                 removed=removed,
-                one_chain=self._plan.method in ("single", "sequential"),
+                one_chain=self._one_chain_blocks(),
                 on_trace=self._count_trace,
             )
             if self._plan.method == "parallel":
@@ -504,6 +521,14 @@ class MCMC:
             ("chains", fields, removed), args, kwargs, build, call
         )
         return out
+
+    def _one_chain_blocks(self) -> bool:
+        """Whether the program is given one chain at a time (and so runs without ``vmap``):
+        one after another, side by side on threads, or one per device."""
+        plan = self._plan
+        if plan.method == "parallel":
+            return plan.num_devices == self.num_chains
+        return plan.method in ("single", "sequential")
 
     def _helper(self, name: str, fn: Callable[..., Any], *static: Any) -> Callable[..., Any]:
         """A small array operation of the driver (splitting keys, slicing or joining blocks of
@@ -645,7 +670,6 @@ class MCMC:
             blocks = [(c, c + 1) for c in range(self.num_chains)]
         else:
             blocks = [(0, self.num_chains)]
-        results = []
         if len(blocks) > 1:
 
             def split(tree: Any) -> list[Any]:
@@ -654,19 +678,46 @@ class MCMC:
             parts = self._helper("split_blocks", split, tuple(blocks))(states)
         else:
             parts = [states]
+        starts = []
         for (lo, hi), block in zip(blocks, parts, strict=True):
             ids = np.arange(lo, hi)
             coll = self._empty_collection(block, args, kwargs, fields, removed, size)
             zero = np.zeros((hi - lo,), dtype=np.int32)
-            stats = RunStats(zero, zero, zero, zero, zero)
-            carry = (block, coll, stats)
+            carry = (block, coll, RunStats(zero, zero, zero, zero, zero))
             if method == "parallel":
                 carry = backend.distribute(carry, self._plan.num_devices)
-            for done, stop in chunk.chunks():
+            starts.append((ids, carry))
+        reporting = threading.Lock()
+        stopping = threading.Event()
+
+        def finish(ids: Any, carry: Any, plan: ChunkPlan) -> Any:
+            for done, stop in plan.chunks():
+                if stopping.is_set():
+                    return None
                 carry = program(*carry, dyn, done, stop, first, ids)
                 if show:
-                    self._hub.report(_progress_rows(carry[0], carry[2], ids, stop))
-            results.append(backend.block_until_ready(carry))
+                    rows = _progress_rows(carry[0], carry[2], ids, stop)
+                    with reporting:
+                        self._hub.report(rows)
+            return backend.block_until_ready(carry)
+
+        workers = min(self._plan.workers, len(blocks))
+        if workers == 1:
+            results = [finish(ids, carry, chunk) for ids, carry in starts]
+        else:
+            # The first call compiles or loads the program: it is made alone (with no
+            # iterations), so that the threads find it ready instead of each building it.
+            ids, carry = starts[0]
+            starts[0] = (ids, program(*carry, dyn, 0, 0, first, ids))
+            pool = ThreadPoolExecutor(workers, thread_name_prefix="minippl-chains")
+            futures = [pool.submit(finish, i, c, copy.copy(chunk)) for i, c in starts]
+            try:
+                results = [future.result() for future in futures]
+            except BaseException:
+                stopping.set()  # e.g. Ctrl-C: the other chains stop after their chunk
+                raise
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
         if len(results) == 1:
             out: tuple[Any, list[Any], RunStats] = results[0]
             return out
