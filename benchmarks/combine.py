@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import report, suite
+from benchmarks.fresh_process import fresh_ratios
 
 __all__ = ["combine", "main"]
 
@@ -58,6 +59,8 @@ def combine(parts: Sequence[dict[str, Any]], tag: str) -> dict[str, Any]:
         merged["notes"].append(
             f"Cells of {', '.join(replaced)} come from the last part that measured them."
         )
+    if "fresh_process" in merged:  # ratios as this code computes them, whatever the part's age
+        merged["fresh_process_ratios"] = fresh_ratios(merged["fresh_process"])
     merged["ratios"] = suite.ratios(merged["cells"])
     merged["targets"] = suite.targets(merged)
     return merged

@@ -207,6 +207,29 @@ def markdown(results: dict[str, Any]) -> str:
                 rows,
             )
         )
+    if results.get("fresh_process_ratios"):
+        out += [
+            "",
+            "Against NumPyro with no persistent cache: its best chain method (the targets), and "
+            "NumPyro as installed (vectorized or sequential: its parallel chains need "
+            "`set_host_device_count`).",
+            "",
+        ]
+        nan = float("nan")
+        rows = [
+            [
+                r["model"],
+                f"{r.get('numpyro_best_sampler', 'numpyro')} {r['numpyro_best_s']:.2f} s",
+                r["cold_ratio"],
+                r["warm_ratio"],
+                r.get("numpyro_as_installed_s", nan),
+                r.get("cold_ratio_as_installed", nan),
+                r.get("warm_ratio_as_installed", nan),
+            ]
+            for r in results["fresh_process_ratios"]
+        ]
+        header = ["model", "NumPyro best", "cold / best", "warm / best", "as installed s"]
+        out.append(_table(header + ["cold / installed", "warm / installed"], rows))
     if results.get("eager"):
         out += ["", "## Eager `trace(seed(model))`", ""]
         rows = [
