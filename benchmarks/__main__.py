@@ -187,9 +187,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         )
         if concurrent:
             notes.append(
-                f"{' and '.join(concurrent)} run the chains at once, on the CPU's cores: their "
-                "wall time is shared by chains side by side, so their overhead ratio can fall "
-                "below 1; they count for ESS/s, and are left out of the overhead comparisons."
+                f"Chain methods that run chains at once on the CPU's cores "
+                f"({', '.join(concurrent)}): their wall time is shared by chains side by side, "
+                "so their overhead ratio can fall below 1; they count for ESS/s, and are left "
+                "out of the overhead comparisons."
             )
         if any(c["sampler"] == "minippl-numpy" for c in results["cells"]):
             n = suite.NUMPY_CONFIG

@@ -102,7 +102,7 @@ def markdown(results: dict[str, Any]) -> str:
         + (
             f" JAX split the host into {c['host_devices']} CPU devices (--host-devices) for "
             "the NUTS cells, as numpyro-parallel needs; minippl-parallel then runs one chain "
-            "per device."
+            "per device too."
             if c.get("host_devices", 1) > 1
             else ""
         ),

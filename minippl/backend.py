@@ -39,5 +39,7 @@ def enable_x64(use_x64: bool = True) -> None:
 
 
 def set_host_device_count(n: int) -> None:
-    """Expose ``n`` CPU devices, so chains can run in parallel; call it before any JAX work."""
+    """Expose ``n`` CPU devices, so chains can run in parallel one per device; call it
+    before any JAX work. Without it, minippl's ``"parallel"`` chains run on a CPU's cores
+    on threads (NumPyro's run one after another)."""
     current().set_host_device_count(n)

@@ -441,8 +441,6 @@ def test_parallel_chains_spread_over_host_devices() -> None:
         sys.path.insert(0, "tests")
         import minippl
         minippl.set_host_device_count(2)
-        # As on a GPU: a device runs one program at a time (a CPU's cores take threads).
-        minippl.backend.current().concurrent_programs = lambda: 1
         import jax, numpy as np
         jax.config.update("jax_enable_x64", True)
         from test_mcmc_stand_in import RWM, normal_model

@@ -54,9 +54,10 @@ __all__ = [
 
 # -- the guide's setup cell ----------------------------------------------------------------
 
-# Four CPU devices, so the four chains of each MCMC run in parallel. JAX accepts this only
-# before its first computation; when something already computed (a test session, a notebook
-# kernel reused), the chains simply share the devices there are.
+# Four CPU devices, as the guide asks, so the four chains of each MCMC run in parallel, one
+# per device. JAX accepts this only before its first computation; when something already
+# computed (a test session, a notebook kernel reused), minippl runs the chains side by side
+# on threads instead.
 try:
     minippl.set_host_device_count(4)
 except RuntimeError:

@@ -21,10 +21,10 @@ How a run is organised
        kernel's branches would all be evaluated), ``"vectorized"`` all of them, and
        ``"parallel"`` splits the chains over devices with the backend's sharding (one chain
        per device runs unbatched, as in "sequential"; several are vectorized when there are
-       fewer devices than chains). On one device whose cores each run a program (a CPU:
-       ``concurrent_programs`` of the backend), ``"parallel"`` runs the one-chain programs of
-       "sequential" side by side on host threads, with the same draws: NumPyro would run
-       them one after another there, unless told to split the CPU into devices.
+       fewer devices than chains). On a CPU that JAX sees as one device, whose cores each
+       run a program (``concurrent_programs`` of the backend), ``"parallel"`` runs the
+       one-chain programs of "sequential" side by side on host threads instead, with the
+       same draws and no devices to set up: NumPyro runs them one after another there.
     5. *Progress.* With a progress bar the loop runs in chunks sized as it goes (1, 4, 16,
        ... iterations, then ~0.2 s each; ``progress.ChunkPlan``), and the bar is updated
        between chunks. The program is the same one, so the bar cannot change the draws,
@@ -47,7 +47,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -112,8 +112,9 @@ class MCMC:
     postprocess_fn : maps the kernel's ``z`` to the collected values (default: the kernel's,
         which constrains latent sites and recomputes deterministic ones).
     chain_method : ``"parallel"`` (chains at once: over devices, see
-        :func:`minippl.set_host_device_count`, or on one CPU over its cores, one host thread
-        per chain), ``"vectorized"`` (``vmap`` over chains on one device) or ``"sequential"``.
+        :func:`minippl.set_host_device_count`, or on a one-device CPU over its cores, one
+        host thread per chain), ``"vectorized"`` (``vmap`` over chains on one device) or
+        ``"sequential"``.
     progress_bar : show a progress bar when standard error is a terminal.
     progress_rate : iterations between progress updates (default ~1% of the run).
     jit_model_args : accepted for NumPyro compatibility; the data is always an argument of
@@ -178,24 +179,25 @@ class MCMC:
 
     # -- layout ------------------------------------------------------------------------------
     def _plan_chains(self) -> _Plan:
-        """Decide the layout now, and say so when "parallel" cannot have one device per chain."""
+        """Decide the layout now, and say so when "parallel" cannot run chains at once."""
         if self.num_chains == 1:
             return _Plan("single", 1)
         if self.chain_method != "parallel":
             return _Plan(self.chain_method, 1)
         backend = current()
-        workers = min(backend.concurrent_programs(), self.num_chains)
-        if workers > 1:
-            # A CPU: its cores each run a program, so the one-chain programs of "sequential"
-            # run side by side on host threads (same draws), whatever devices JAX made of it
-            # (sharding over CPU devices synchronises them at every call: eight schools
-            # took 0.070 s over four CPU devices against 0.048 s on threads).
-            return _Plan("sequential", 1, workers)
         devices = backend.device_count()
         if devices >= self.num_chains:
             return _Plan("parallel", self.num_chains)
         usable = max(d for d in range(1, devices + 1) if self.num_chains % d == 0)
         if usable == 1:
+            workers = min(backend.concurrent_programs(), self.num_chains)
+            if workers > 1:
+                # One device whose cores each run a program (a CPU): the one-chain programs
+                # of "sequential" run side by side on host threads, with the same draws.
+                # (Where JAX split the CPU into devices, sharding is kept: threads on one
+                # of four CPU devices ran 1.3-1.4x slower than one chain per device on the
+                # email, logistic, dense-Gaussian and hierarchical models.)
+                return _Plan("sequential", 1, workers)
             warnings.warn(
                 f"chain_method='parallel' needs {self.num_chains} devices but "
                 f"{devices} {'is' if devices == 1 else 'are'} available (usable: 1); the "
@@ -713,16 +715,15 @@ class MCMC:
             # iterations), so that the threads find it ready instead of each building it.
             ids, carry = starts[0]
             starts[0] = (ids, program(*carry, dyn, 0, 0, first, ids))
-            pool = _chain_threads(workers)
+            pool = ThreadPoolExecutor(workers, thread_name_prefix="minippl-chains")
             futures = [pool.submit(finish, i, c, copy.copy(chunk)) for i, c in starts]
             try:
                 results = [future.result() for future in futures]
             except BaseException:
                 stopping.set()  # e.g. Ctrl-C: the other chains stop after their chunk
-                for future in futures:
-                    future.cancel()
-                wait(futures)
                 raise
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
         if len(results) == 1:
             out: tuple[Any, list[Any], RunStats] = results[0]
             return out
@@ -856,20 +857,6 @@ def _no_draws(x: Any) -> Any:
     if _is_numeric(x):
         return np.zeros(shape_of(x)[:1] + (0,) + shape_of(x)[2:], dtype=np.dtype(x.dtype))
     return x[:, :0]
-
-
-_pools: dict[int, ThreadPoolExecutor] = {}
-_pools_lock = threading.Lock()
-
-
-def _chain_threads(workers: int) -> ThreadPoolExecutor:
-    """The threads that run chains side by side, kept for the process: a program's first
-    call on a new thread ran ~1.5x slower than later ones (eight schools: 12-16 ms against
-    8 ms a chain), as the runtime warms that thread up."""
-    with _pools_lock:
-        if workers not in _pools:
-            _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="minippl-chains")
-        return _pools[workers]
 
 
 def _progress_rows(states: Any, stats: RunStats, ids: Any, done: int) -> Any:
