@@ -383,13 +383,18 @@ def test_parallel_on_one_device_runs_chains_side_by_side(
     )
 
 
+def side_by_side(backend: Backend, monkeypatch: pytest.MonkeyPatch, workers: int) -> MCMC:
+    """An MCMC of ``workers`` chains that run on threads, as on a CPU with that many cores."""
+    monkeypatch.setattr(backend, "concurrent_programs", lambda: workers)
+    return MCMC(RWM(normal_model), num_warmup=10, num_samples=10, num_chains=workers,
+                progress_bar=False)  # fmt: skip
+
+
 def test_chains_side_by_side_build_their_program_once(
     jax_backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first call is made alone, so the threads find the program compiled."""
-    monkeypatch.setattr(jax_backend, "concurrent_programs", lambda: 4)
-    mcmc = MCMC(RWM(normal_model), num_warmup=10, num_samples=10, num_chains=4,
-                progress_bar=False)  # fmt: skip
+    mcmc = side_by_side(jax_backend, monkeypatch, 4)
     mcmc.run(jax_backend.key(0), data(jax_backend))
     mcmc.run(jax_backend.key(1), data(jax_backend))
     assert mcmc._plan.workers == 4 and mcmc.num_traces == 1
@@ -399,9 +404,7 @@ def test_an_error_in_a_chains_thread_reaches_the_caller(
     backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Chains side by side: an error raised in one chain's thread is raised by ``run``."""
-    monkeypatch.setattr(backend, "concurrent_programs", lambda: 2)
-    mcmc = MCMC(RWM(normal_model), num_warmup=10, num_samples=10, num_chains=2,
-                progress_bar=False)  # fmt: skip
+    mcmc = side_by_side(backend, monkeypatch, 2)
     mcmc.run(backend.key(0), data(backend))
     calls: list[str] = []
     real = mcmc._drive
