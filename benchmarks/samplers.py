@@ -160,8 +160,9 @@ class Runner:
 
 
 def _need_devices(chains: int) -> None:
-    """NumPyro runs "parallel" chains one per device, and on one device it silently runs
-    them one after another: refuse that, since it would only repeat numpyro-sequential."""
+    """NumPyro runs "parallel" chains one per device, and on one device it runs them one
+    after another (with a warning): refuse that, since it would only repeat
+    numpyro-sequential."""
     import jax
 
     if jax.device_count() < chains:
