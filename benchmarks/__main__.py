@@ -75,11 +75,12 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.models = args.models or (["linreg"] if q else list(MODELS))
     default_samplers = ["minippl-vectorized", "minippl-numpy", "numpyro-vectorized", "blackjax"]
     args.chains = args.chains or (2 if q else 4)
-    everything = list(SAMPLERS)
-    if args.host_devices < args.chains:  # numpyro-parallel then runs in the fresh processes only
-        everything.remove("numpyro-parallel")
-    fresh_default = [s for s in (args.samplers or SAMPLERS) if s != "blackjax"]
-    args.samplers = args.samplers or (default_samplers if q else everything)
+    chosen = args.samplers or (default_samplers if q else list(SAMPLERS))
+    args.fresh_samplers = args.fresh_samplers or [s for s in chosen if s != "blackjax"]
+    if args.samplers is None and args.host_devices < args.chains:
+        # numpyro-parallel needs a device per chain: then it runs in its fresh processes only
+        chosen = [s for s in chosen if s != "numpyro-parallel"]
+    args.samplers = chosen
     args.warmup = args.warmup or (100 if q else 1000)
     args.samples = args.samples or (100 if q else 1000)
     args.repeats = args.repeats or (1 if q else 3)
@@ -91,9 +92,6 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     for name in args.models:
         if name not in MODELS:
             p.error(f"unknown model {name!r}; known: {', '.join(MODELS)}")
-    args.fresh_samplers = args.fresh_samplers or (
-        [s for s in args.samplers if s != "blackjax"] if q else fresh_default
-    )
     for name in args.samplers + args.fresh_samplers:
         if name not in SAMPLERS:
             p.error(f"unknown sampler {name!r}; known: {', '.join(SAMPLERS)}")
@@ -200,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             )
     if "fresh" not in args.skip and args.fresh_models:
         log(" fresh processes")
-        fresh = [s for s in args.fresh_samplers if s != "blackjax"]
+        fresh = args.fresh_samplers  # run_fresh_processes keeps the MCMC samplers on JAX
         if missing:
             fresh = [s for s in fresh if not s.startswith("minippl")]
         rows, ratio_rows = run_fresh_processes(
@@ -217,9 +215,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         log(" progress bar")
         bar_model = "linreg" if args.quick else "eight_schools_nc"
         bar_samplers = args.progress_samplers or samplers
-        # Its child process has one device: NumPyro's "parallel" would need several.
-        bar_samplers = [s for s in bar_samplers if s.split("-")[-1] in ("vectorized", "sequential")
-                        or s == "minippl-parallel"]  # fmt: skip
+        # MCMC objects on JAX; the child process has one device, too few for NumPyro's parallel.
+        bar_samplers = [
+            s for s in bar_samplers if s not in ("blackjax", "minippl-numpy", "numpyro-parallel")
+        ]
         if args.quick:
             bar_samplers = bar_samplers[:1]
         # A bar costs milliseconds on a run of a tenth of a second: more repeats than the

@@ -486,9 +486,9 @@ class MCMC:
                 first, chunk, show,
             )  # fmt: skip
             if self._programs_timed.get(key) and num_iterations:
-                rounds = 1  # blocks of chains run one after another
-                if self._plan.method == "sequential":
-                    rounds = -(-self.num_chains // self._plan.workers)
+                # Blocks of chains run one after another, ``workers`` at a time.
+                sequential = self._plan.method == "sequential"
+                rounds = -(-self.num_chains // self._plan.workers) if sequential else 1
                 elapsed = time.perf_counter() - start
                 self._seconds_per_iteration = elapsed / (num_iterations * rounds)
             self._programs_timed[key] = True
@@ -715,15 +715,7 @@ class MCMC:
             # iterations), so that the threads find it ready instead of each building it.
             ids, carry = starts[0]
             starts[0] = (ids, program(*carry, dyn, 0, 0, first, ids))
-            pool = ThreadPoolExecutor(workers, thread_name_prefix="minippl-chains")
-            futures = [pool.submit(finish, i, c, copy.copy(chunk)) for i, c in starts]
-            try:
-                results = [future.result() for future in futures]
-            except BaseException:
-                stopping.set()  # e.g. Ctrl-C: the other chains stop after their chunk
-                raise
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
+            results = _side_by_side(finish, starts, workers, chunk, stopping)
         if len(results) == 1:
             out: tuple[Any, list[Any], RunStats] = results[0]
             return out
@@ -857,6 +849,27 @@ def _no_draws(x: Any) -> Any:
     if _is_numeric(x):
         return np.zeros(shape_of(x)[:1] + (0,) + shape_of(x)[2:], dtype=np.dtype(x.dtype))
     return x[:, :0]
+
+
+def _side_by_side(
+    finish: Callable[[Any, Any, ChunkPlan], Any],
+    starts: list[tuple[Any, Any]],
+    workers: int,
+    chunk: ChunkPlan,
+    stopping: threading.Event,
+) -> list[Any]:
+    """``finish(ids, carry, plan)`` for every block, ``workers`` at a time on host threads,
+    each with its own copy of ``chunk``; an error in one is raised here, after the others
+    stopped at their next chunk (``stopping``)."""
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="minippl-chains")
+    futures = [pool.submit(finish, ids, carry, copy.copy(chunk)) for ids, carry in starts]
+    try:
+        return [future.result() for future in futures]
+    except BaseException:
+        stopping.set()  # e.g. Ctrl-C: the other chains stop after their chunk
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _progress_rows(states: Any, stats: RunStats, ids: Any, done: int) -> Any:
