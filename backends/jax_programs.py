@@ -38,7 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +136,21 @@ def _signature(args: Sequence[Any]) -> str:
     return "|".join([str(treedef), *(str(jax.typeof(x)) for x in leaves)])
 
 
+def _lookup_key(args: Sequence[Any]) -> Hashable:
+    """What tells this call's program from another's, quickly: the arguments' structure,
+    shapes, dtypes and weak types, and the x64 setting, which decides how a NumPy or Python
+    value is typed. (:func:`_signature` writes the same as text for the file name, at ~5 us
+    a leaf: a chain's state is dozens of leaves, and a run calls several programs.)"""
+    leaves, treedef = jax.tree_util.tree_flatten(tuple(args))
+    kinds = tuple(
+        [
+            (x.shape, x.dtype, getattr(x, "weak_type", False)) if hasattr(x, "dtype") else type(x)
+            for x in leaves
+        ]
+    )
+    return (jax.config.jax_enable_x64, treedef, kinds)  # type: ignore[attr-defined]
+
+
 class StoredProgram:
     """``jitted``, but its compiled executable kept in (and loaded from) ``folder`` when its
     key can be made.
@@ -158,20 +173,19 @@ class StoredProgram:
         self.folder = folder
         self.describe = describe
         self.on_load = on_load
-        self.programs: dict[str, Callable[..., Any]] = {}
+        self.programs: dict[Hashable, Callable[..., Any]] = {}
         self.loaded = 0
         """Programs this object took from disk (for tests)."""
 
     def __call__(self, *args: Any) -> Any:
         try:
-            signature = _signature(args)
+            key = _lookup_key(args)
+            program = self.programs.get(key)
+            if program is None:
+                program = self.programs[key] = self._resolve(_signature(args), args)
         except Exception as err:  # noqa: BLE001 - anything odd: the ordinary program
             logger.debug("%s: not using a stored program (%s: %s)", self.name, type(err), err)
             return self.jitted(*args)
-        program = self.programs.get(signature)
-        if program is None:
-            program = self._resolve(signature, args)
-            self.programs[signature] = program
         return program(*args)
 
     def _resolve(self, signature: str, args: tuple[Any, ...]) -> Callable[..., Any]:

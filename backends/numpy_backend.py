@@ -408,6 +408,7 @@ class NumpyBackend:
         num_devices: int,
         in_axes: Sequence[int | None],
         donate_argnums: Sequence[int] = (),
+        optimize: bool = True,
     ) -> Callable[..., Any]:
         """One device (the host): ``fn`` on the whole leading axis."""
         return fn

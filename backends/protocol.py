@@ -141,15 +141,18 @@ class Backend(Protocol):
         num_devices: int,
         in_axes: Sequence[int | None],
         donate_argnums: Sequence[int] = (),
+        optimize: bool = True,
     ) -> Callable[..., Any]:
         """``fn`` compiled to run once per device on that device's equal block of the leading
         axis of each argument with ``in_axes`` 0 (``None``: the argument is replicated); the
-        outputs' leading blocks are joined back. The devices do not communicate."""
+        outputs' leading blocks are joined back and stay on their devices. The devices do
+        not communicate. ``optimize=False`` as for :meth:`jit`."""
         ...
 
     def distribute(self, tree: PyTree, num_devices: int) -> PyTree:
         """Place every leaf's leading axis in equal blocks on the first ``num_devices``
-        devices, as :meth:`shard_over_devices` lays out its arguments."""
+        devices, as :meth:`shard_over_devices` lays out its arguments (leaves already laid
+        out so, such as its outputs, stay where they are)."""
         ...
 
     def enable_compilation_cache(self, path: str | None) -> None:

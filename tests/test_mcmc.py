@@ -437,7 +437,7 @@ def test_bad_arguments_are_refused() -> None:
 @pytest.mark.slow
 def test_parallel_chains_spread_over_host_devices() -> None:
     """Four chains on two CPU devices: two per device, same keys as sequential chains; two
-    chains: one per device, run by the one-chain program."""
+    chains: one per device, run by the one-chain program; NUTS, started on the devices."""
     script = textwrap.dedent(
         """
         import sys, warnings
@@ -473,6 +473,19 @@ def test_parallel_chains_spread_over_host_devices() -> None:
             two[method] = mcmc.get_samples(group_by_chain=True)["mu"]
         print("ONE PER DEVICE", len(two["parallel"].sharding.device_set))
         np.testing.assert_allclose(two["parallel"], two["sequential"], rtol=1e-9)
+        # NUTS: its chains' starting points are found on the devices they run on.
+        from minippl.infer import NUTS
+        nuts = {}
+        for method in ("parallel", "sequential"):
+            mcmc = MCMC(NUTS(normal_model), num_warmup=30, num_samples=30, num_chains=2,
+                        chain_method=method, progress_bar=False)
+            mcmc.run(jax.random.key(2), y)
+            nuts[method] = mcmc.get_samples(group_by_chain=True)["mu"]
+            if method == "parallel":
+                states = mcmc._init_states(jax.random.split(jax.random.key(2), 2), None, (y,), {})
+                placed = {len(x.sharding.device_set) for x in jax.tree_util.tree_leaves(states)}
+                print("NUTS STARTS ON DEVICES", placed)
+        np.testing.assert_allclose(nuts["parallel"], nuts["sequential"], rtol=1e-9)
         print("OK")
         """
     )
@@ -483,6 +496,7 @@ def test_parallel_chains_spread_over_host_devices() -> None:
     assert "DEVICES 2 2" in result.stdout
     assert "2 devices, 2 vectorized chains per device" in result.stdout
     assert "ONE PER DEVICE 2" in result.stdout
+    assert "NUTS STARTS ON DEVICES {2}" in result.stdout
     assert "OK" in result.stdout
 
 

@@ -205,6 +205,36 @@ def test_a_stored_program_is_not_kept_twice(store: Path) -> None:
     assert loaded == 2 and same(first, third)
 
 
+def test_each_argument_type_gets_its_own_stored_program(store: Path) -> None:
+    """A program is looked up by its arguments' structure, shapes, dtypes and weak types:
+    a call that differs in any of them gets a program of its own, and one that differs in
+    none gets the same program back."""
+    import jax
+    import jax.numpy as jnp
+
+    def double(tree: Any) -> Any:
+        return jax.tree_util.tree_map(lambda v: 2 * v, tree)
+
+    program = StoredProgram("double", jax.jit(double), store, lambda _: "double")
+    calls = [
+        np.ones(3, np.float32),
+        np.ones(4, np.float32),
+        np.ones(3, np.int32),
+        2.0,  # a weakly typed scalar
+        jnp.float32(2.0),  # the same value, strongly typed
+        (np.ones(3, np.float32),),  # another structure
+    ]
+    for x in calls:
+        expected = jax.tree_util.tree_leaves(x)[0] * 2
+        out = jax.tree_util.tree_leaves(program(x))[0]
+        np.testing.assert_array_equal(np.asarray(out), expected)
+    assert len(program.programs) == len(calls)
+    out = program(np.full(3, 5.0, np.float32))
+    assert len(program.programs) == len(calls)
+    np.testing.assert_array_equal(np.asarray(out), np.full(3, 10.0, np.float32))
+    assert program(3.0).weak_type and not program(jnp.float32(3.0)).weak_type
+
+
 def test_only_the_jax_backend_stores_programs(tmp_path: Path) -> None:
     previous = minippl.backend.current().name
     try:
