@@ -34,7 +34,6 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from backends import Array, Key
@@ -106,9 +105,11 @@ def _int(x: int) -> Array:
     return xp.asarray(x, dtype=xp.result_type(int))
 
 
-def _leaf(dyn: _Dynamics, state: IntegratorState) -> Tree:
-    """The tree of one leaf at ``state``, the end of a leapfrog step."""
+def _leaf(dyn: _Dynamics, edge: IntegratorState, going_right: Array) -> Tree:
+    """One leapfrog step from ``edge``: a tree of one leaf."""
     xp = current().xp
+    step_size = xp.where(going_right, dyn.step_size, -dyn.step_size)
+    state = dyn.step(edge, step_size)
     # M^-1 r once per leaf: its kinetic energy and every U-turn test it enters reuse it.
     v = dyn.metric.turning_velocity(state.r)
     energy = state.potential_energy + dyn.metric.kinetic_energy_with(state.r, v)
@@ -260,72 +261,35 @@ def _build_subtree(dyn: _Dynamics, tree: Tree, going_right: Array, key: Key, ckp
         return (sub.num_proposals < max_leaves) & ~turning & ~sub.diverging
 
     def body(carry: tuple[Tree, Array, Array, Key]) -> tuple[Tree, Array, Array, Key]:
-        edge, edge_v = _edge(carry[0], going_right)
-        state = dyn.step(edge, xp.where(going_right, dyn.step_size, -dyn.step_size))
-
-        def add_leaf(carry: tuple[Tree, Array, Array, Key]) -> tuple[Tree, Array, Array, Key]:
-            return _add_leaf(dyn, carry, going_right, edge, edge_v, state)
-
-        grown: tuple[Tree, Array, Array, Key] = _loop_of_its_own(
-            add_leaf, carry, carry[0].num_proposals
+        sub, _, ckpts, key = carry
+        key, transition_key = bk.split(key)
+        edge, edge_v = _edge(sub, going_right)
+        leaf = _leaf(dyn, edge, going_right)
+        n = sub.num_proposals
+        # The first leaf replaces the (old) tree the loop starts from; later ones join. (A
+        # select, not a cond: the join is cheap, and a cond would copy both trees.)
+        joined = _merge(dyn, sub, leaf, going_right, transition_key, biased=False)
+        grown: Tree = select(n == 0, leaf, joined)
+        idx_min, idx_max = checkpoint_range(n)
+        # An even leaf opens a sub-subtree: it writes slot idx_max; an odd one writes
+        # nothing. The write is a select over the slots, not an indexed update: with the
+        # chains vmapped, an update at a per-chain index becomes a scatter, and a loop with
+        # a scatter inside cannot be compiled by XLA's CPU backend as one small function.
+        rows = [leaf.right.r, leaf.right_v, grown.r_sum]
+        if dyn.robust:
+            rows += [edge.r, edge_v]
+        opens = (xp.arange(ckpts.shape[0]) == idx_max) & (n % 2 == 0)
+        ckpts = xp.where(opens[:, None, None], xp.stack(rows)[None], ckpts)
+        turning = _is_iterative_turning(
+            dyn, leaf.right.r, leaf.right_v, grown.r_sum, ckpts, idx_min, idx_max
         )
-        return grown
+        return grown, turning, ckpts, key
 
     start = tree._replace(num_proposals=_int(0))
     init = (start, current().xp.asarray(False), ckpts, key)
     sub: Tree
     sub, turning, _, _ = bk.while_loop(keep_going, body, init)
     return sub._replace(depth=tree.depth, turning=turning)
-
-
-def _loop_of_its_own(fn: Callable[[Any], Any], x: Any, n: Array) -> Any:
-    """``fn(x)``, run as a loop of one trip.
-
-    Where a model's gradient calls XLA's library kernels (sums over thousands of rows become
-    YNNPACK calls), XLA cannot compile the leaf loop as one function (``backends/xla_cpu.py``)
-    and dispatches each small operation of a leaf's bookkeeping on its own, ~3 us a leaf. A
-    loop holding only the bookkeeping is compiled whole: email regression, 16.0 to 13.1 us a
-    leapfrog step, the same draws. The trip count, ``min(n, 0) + 1`` for a count ``n >= 0``,
-    is one that XLA cannot fold, or it would remove the loop.
-    """
-    bk = current()
-    one = bk.xp.minimum(n, 0) + 1
-    return bk.while_loop(lambda c: c[0] < one, lambda c: (c[0] + 1, fn(c[1])), (one - 1, x))[1]
-
-
-def _add_leaf(
-    dyn: _Dynamics,
-    carry: tuple[Tree, Array, Array, Key],
-    going_right: Array,
-    edge: IntegratorState,
-    edge_v: Array,
-    state: IntegratorState,
-) -> tuple[Tree, Array, Array, Key]:
-    """The subtree, U-turn flag, checkpoints and key after the leaf at ``state`` (the
-    leapfrog step from ``edge``) joins the subtree."""
-    xp = current().xp
-    sub, _, ckpts, key = carry
-    key, transition_key = current().split(key)
-    leaf = _leaf(dyn, state)
-    n = sub.num_proposals
-    # The first leaf replaces the (old) tree the loop starts from; later ones join. (A
-    # select, not a cond: the join is cheap, and a cond would copy both trees.)
-    joined = _merge(dyn, sub, leaf, going_right, transition_key, biased=False)
-    grown: Tree = select(n == 0, leaf, joined)
-    idx_min, idx_max = checkpoint_range(n)
-    # An even leaf opens a sub-subtree: it writes slot idx_max; an odd one writes
-    # nothing. The write is a select over the slots, not an indexed update: with the
-    # chains vmapped, an update at a per-chain index becomes a scatter, and a loop with
-    # a scatter inside cannot be compiled by XLA's CPU backend as one small function.
-    rows = [leaf.right.r, leaf.right_v, grown.r_sum]
-    if dyn.robust:
-        rows += [edge.r, edge_v]
-    opens = (xp.arange(ckpts.shape[0]) == idx_max) & (n % 2 == 0)
-    ckpts = xp.where(opens[:, None, None], xp.stack(rows)[None], ckpts)
-    turning = _is_iterative_turning(
-        dyn, leaf.right.r, leaf.right_v, grown.r_sum, ckpts, idx_min, idx_max
-    )
-    return grown, turning, ckpts, key
 
 
 def build_tree(
