@@ -301,6 +301,18 @@ class JaxBackend:
 
         return expect_programs(folder, hint)
 
+    def program_ready(self, program: Callable[..., Any], *args: Any) -> bool:
+        from backends.jax_programs import StoredProgram
+
+        return isinstance(program, StoredProgram) and program.ready(*args)
+
+    def compile_ahead(
+        self, program: Callable[..., Any], args: Callable[[], tuple[Any, ...]]
+    ) -> Callable[[], None]:
+        from backends.jax_programs import compile_ahead
+
+        return compile_ahead(program, args)
+
     def function_digest(self, fn: Callable[..., Any], *args: Any) -> str:
         from backends.jax_programs import jaxpr_digest
 
@@ -312,6 +324,11 @@ class JaxBackend:
         return rows(tree)
 
     def eval_shape(self, fn: Callable[..., Any], *args: Any) -> PyTree:
+        from backends.jax_programs import StoredProgram
+
+        if isinstance(fn, StoredProgram):
+            # Its jitted function's trace, which compiling it will reuse.
+            fn = fn.jitted
         return jax.eval_shape(fn, *args)
 
     def block_until_ready(self, tree: PyTree) -> PyTree:

@@ -28,6 +28,7 @@ cache entries (both hold machine code): keep the cache folder private.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import hashlib
 import logging
@@ -52,6 +53,7 @@ from backends.program_keys import UnkeyableError, canonical, source_digest
 __all__ = [
     "FORMAT",
     "StoredProgram",
+    "compile_ahead",
     "expect_programs",
     "jaxpr_digest",
     "load",
@@ -167,32 +169,56 @@ class StoredProgram:
         self.describe = describe
         self.on_load = on_load
         self.programs: dict[Hashable, Callable[..., Any]] = {}
+        self.paths: dict[Hashable, Path] = {}
         self.loaded = 0
         """Programs this object took from disk (for tests)."""
 
     def __call__(self, *args: Any) -> Any:
         try:
-            key = _lookup_key(args)
-            program = self.programs.get(key)
-            if program is None:
-                program = self.programs[key] = self._resolve(repr(key), args)
+            program = self.prepare(*args)
         except Exception as err:  # noqa: BLE001 - anything odd: the ordinary program
             logger.debug("%s: not using a stored program (%s: %s)", self.name, type(err), err)
             return self.jitted(*args)
         return program(*args)
 
-    def _resolve(self, signature: str, args: tuple[Any, ...]) -> Callable[..., Any]:
+    def prepare(self, *args: Any) -> Callable[..., Any]:
+        """The compiled program for arguments like ``args`` (arrays or their shapes),
+        loaded or compiled now and kept for the calls that follow."""
+        key = _lookup_key(args)
+        program = self.programs.get(key)
+        if program is None:
+            program = self.programs[key] = self._resolve(key, args)
+        return program
+
+    def ready(self, *args: Any) -> bool:
+        """Whether a call with ``args`` would compile nothing: its program is in memory or
+        on disk."""
+        try:
+            key = _lookup_key(args)
+            return key in self.programs or self._path(key, args).exists()
+        except Exception:  # noqa: BLE001 - cannot be keyed: it would be compiled
+            return False
+
+    def _path(self, key: Hashable, args: tuple[Any, ...]) -> Path:
+        """The file of the program for these arguments (computed once per ``key``: the
+        description traces the model's parts)."""
+        path = self.paths.get(key)
+        if path is None:
+            h = hashlib.sha256()
+            for part in (_environment(), source_digest(), self.name, repr(key)):
+                h.update(repr(part).encode())
+            h.update(repr(self.describe(args)).encode())
+            path = self.paths[key] = self.folder / f"{self.name}-{h.hexdigest()}.pkl"
+        return path
+
+    def _resolve(self, key: Hashable, args: tuple[Any, ...]) -> Callable[..., Any]:
         """The compiled program for these arguments: loaded, or compiled and stored now.
 
         What is stored is the executable exactly as ``jitted`` compiles it (donation and
         compiler options included), so its draws are those of the ordinary path.
         """
         try:
-            h = hashlib.sha256()
-            for part in (_environment(), source_digest(), self.name, signature):
-                h.update(repr(part).encode())
-            h.update(repr(self.describe(args)).encode())
-            path = self.folder / f"{self.name}-{h.hexdigest()}.pkl"
+            path = self._path(key, args)
             prefetch.note_resolved(path)
             compiled = prefetch.take(path)
             if compiled is None and path.exists():
@@ -276,6 +302,39 @@ def load(path: Path) -> Any:
     with path.open("rb") as f:
         blob, in_tree, out_tree = pickle.load(f)
     return se.deserialize_and_load(blob, in_tree, out_tree)
+
+
+def compile_ahead(program: Any, args: Callable[[], tuple[Any, ...]]) -> Callable[[], None]:
+    """Compile ``program`` (a :class:`StoredProgram` or a ``jax.jit`` function) for
+    ``args()`` on a thread of its own; returns what waits for it.
+
+    XLA releases Python's lock while it compiles, so a compile here runs beside the
+    caller's on another core. A jitted function keeps what ``lower(...).compile()`` made
+    (its trace, lowering and executable are cached), so the later call compiles nothing.
+    Any error is logged and dropped: the later call raises it again, where it belongs.
+    """
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            shapes = args()
+            if isinstance(program, StoredProgram):
+                program.prepare(*shapes)
+            else:
+                program.lower(*shapes).compile()
+        except Exception as err:  # noqa: BLE001 - the call itself will meet it
+            logger.debug("compiling ahead failed (%s: %s)", type(err), err)
+        finally:
+            done.set()
+
+    # The caller's context travels with the work (minippl's handler stack lives there).
+    context = contextvars.copy_context()
+    threading.Thread(target=context.run, args=(work,), name="minippl-compile-ahead").start()
+
+    def wait() -> None:
+        done.wait()
+
+    return wait
 
 
 def expect_programs(folder: Path, hint: str) -> Callable[[], None]:

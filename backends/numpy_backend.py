@@ -438,6 +438,16 @@ class NumpyBackend:
         """No programs are stored on NumPy: nothing to load, nothing to note."""
         return _nothing
 
+    def program_ready(self, program: Callable[..., Any], *args: Any) -> bool:
+        """Nothing is compiled on NumPy."""
+        return True
+
+    def compile_ahead(
+        self, program: Callable[..., Any], args: Callable[[], tuple[Any, ...]]
+    ) -> Callable[[], None]:
+        """Nothing to compile: nothing to wait for."""
+        return _nothing
+
     def function_digest(self, fn: Callable[..., Any], *args: Any) -> str:
         raise UnkeyableError("NumPy runs functions eagerly: there is no program to describe")
 

@@ -186,6 +186,23 @@ class Backend(Protocol):
         program is used only when :meth:`stored_program` computes its key."""
         ...
 
+    def program_ready(self, program: Callable[..., Any], *args: Any) -> bool:
+        """Whether calling ``program`` (from :meth:`jit` or :meth:`stored_program`) with
+        ``args`` would compile nothing: always where nothing is compiled (NumPy); on JAX, a
+        stored program already loaded or on disk. ``False`` where the backend cannot tell."""
+        ...
+
+    def compile_ahead(
+        self, program: Callable[..., Any], args: Callable[[], tuple[Any, ...]]
+    ) -> Callable[[], None]:
+        """Start compiling ``program`` on a background thread for the arguments ``args()``
+        returns (arrays, or the shapes :meth:`eval_shape` gives), so that the caller's other
+        work overlaps the compile; returns what waits for it to end. A later call of
+        ``program`` with such arguments finds it compiled. Where nothing is compiled
+        (NumPy), ``args`` is not called. A failure is not raised here: the later call
+        meets it again."""
+        ...
+
     def function_digest(self, fn: Callable[..., Any], *args: Any) -> str:
         """A digest of what ``fn`` computes at the shapes of ``args`` (JAX: of its jaxpr): it
         stands for a model's code in the key of a stored program."""

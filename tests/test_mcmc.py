@@ -272,6 +272,49 @@ def test_fresh_process_loads_the_compiled_sampler(tmp_path: Path) -> None:
     assert int(second[1]) == int(second[3]) > 0
 
 
+@pytest.mark.parametrize("stored", [True, False], ids=["stored", "not-stored"])
+@pytest.mark.parametrize("method", ["sequential", "vectorized"])
+def test_a_first_run_compiles_its_chain_program_ahead(
+    backend: Backend, method: str, stored: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """On JAX a first NUTS run traces its chain program once, on a thread of its own, while
+    the starting points are searched for, and draws what a compile after the search draws; a
+    program that comes from disk is not compiled ahead. NumPy compiles nothing, so nothing
+    happens ahead there."""
+    monkeypatch.setenv("MINIPPL_STORED_PROGRAMS", "1" if stored else "0")
+    traced_on: list[str] = []
+    count_trace = MCMC._count_trace
+
+    def count(self: MCMC) -> None:
+        traced_on.append(threading.current_thread().name)
+        count_trace(self)
+
+    monkeypatch.setattr(MCMC, "_count_trace", count)
+
+    def draws(folder: str) -> Any:
+        monkeypatch.setenv("MINIPPL_CACHE_DIR", str(tmp_path / folder))
+        traced_on.clear()
+        mcmc = quiet_mcmc(NUTS(normal_model), num_warmup=10, num_samples=10, num_chains=2,
+                          chain_method=method)  # fmt: skip
+        mcmc.run(backend.key(1), data(backend))
+        return np.asarray(mcmc.get_samples(group_by_chain=True)["mu"])
+
+    ahead = draws("a")
+    ahead_threads = list(traced_on)
+    again = draws("a")  # a new MCMC: its programs are on disk when stored
+    again_threads = list(traced_on)
+    monkeypatch.setattr(type(backend), "compile_ahead", lambda self, program, args: lambda: None)
+    after = draws("b")
+    np.testing.assert_array_equal(ahead, after)
+    np.testing.assert_array_equal(again, after)
+    if backend.name == "numpy":
+        assert set(ahead_threads) == set(traced_on) == {"MainThread"}
+        return
+    assert ahead_threads == ["minippl-compile-ahead"]
+    assert again_threads == ["MainThread" if stored else "minippl-compile-ahead"]
+    assert traced_on == ["MainThread"]
+
+
 # -- progress bar ------------------------------------------------------------------------------
 
 

@@ -294,13 +294,20 @@ class MCMC:
         return rng_key
 
     def _init_states(
-        self, keys: Any, init_params: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        keys: Any,
+        init_params: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        ahead: Callable[[Any], None] | None = None,
     ) -> Any:
         """``kernel.init`` for every chain, stacked along a leading chain axis.
 
         A kernel with a ``chain_initializer`` (HMC, NUTS) is set up once, eagerly, and then
         every chain's search for a starting point runs in one compiled, vectorized program,
         kept for the next run like the chain program. Other kernels run ``init`` per chain.
+        When that program is to be compiled, ``ahead`` is first given the shapes of the
+        states it will return.
         """
         backend = current()
         xp = backend.xp
@@ -360,9 +367,12 @@ class MCMC:
             jitted = backend.jit(init_chains, optimize=False)
             return self._stored("init", jitted, describe)
 
-        states, is_valid = self._cache.run(
-            "init", args, kwargs, build, lambda program, dyn, _: program(batch, init_params, dyn)
-        )
+        def call(program: Callable[..., Any], dyn: list[Any], _: Any) -> Any:
+            if ahead is not None and not backend.program_ready(program, batch, init_params, dyn):
+                ahead(backend.eval_shape(program, batch, init_params, dyn)[0])
+            return program(batch, init_params, dyn)
+
+        states, is_valid = self._cache.run("init", args, kwargs, build, call)
         for chain in np.flatnonzero(~np.asarray(backend.to_numpy(is_valid))):
             # Run the failing chain alone: eagerly, it raises an error naming the sites.
             self.sampler.init(batch[chain], self.num_warmup, params_of(int(chain)), args, kwargs)
@@ -406,12 +416,6 @@ class MCMC:
         noted = self._expect_programs(args, kwargs)
         keys = self._chain_keys(rng_key)
         resuming = phase == "run" and self._warmup_state is not None
-        if resuming:
-            init_state = self._warmup_state._replace(rng_key=keys)
-        else:
-            init_state = self._init_states(keys, init_params, args, kwargs)
-        if self.num_chains == 1:
-            init_state = backend.tree_map(lambda x: xp.asarray(x)[None], init_state)
 
         # Iterations of this call, and which of them are kept (NumPyro's thinning: the
         # last draw of every block of ``thinning``).
@@ -428,20 +432,38 @@ class MCMC:
             size = self.num_samples // self.thinning
             first = warm + self.num_samples % self.thinning
 
-        fields, removed = self._collect_fields(extra_fields, init_state)
-        show = bool(self.progress_bar) and stderr_is_terminal() and num_iterations > 0
-        if show:
-            chunk = ChunkPlan(num_iterations, self._seconds_per_iteration, self.progress_rate)
-            desc = "warmup" if phase == "warmup" or not resuming else "sample"
-            self._hub.start(self.num_chains, num_iterations, self.num_warmup, desc)
-        else:
-            chunk = ChunkPlan(num_iterations, every=max(num_iterations, 1))
+        compiling: list[Callable[[], None]] = []  # waits for the chain program's compile
+
+        def ahead(states: Any) -> None:
+            compiling.append(self._compile_chains_ahead(states, args, kwargs, extra_fields, size))
+
         try:
+            if resuming:
+                init_state = self._warmup_state._replace(rng_key=keys)
+            else:
+                # Sharded programs need their arguments' layout: not compiled ahead.
+                sharded = self._plan.method == "parallel"
+                init_state = self._init_states(
+                    keys, init_params, args, kwargs, None if sharded else ahead
+                )
+            if self.num_chains == 1:
+                init_state = backend.tree_map(lambda x: xp.asarray(x)[None], init_state)
+
+            fields, removed = self._collect_fields(extra_fields, init_state)
+            show = bool(self.progress_bar) and stderr_is_terminal() and num_iterations > 0
+            if show:
+                chunk = ChunkPlan(num_iterations, self._seconds_per_iteration, self.progress_rate)
+                desc = "warmup" if phase == "warmup" or not resuming else "sample"
+                self._hub.start(self.num_chains, num_iterations, self.num_warmup, desc)
+            else:
+                chunk = ChunkPlan(num_iterations, every=max(num_iterations, 1))
             last_state, collection, stats = self._execute(
                 init_state, args, kwargs, fields, removed, size, num_iterations, first,
-                chunk, show,
+                chunk, show, lambda: [wait() for wait in compiling],
             )  # fmt: skip
         finally:
+            for wait in compiling:  # never leave a compile running behind an error
+                wait()
             self._hub.close()
 
         if self.num_chains == 1:
@@ -483,14 +505,16 @@ class MCMC:
         first: int,
         chunk: ChunkPlan,
         show: bool,
+        ready: Callable[[], Any],
     ) -> tuple[Any, list[Any], RunStats]:
-        """Find (or build) the chain program and drive it, timing steady-state runs."""
+        """Find (or build) the chain program and drive it, timing steady-state runs.
+        ``ready()`` waits for the program's compile, where one was started ahead."""
 
         def call(program: Callable[..., Any], dyn: list[Any], key: Any) -> Any:
             start = time.perf_counter()
             out = self._drive(
                 program, states, dyn, args, kwargs, fields, removed, size, num_iterations,
-                first, chunk, show,
+                first, chunk, show, ready,
             )  # fmt: skip
             if self._programs_timed.get(key) and num_iterations:
                 # Blocks of chains run one after another, ``workers`` at a time.
@@ -501,37 +525,75 @@ class MCMC:
             self._programs_timed[key] = True
             return out
 
-        def build(merge: Merge) -> Any:
-            backend = current()
-            loop = build_chain_loop(
-                self.sampler,
-                merge,
-                num_warmup=self.num_warmup,
-                thinning=self.thinning,
-                sample_field=self._sample_field,
-                postprocess_fn=self.postprocess_fn,
-                fields=fields,
-                removed=removed,
-                one_chain=self._one_chain_blocks(),
-                on_trace=self._count_trace,
-            )
-            if self._plan.method == "parallel":
-                axes = (0, 0, 0, None, None, None, None, 0)
-                return backend.shard_over_devices(
-                    loop, self._plan.num_devices, axes, donate_argnums=(1,)
-                )
-            jitted = backend.jit(loop, donate_argnums=(1,))
-            return self._stored(
-                "chains",
-                jitted,
-                lambda program_args: self._describe_chains(merge, program_args, fields, removed),
-                on_load=self._count_trace,
-            )
-
         out: tuple[Any, list[Any], RunStats] = self._cache.run(
-            ("chains", fields, removed), args, kwargs, build, call
+            ("chains", fields, removed),
+            args,
+            kwargs,
+            lambda merge: self._build_chains(merge, fields, removed),
+            call,
         )
         return out
+
+    def _build_chains(
+        self, merge: Merge, fields: tuple[str, ...], removed: tuple[str, ...]
+    ) -> Callable[..., Any]:
+        """The chain program (:func:`.chain_loop.build_chain_loop`), compiled for this plan."""
+        backend = current()
+        loop = build_chain_loop(
+            self.sampler,
+            merge,
+            num_warmup=self.num_warmup,
+            thinning=self.thinning,
+            sample_field=self._sample_field,
+            postprocess_fn=self.postprocess_fn,
+            fields=fields,
+            removed=removed,
+            one_chain=self._one_chain_blocks(),
+            on_trace=self._count_trace,
+        )
+        if self._plan.method == "parallel":
+            axes = (0, 0, 0, None, None, None, None, 0)
+            devices = self._plan.num_devices
+            return backend.shard_over_devices(loop, devices, axes, donate_argnums=(1,))
+        jitted = backend.jit(loop, donate_argnums=(1,))
+        return self._stored(
+            "chains",
+            jitted,
+            lambda program_args: self._describe_chains(merge, program_args, fields, removed),
+            on_load=self._count_trace,
+        )
+
+    def _compile_chains_ahead(
+        self,
+        states: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        extra_fields: Sequence[str],
+        size: int,
+    ) -> Callable[[], None]:
+        """Start compiling the chain program from the shapes of the chains' starting
+        states (``states``), before they exist: it then compiles on one core while this
+        thread compiles and runs the search for them on another. Returns what waits for it.
+
+        Only the types of the integer arguments matter to the compile, so the loop bounds
+        here are placeholders for the first call's.
+        """
+        fields, removed = self._collect_fields(extra_fields, states)
+        program, dyn, key = self._cache.find(
+            ("chains", fields, removed),
+            args,
+            kwargs,
+            lambda merge: self._build_chains(merge, fields, removed),
+        )
+        if key in self._programs_timed:  # run before by this object: compiled
+            return _nothing
+
+        def program_args() -> tuple[Any, ...]:
+            starts = self._starts(states, args, kwargs, fields, removed, size, shapes_only=True)
+            ids, carry = starts[0]
+            return (*carry, dyn, 0, 0, 0, ids)
+
+        return current().compile_ahead(program, program_args)
 
     def _one_chain_blocks(self) -> bool:
         """Whether the program is given one chain at a time (and so runs without ``vmap``):
@@ -649,7 +711,8 @@ class MCMC:
                 continue
 
             def empty(x: Any) -> Any:
-                x = xp.asarray(x)
+                if not hasattr(x, "dtype"):  # shapes from eval_shape have one: kept as shapes
+                    x = xp.asarray(x)
                 if _is_numeric(x):
                     return zeros(x, leading=1)
                 # PRNG keys have no zeros: fill with the current value instead.
@@ -672,34 +735,15 @@ class MCMC:
         first: int,
         chunk: ChunkPlan,
         show: bool,
+        ready: Callable[[], Any],
     ) -> tuple[Any, list[Any], RunStats]:
         """Run the program over every block of chains, ``chunk`` iterations per call; with
         workers in the plan, blocks run side by side on host threads (each with its own copy
-        of ``chunk``, the bars fed under a lock)."""
+        of ``chunk``, the bars fed under a lock). ``ready()`` comes before the first call."""
         backend = current()
         xp = backend.xp
-        method = self._plan.method
-        if method == "sequential":
-            blocks = [(c, c + 1) for c in range(self.num_chains)]
-        else:
-            blocks = [(0, self.num_chains)]
-        if len(blocks) > 1:
-
-            def split(tree: Any) -> list[Any]:
-                return [backend.tree_map(lambda x, a=lo, b=hi: x[a:b], tree) for lo, hi in blocks]
-
-            parts = self._helper("split_blocks", split, tuple(blocks))(states)
-        else:
-            parts = [states]
-        starts = []
-        for (lo, hi), block in zip(blocks, parts, strict=True):
-            ids = np.arange(lo, hi)
-            coll = self._empty_collection(block, args, kwargs, fields, removed, size)
-            zero = np.zeros((hi - lo,), dtype=np.int32)
-            carry = (block, coll, RunStats(zero, zero, zero, zero, zero))
-            if method == "parallel":
-                carry = backend.distribute(carry, self._plan.num_devices)
-            starts.append((ids, carry))
+        starts = self._starts(states, args, kwargs, fields, removed, size)
+        ready()
         reporting = threading.Lock()
         stopping = threading.Event()
 
@@ -714,7 +758,7 @@ class MCMC:
                         self._hub.report(rows)
             return backend.block_until_ready(carry)
 
-        workers = min(self._plan.workers, len(blocks))
+        workers = min(self._plan.workers, len(starts))
         if workers == 1:
             results = [finish(ids, carry, chunk) for ids, carry in starts]
         else:
@@ -732,6 +776,44 @@ class MCMC:
 
         joined: tuple[Any, list[Any], RunStats] = self._helper("join_blocks", join)(results)
         return joined
+
+    def _starts(
+        self,
+        states: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        fields: tuple[str, ...],
+        removed: tuple[str, ...],
+        size: int,
+        shapes_only: bool = False,
+    ) -> list[tuple[Any, Any]]:
+        """Each block of chains (one per chain for "sequential", else one) with the carry
+        its first call takes: ``(ids, (states, collection, stats))``. ``shapes_only``:
+        ``states`` are shapes (:meth:`eval_shape`'s), and so are the blocks' states."""
+        backend = current()
+        if self._plan.method == "sequential":
+            blocks = [(c, c + 1) for c in range(self.num_chains)]
+        else:
+            blocks = [(0, self.num_chains)]
+        if len(blocks) > 1:
+
+            def split(tree: Any) -> list[Any]:
+                return [backend.tree_map(lambda x, a=lo, b=hi: x[a:b], tree) for lo, hi in blocks]
+
+            helper = self._helper("split_blocks", split, tuple(blocks))
+            parts = backend.eval_shape(helper, states) if shapes_only else helper(states)
+        else:
+            parts = [states]
+        starts = []
+        for (lo, hi), block in zip(blocks, parts, strict=True):
+            ids = np.arange(lo, hi)
+            coll = self._empty_collection(block, args, kwargs, fields, removed, size)
+            zero = np.zeros((hi - lo,), dtype=np.int32)
+            carry = (block, coll, RunStats(zero, zero, zero, zero, zero))
+            if self._plan.method == "parallel" and not shapes_only:
+                carry = backend.distribute(carry, self._plan.num_devices)
+            starts.append((ids, carry))
+        return starts
 
     # -- after a run ---------------------------------------------------------------------------
     def _warn(self, phase: str) -> None:
@@ -843,6 +925,10 @@ class MCMC:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._hub = ProgressHub()
+
+
+def _nothing() -> None:
+    """Nothing to wait for."""
 
 
 def _percent(part: int, whole: int) -> str:

@@ -94,17 +94,8 @@ class ProgramCache:
         """Find (or ``build(merge)``) program ``tag`` for this data and ``call(program,
         dyn, key)`` it, where ``dyn`` are the data's array leaves and ``key`` the program's
         key in the cache."""
-        backend = current()
-        leaves, treedef = backend.tree_flatten((args, kwargs))
         for attempt in range(2):
-            dynamic = tuple(False if self.closed_args else is_array(leaf) for leaf in leaves)
-            static_leaves = tuple(leaf for leaf, d in zip(leaves, dynamic, strict=True) if not d)
-            dyn_leaves = [leaf for leaf, d in zip(leaves, dynamic, strict=True) if d]
-            key = (tag, treedef, dynamic, static_key(static_leaves))
-            program = self.programs.get(key)
-            if program is None:
-                program = build(_merger(treedef, dynamic, static_leaves))
-                self.programs[key] = program
+            program, dyn_leaves, key = self.find(tag, args, kwargs, build)
             try:
                 return call(program, dyn_leaves, key)
             except TypeError as err:
@@ -114,3 +105,22 @@ class ProgramCache:
                 del self.programs[key]
                 self.closed_args = True
         raise AssertionError("unreachable")
+
+    def find(
+        self,
+        tag: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        build: Callable[[Merge], Any],
+    ) -> tuple[Any, list[Any], Any]:
+        """Program ``tag`` for this data's layout (built if new), the data's array leaves
+        (its arguments) and its key in the cache; nothing is called."""
+        leaves, treedef = current().tree_flatten((args, kwargs))
+        dynamic = tuple(False if self.closed_args else is_array(leaf) for leaf in leaves)
+        static_leaves = tuple(leaf for leaf, d in zip(leaves, dynamic, strict=True) if not d)
+        dyn_leaves = [leaf for leaf, d in zip(leaves, dynamic, strict=True) if d]
+        key = (tag, treedef, dynamic, static_key(static_leaves))
+        program = self.programs.get(key)
+        if program is None:
+            program = self.programs[key] = build(_merger(treedef, dynamic, static_leaves))
+        return program, dyn_leaves, key
