@@ -309,27 +309,37 @@ def compile_ahead(program: Any, args: Callable[[], tuple[Any, ...]]) -> Callable
     ``args()`` on a thread of its own; returns what waits for it.
 
     XLA releases Python's lock while it compiles, so a compile here runs beside the
-    caller's on another core. A jitted function keeps what ``lower(...).compile()`` made
-    (its trace, lowering and executable are cached), so the later call compiles nothing.
-    Any error is logged and dropped: the later call raises it again, where it belongs.
+    caller's on another core. Tracing and lowering, though, are Python and would only take
+    turns with the caller's: this returns once they are done (or the program came from
+    disk), so the compile, the long part, starts as early as it can. A jitted function
+    keeps what ``lower(...).compile()`` made (its trace, lowering and executable are
+    cached), so the later call compiles nothing. Any error is logged and dropped: the later
+    call raises it again, where it belongs.
     """
-    done = threading.Event()
+    lowered, done = threading.Event(), threading.Event()
 
     def work() -> None:
         try:
             shapes = args()
             if isinstance(program, StoredProgram):
+                if not program.ready(*shapes):
+                    program.jitted.lower(*shapes)  # cached for the compile in prepare()
+                lowered.set()
                 program.prepare(*shapes)
             else:
-                program.lower(*shapes).compile()
+                compiling = program.lower(*shapes)
+                lowered.set()
+                compiling.compile()
         except Exception as err:  # noqa: BLE001 - the call itself will meet it
             logger.debug("compiling ahead failed (%s: %s)", type(err), err)
         finally:
+            lowered.set()
             done.set()
 
     # The caller's context travels with the work (minippl's handler stack lives there).
     context = contextvars.copy_context()
     threading.Thread(target=context.run, args=(work,), name="minippl-compile-ahead").start()
+    lowered.wait()
 
     def wait() -> None:
         done.wait()
