@@ -16,6 +16,10 @@ How a run is organised
        Python per step. The loop bounds, the first collected iteration and the data are
        arguments, not constants: ``warmup()`` then ``run()`` share one program, and a second
        ``run`` with the same shapes compiles nothing. On NumPy the same source runs eagerly.
+       A first run starts compiling this program on a thread of its own as soon as the
+       shapes of the starting states are known (the initialisation program traced, not
+       yet compiled): XLA compiles without holding Python's lock, so the two programs
+       compile on two cores (``compile_ahead`` of the backend).
     4. *Chain methods.* The program runs a block of chains (``vmap`` inside the loop).
        ``"sequential"`` gives it one chain at a time (without ``vmap``: batched, the
        kernel's branches would all be evaluated), ``"vectorized"`` all of them, and
