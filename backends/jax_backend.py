@@ -69,6 +69,9 @@ class JaxBackend:
     def device_count(self) -> int:
         return jax.device_count()
 
+    def compiles_for_cpu(self) -> bool:
+        return jax.default_backend() == "cpu"
+
     def concurrent_programs(self) -> int:
         if jax.default_backend() != "cpu":
             return 1  # one stream per device: concurrent calls would queue

@@ -165,6 +165,10 @@ class NumpyBackend:
     def device_count(self) -> int:
         return 1
 
+    def compiles_for_cpu(self) -> bool:
+        """Nothing is compiled on NumPy."""
+        return False
+
     def concurrent_programs(self) -> int:
         """Eager NumPy holds Python's lock for most of a step: threads would not help."""
         return 1

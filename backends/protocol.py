@@ -53,6 +53,12 @@ class Backend(Protocol):
     def set_host_device_count(self, n: int) -> None: ...
     def device_count(self) -> int: ...
 
+    def compiles_for_cpu(self) -> bool:
+        """Whether programs are compiled to run on a CPU (JAX on CPU; not NumPy, which
+        compiles nothing, nor GPUs and TPUs, where every trip of a ``while`` loop reads its
+        predicate back to the host)."""
+        ...
+
     def concurrent_programs(self) -> int:
         """How many compiled programs gain from running at once on one device, each called
         from its own host thread: the cores of a CPU (each call runs on its caller's thread),

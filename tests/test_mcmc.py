@@ -28,6 +28,7 @@ import minippl.distributions as dist
 import minippl.infer.mcmc as mcmc_module
 from backends import Backend
 from minippl.infer import MCMC, NUTS, MCMCWarning
+from minippl.infer.chain_loop import one_chain_on_cpu
 from minippl.infer.compile_cache import cache_dir
 
 pytestmark = pytest.mark.usefixtures("x64")  # float64 on JAX (NumPy always is)
@@ -544,6 +545,40 @@ def test_parallel_chains_spread_over_host_devices() -> None:
 
 
 # -- NUTS through the driver ---------------------------------------------------------------------
+
+
+def test_one_unbatched_chain_on_a_cpu_gets_its_own_leaf_loop_and_the_same_draws(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """NUTS's trajectory is traced knowing whether it runs one chain, unbatched, on a CPU
+    (only then does a leaf's bookkeeping get a loop of its own); either way the draws and
+    step counts are the same."""
+    import minippl.infer.hmc.trajectory as trajectory
+
+    monkeypatch.setenv("MINIPPL_CACHE_DIR", str(tmp_path))  # traced here, not loaded
+
+    seen: list[tuple[str, bool]] = []
+    method = ""
+
+    def noted() -> bool:
+        value = one_chain_on_cpu()
+        seen.append((method, value))
+        return value
+
+    monkeypatch.setattr(trajectory, "one_chain_on_cpu", noted)
+    draws, steps = {}, {}
+    for method in ("sequential", "vectorized"):
+        mcmc = quiet_mcmc(NUTS(normal_model), num_warmup=30, num_samples=30, num_chains=2,
+                          chain_method=method)  # fmt: skip
+        mcmc.run(backend.key(4), data(backend), extra_fields=("num_steps",))
+        draws[method] = np.asarray(mcmc.get_samples()["mu"])
+        steps[method] = np.asarray(mcmc.get_extra_fields()["num_steps"])
+    np.testing.assert_array_equal(steps["sequential"], steps["vectorized"])
+    np.testing.assert_allclose(draws["sequential"], draws["vectorized"], rtol=1e-9)
+    on_cpu = backend.compiles_for_cpu()
+    assert on_cpu == (backend.name == "jax" and backend.xp.zeros(()).device.platform == "cpu")
+    assert {m for m, v in seen if v} == ({"sequential"} if on_cpu else set())
+    assert {m for m, _ in seen} == {"sequential", "vectorized"}
 
 
 def holey_model() -> None:

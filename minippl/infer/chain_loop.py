@@ -12,13 +12,23 @@ and :class:`~minippl.infer.MCMC` calls it chunk by chunk to update a progress ba
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import Any, NamedTuple
 
 from minippl.backend import current
 from minippl.distributions.util import shape_of
 from minippl.infer.program_cache import Merge
 
-__all__ = ["RunStats", "build_chain_loop", "get_field", "max_tree_depth"]
+__all__ = ["RunStats", "build_chain_loop", "get_field", "max_tree_depth", "one_chain_on_cpu"]
+
+_ONE_CHAIN_ON_CPU: ContextVar[bool] = ContextVar("minippl_one_chain_on_cpu", default=False)
+
+
+def one_chain_on_cpu() -> bool:
+    """Whether the chain program being traced runs one chain, unbatched, compiled for a
+    CPU: a kernel may then shape its inner loops for XLA's CPU compiler (see NUTS's
+    ``trajectory._loop_of_its_own``). False outside a chain program."""
+    return _ONE_CHAIN_ON_CPU.get()
 
 
 class RunStats(NamedTuple):
@@ -90,6 +100,22 @@ def build_chain_loop(
         ids: Any,
     ) -> tuple[Any, list[Any], RunStats]:
         on_trace()
+        token = _ONE_CHAIN_ON_CPU.set(one_chain and backend.compiles_for_cpu())
+        try:
+            return loop(states, collection, stats, dyn, lo, hi, first, ids)
+        finally:
+            _ONE_CHAIN_ON_CPU.reset(token)
+
+    def loop(
+        states: Any,
+        collection: list[Any],
+        stats: RunStats,
+        dyn: list[Any],
+        lo: Any,
+        hi: Any,
+        first: Any,
+        ids: Any,
+    ) -> tuple[Any, list[Any], RunStats]:
         args, kwargs = merge(dyn)
         postprocess = postprocess_fn or kernel.postprocess_fn(args, kwargs)
 
