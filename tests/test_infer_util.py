@@ -204,6 +204,54 @@ def test_discrete_latent_site_is_rejected(backend: Backend) -> None:
 # -- pointwise log likelihood --------------------------------------------------------------
 
 
+def interval_model(y: Any) -> None:
+    """Bounds built by the model from constants: arrays the backend may trace."""
+    xp = minippl.backend.current().xp
+    low = minippl.sample("low", dist.Uniform(xp.asarray(0.0), xp.asarray(1.0)))
+    minippl.sample("y", dist.Normal(low, 1.0), obs=y)
+
+
+def with_param(y: Any) -> None:
+    shift = minippl.param("shift", 0.5)
+    mu = minippl.sample("mu", dist.Normal(0.0, 2.0))
+    minippl.sample("y", dist.Normal(mu + shift, 1.0), obs=y)
+
+
+def subsampled(y: Any) -> None:
+    mu = minippl.sample("mu", dist.Normal(0.0, 2.0))
+    with minippl.plate("n", 3, subsample_size=2) as idx:
+        minippl.sample("y", dist.Normal(mu, 1.0), obs=y[idx])
+
+
+@pytest.mark.parametrize(
+    "model, shapes_only",
+    [(simple, True), (with_param, False), (subsampled, False), (interval_model, None)],
+    ids=["plain", "param", "subsampled", "traced-bounds"],
+)
+def test_set_up_for_shapes_only_where_no_value_is_kept(
+    backend: Backend, model: Any, shapes_only: bool | None
+) -> None:
+    """A set-up whose model has no param site, no subsampled plate and no transform with
+    traced parameters traces shapes only (no eager trace is kept); any other keeps the
+    eager trace. Either way the set-up gives the potential and prototype shapes of the eager
+    one. (Bounds made from constants are traced on JAX, plain arrays on NumPy.)"""
+    from minippl.infer.util import setup_model
+
+    y = backend.xp.asarray([0.2, -0.4, 1.1])
+    kwargs: dict[str, Any] = {"model_args": (y,), "split_key": True}
+    eager = setup_model(backend.key(3), model, **kwargs)
+    setup = setup_model(backend.key(3), model, shapes_only=True, **kwargs)
+    expected = (backend.name == "numpy") if shapes_only is None else shapes_only
+    assert (setup.model_trace is None) == expected
+    assert eager.model_trace is not None
+    proto = {k: tuple(np.shape(v)) for k, v in eager.prototype.items()}
+    assert {k: tuple(v.shape) for k, v in setup.prototype.items()} == proto
+    point = {k: backend.xp.full(v, 0.3) for k, v in proto.items()}
+    np.testing.assert_allclose(
+        float(setup.potential_fn(point)), float(eager.potential_fn(point)), rtol=1e-12
+    )
+
+
 def test_log_likelihood_pointwise(backend: Backend) -> None:
     xp = backend.xp
 

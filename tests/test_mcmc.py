@@ -205,6 +205,37 @@ def test_second_run_compiles_nothing(jax_backend: Backend, compile_counter: Comp
     assert mcmc.num_traces == 2
 
 
+def test_a_nuts_set_up_compiles_nothing_and_is_kept_for_its_data_layout(
+    jax_backend: Backend, compile_counter: CompileCounter
+) -> None:
+    """The set-up of a model whose set-up needs no values traces shapes only: on JAX no
+    operation runs eagerly (each would be a program to compile), and a second set-up for
+    data of the same layout reuses the first; new shapes set up again."""
+
+    def odd_shapes(y: Any) -> None:  # shapes no other test compiles eagerly
+        loc = minippl.sample("loc", dist.Normal(0.0, 1.0).expand([13]).to_event(1))
+        scale = minippl.sample("scale", dist.HalfNormal(1.0).expand([13]).to_event(1))
+        minippl.sample("y", dist.Normal(loc, scale).to_event(1), obs=y)
+
+    kernel = NUTS(odd_shapes)
+    key = jax_backend.key(0)
+    y = jax_backend.xp.linspace(-1.0, 1.0, 13)
+    other = y + 1.0
+    compile_counter.active, compile_counter.count = True, 0
+    try:
+        kernel.chain_initializer(key, 10, None, (y,), {})
+        compiled = compile_counter.count
+        kernel.chain_initializer(key, 10, None, (other,), {})
+        again = compile_counter.count - compiled
+    finally:
+        compile_counter.active = False
+    assert compiled == 1  # the abstract trace (a trace event), nothing compiled
+    assert again == 0
+    assert len(kernel._setups) == 1
+    kernel.chain_initializer(key, 10, None, (jax_backend.xp.ones((2, 13)),), {})
+    assert len(kernel._setups) == 2
+
+
 def test_model_that_needs_concrete_data_still_runs(jax_backend: Backend) -> None:
     """A model converting its data with NumPy cannot take traced data; it gets constants."""
     import jax

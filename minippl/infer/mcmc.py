@@ -71,8 +71,9 @@ __all__ = ["MCMC", "MCMCWarning"]
 CHAIN_METHODS = ("parallel", "vectorized", "sequential")
 
 
-_MODEL_FUNCTIONS = ("_model", "_potential_fn", "_potential_fn_gen", "_postprocess_fn")
-"""A kernel's attributes that hold the model's functions (keyed by their jaxpr, not value)."""
+_MODEL_FUNCTIONS = ("_model", "_potential_fn", "_potential_fn_gen", "_postprocess_fn", "_setups")
+"""A kernel's attributes that hold the model's functions (keyed by their jaxpr, not value),
+or what was derived from them."""
 
 
 class MCMCWarning(UserWarning):

@@ -339,9 +339,17 @@ def _prepare_model(model: Callable[..., Any], model_trace: Trace) -> Callable[..
     ``size / subsample_size``.
     """
     frozen = {
-        name: site.value for name, site in model_trace.items() if site.type in ("param", "plate")
+        name: site.value
+        for name, site in model_trace.items()
+        if site.type == "param" or (site.type == "plate" and _subsampled(site))
     }
     return _default_key(substitute(model, data=frozen) if frozen else model)
+
+
+def _subsampled(site: Message) -> bool:
+    """A plate whose indices are drawn (a whole plate's are ``arange(size)``, every time)."""
+    size, subsample_size = site.args
+    return subsample_size is not None and subsample_size != size
 
 
 def get_potential_fn(
@@ -552,7 +560,8 @@ class ModelSetup(NamedTuple):
 
     potential_fn: Callable[..., Any]
     postprocess_fn: Callable[..., Any]
-    model_trace: Trace
+    model_trace: Trace | None
+    """The eager trace (``None`` when the set-up traced shapes only)."""
     prepared: Callable[..., Any]
     """The model with params and plate indices frozen (what the potential runs)."""
     init_strategy: InitStrategy
@@ -600,14 +609,34 @@ def setup_model(
     model_args: tuple[Any, ...] = (),
     model_kwargs: Mapping[str, Any] | None = None,
     dynamic_args: bool = False,
+    shapes_only: bool = False,
+    split_key: bool = False,
 ) -> ModelSetup:
-    """Trace the model once (eagerly) and build its potential; no starting point yet."""
+    """Trace the model once and build its potential; no starting point yet.
+
+    The trace is eager, unless ``shapes_only`` and what the set-up keeps depends on no value
+    of the trace (no ``param`` site, no subsampled plate, transforms with no traced
+    parameter): the trace is then abstract (``eval_shape``), the prototype is shapes, and
+    ``model_trace`` is ``None``. On JAX an eager trace runs every operation of the model as
+    a program of its own, to compile in a fresh process (eight schools: about nine, 0.35 s).
+    ``split_key``: the trace is seeded with the second key of ``split(rng_key)`` (HMC's
+    flow), split inside the abstract trace when there is one.
+    """
     kwargs = {} if model_kwargs is None else dict(model_kwargs)
     strategy = init_strategy if isinstance(init_strategy, functools.partial) else init_strategy()
-    seeded = substitute(seed(model, rng_key), substitute_fn=strategy)
-    model_trace = trace(seeded).get_trace(*model_args, **kwargs)
-    transforms, replay_model = _latent_transforms(model_trace)
-    prepared = _prepare_model(model, model_trace)
+    abstract = None
+    if shapes_only:
+        abstract = _shapes_of_setup(rng_key, split_key, model, strategy, model_args, kwargs)
+    model_trace: Trace | None = None
+    if abstract is None:
+        key = current().split(rng_key)[1] if split_key else rng_key
+        seeded = substitute(seed(model, key), substitute_fn=strategy)
+        model_trace = trace(seeded).get_trace(*model_args, **kwargs)
+        transforms, replay_model = _latent_transforms(model_trace)
+        prepared = _prepare_model(model, model_trace)
+    else:
+        transforms, replay_model, prototype = abstract
+        prepared = _default_key(model)  # nothing to freeze: no param, no subsampled plate
     potential_fn, postprocess_fn = get_potential_fn(
         prepared,
         transforms,
@@ -616,19 +645,80 @@ def setup_model(
         model_args=model_args,
         model_kwargs=kwargs,
     )
-    constrained = {
-        name: site.value
-        for name, site in model_trace.items()
-        if site.type == "sample" and not site.is_observed
-    }
     func, options = strategy_parts(strategy)
     if func is init_to_value and not replay_model:
         values = dict(options.get("values", {}))
         strategy = _init_to_unconstrained_value(
             values=transform_fn(transforms, values, invert=True)
         )
-    prototype = transform_fn(transforms, constrained, invert=True)
+    if model_trace is not None:
+        constrained = {
+            name: site.value
+            for name, site in model_trace.items()
+            if site.type == "sample" and not site.is_observed
+        }
+        prototype = transform_fn(transforms, constrained, invert=True)
     return ModelSetup(potential_fn, postprocess_fn, model_trace, prepared, strategy, prototype)
+
+
+def _shapes_of_setup(
+    rng_key: Any,
+    split_key: bool,
+    model: Callable[..., Any],
+    strategy: InitStrategy,
+    model_args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> tuple[dict[str, Any], bool, Params] | None:
+    """``(transforms, replay_model, prototype shapes)`` from an abstract trace of the
+    set-up, or ``None`` where the set-up needs the eager trace's values (or the model cannot
+    be traced abstractly): nothing of the abstract trace that holds a traced value is kept."""
+    backend = current()
+    found: dict[str, Any] = {}
+
+    def shapes() -> Params:
+        key = backend.split(rng_key)[1] if split_key else rng_key
+        seeded = substitute(seed(model, key), substitute_fn=strategy)
+        model_trace = trace(seeded).get_trace(*model_args, **kwargs)
+        transforms, replay_model = _latent_transforms(model_trace)
+        found.update(
+            transforms=transforms,
+            replay_model=replay_model,
+            needs_values=any(
+                site.type == "param" or (site.type == "plate" and _subsampled(site))
+                for site in model_trace.values()
+            ),
+        )
+        constrained = {
+            name: site.value
+            for name, site in model_trace.items()
+            if site.type == "sample" and not site.is_observed
+        }
+        return transform_fn(transforms, constrained, invert=True)
+
+    try:
+        prototype = backend.eval_shape(shapes)
+    except Exception:  # noqa: BLE001 - the eager trace runs it again and says what is wrong
+        return None
+    if found["needs_values"] or _holds_tracer(found["transforms"]):
+        return None
+    return found["transforms"], found["replay_model"], prototype
+
+
+def _holds_tracer(tree: Any, depth: int = 6) -> bool:
+    """Whether a traced value hides in ``tree``: its containers and objects' attributes."""
+    backend = current()
+    if backend.is_tracer(tree):
+        return True
+    if depth == 0:
+        return False
+    if isinstance(tree, Mapping):
+        return any(_holds_tracer(v, depth - 1) for v in tree.values())
+    if isinstance(tree, list | tuple):
+        return any(_holds_tracer(v, depth - 1) for v in tree)
+    attributes = getattr(tree, "__dict__", None)
+    if attributes is not None:
+        return any(_holds_tracer(v, depth - 1) for v in attributes.values())
+    return False
 
 
 def initialize_model(
@@ -668,6 +758,7 @@ def initialize_model(
     )
     info, is_valid = setup.find_start(rng_key, model_args, kwargs)
     setup.check_start(info, is_valid, model_args, kwargs)
+    assert setup.model_trace is not None  # traced eagerly
     return ModelInfo(info, setup.potential_fn, setup.postprocess_fn, setup.model_trace)
 
 

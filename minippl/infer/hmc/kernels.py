@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -49,6 +49,10 @@ from minippl.infer.hmc.integrator import IntegratorState, Step, velocity_verlet
 from minippl.infer.hmc.metrics import MassLayout, Metric, euclidean_metric, make_layout
 from minippl.infer.hmc.trajectory import build_tree, fixed_trajectory
 from minippl.infer.initialization import init_to_uniform
+from minippl.infer.program_cache import shape_key
+
+if TYPE_CHECKING:
+    from minippl.infer.util import ModelSetup
 
 __all__ = ["HMC", "NUTS", "HMCState", "TransitionInfo", "hmc_transition", "nuts_transition"]
 
@@ -249,6 +253,8 @@ class HMC:
         self._adapter: WarmupAdapter | None = None
         self._num_warmup = 0
         self._vectorized = False
+        # Set-ups that depend on shapes only, by the layout of the key and the data.
+        self._setups: dict[Any, ModelSetup] = {}
 
     # -- the driver's interface ------------------------------------------------------------
 
@@ -346,7 +352,8 @@ class HMC:
     ) -> Callable[..., tuple[HMCState, Array]]:
         """Set the kernel up for this model and data, and return one chain's initialisation.
 
-        The set-up traces the model once, eagerly (sites, supports, shapes). What it returns,
+        The set-up traces the model once (sites, supports, shapes), for shapes only where
+        nothing it keeps depends on the trace's values (``setup_model``). What it returns,
         ``(key, init_params, model_args, model_kwargs) -> (state, is_valid)``, is pure: a
         driver can compile it and map it over chains in one program instead of running every
         chain's search for a starting point operation by operation. ``is_valid`` is false
@@ -359,15 +366,23 @@ class HMC:
         self._vectorized = False
         model_setup = None
         if self._model is not None:
-            _, key_init_model = bk.split(rng_key)
-            model_setup = setup_model(
-                key_init_model,
-                self._model,
-                init_strategy=self._init_strategy,
-                model_args=model_args,
-                model_kwargs=model_kwargs,
-                dynamic_args=True,
-            )
+            layout = (shape_key(rng_key), shape_key((model_args, model_kwargs)))
+            model_setup = self._setups.get(layout)
+            if model_setup is None:
+                model_setup = setup_model(
+                    rng_key,
+                    self._model,
+                    init_strategy=self._init_strategy,
+                    model_args=model_args,
+                    model_kwargs=model_kwargs,
+                    dynamic_args=True,
+                    shapes_only=True,
+                    split_key=True,
+                )
+                if model_setup.model_trace is None:
+                    # Shapes only: the next run with data of this layout reuses it, as the
+                    # driver reuses its compiled programs.
+                    self._setups[layout] = model_setup
             self._potential_fn_gen = model_setup.potential_fn
             self._postprocess_fn = model_setup.postprocess_fn
             z = model_setup.prototype if init_params is None else init_params
