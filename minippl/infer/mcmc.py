@@ -6,7 +6,9 @@ How a run is organised
     1. *Keys.* ``run(rng_key)`` splits the key into one key per chain, only when there is
        more than one chain (NumPyro's flow, so on JAX chain ``i`` starts from the same key as
        NumPyro's chain ``i``). Chain ``i`` gets key ``i`` whatever the chain method.
-    2. *Init.* The kernel is set up once, eagerly (one trace of the model), and every
+    2. *Init.* The kernel is set up once (one trace of the model, for its shapes only
+       where the set-up keeps no value of it; HMC and NUTS keep that set-up for data of
+       the same layout), and every
        chain's search for a starting point runs in one compiled, vectorized program. A chain
        with no valid starting point is then run again alone, eagerly, so that the error
        names the sites at fault.
@@ -308,7 +310,7 @@ class MCMC:
     ) -> Any:
         """``kernel.init`` for every chain, stacked along a leading chain axis.
 
-        A kernel with a ``chain_initializer`` (HMC, NUTS) is set up once, eagerly, and then
+        A kernel with a ``chain_initializer`` (HMC, NUTS) is set up once, and then
         every chain's search for a starting point runs in one compiled, vectorized program,
         kept for the next run like the chain program. Other kernels run ``init`` per chain.
         When that program is to be compiled, ``ahead`` is first given the shapes of the

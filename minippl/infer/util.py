@@ -552,7 +552,7 @@ def _explain_invalid(
 
 
 class ModelSetup(NamedTuple):
-    """What one eager trace of a model tells a sampler: everything but the starting point.
+    """What one trace of a model tells a sampler: everything but the starting point.
 
     :meth:`find_start` is then a pure function of a key and the data, so a driver can
     compile it and map it over chains.
