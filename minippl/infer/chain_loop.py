@@ -89,24 +89,7 @@ def build_chain_loop(
     xp = backend.xp
     depth = max_tree_depth(kernel)
 
-    def chains(
-        states: Any,
-        collection: list[Any],
-        stats: RunStats,
-        dyn: list[Any],
-        lo: Any,
-        hi: Any,
-        first: Any,
-        ids: Any,
-    ) -> tuple[Any, list[Any], RunStats]:
-        on_trace()
-        token = _ONE_CHAIN_ON_CPU.set(one_chain and backend.compiles_for_cpu())
-        try:
-            return loop(states, collection, stats, dyn, lo, hi, first, ids)
-        finally:
-            _ONE_CHAIN_ON_CPU.reset(token)
-
-    def loop(
+    def run_chains(
         states: Any,
         collection: list[Any],
         stats: RunStats,
@@ -161,6 +144,14 @@ def build_chain_loop(
             lo, hi, body, (states, collection, stats)
         )
         return out
+
+    def chains(*program_args: Any) -> tuple[Any, list[Any], RunStats]:
+        on_trace()
+        token = _ONE_CHAIN_ON_CPU.set(one_chain and backend.compiles_for_cpu())
+        try:
+            return run_chains(*program_args)
+        finally:
+            _ONE_CHAIN_ON_CPU.reset(token)
 
     return chains
 
