@@ -693,6 +693,7 @@ def _shapes_of_setup(
             for name, site in model_trace.items()
             if site.type == "sample" and not site.is_observed
         }
+        found["order"] = list(constrained)
         return transform_fn(transforms, constrained, invert=True)
 
     try:
@@ -701,7 +702,10 @@ def _shapes_of_setup(
         return None
     if found["needs_values"] or _holds_tracer(found["transforms"]):
         return None
-    return found["transforms"], found["replay_model"], prototype
+    # In the model's order, not eval_shape's sorted one: the starting point draws its sites
+    # one after another from successive keys (NumPyro's flow).
+    ordered = {name: prototype[name] for name in found["order"]}
+    return found["transforms"], found["replay_model"], ordered
 
 
 def _holds_tracer(tree: Any, depth: int = 6) -> bool:
