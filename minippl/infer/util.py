@@ -338,18 +338,28 @@ def _prepare_model(model: Callable[..., Any], model_trace: Trace) -> Callable[..
     function of the latent values; its likelihood terms are still scaled by
     ``size / subsample_size``.
     """
-    frozen = {
-        name: site.value
-        for name, site in model_trace.items()
-        if site.type == "param" or (site.type == "plate" and _subsampled(site))
-    }
+    frozen = {name: site.value for name, site in model_trace.items() if _is_frozen(site)}
     return _default_key(substitute(model, data=frozen) if frozen else model)
 
 
-def _subsampled(site: Message) -> bool:
-    """A plate whose indices are drawn (a whole plate's are ``arange(size)``, every time)."""
+def _is_frozen(site: Message) -> bool:
+    """A param, or a plate whose indices are drawn (a whole plate's are ``arange(size)``
+    every time): its value in the set-up's trace is kept for the potential."""
+    if site.type == "param":
+        return True
+    if site.type != "plate":
+        return False
     size, subsample_size = site.args
     return subsample_size is not None and subsample_size != size
+
+
+def _latent_values(model_trace: Trace) -> Params:
+    """The values of the trace's latent (unobserved) sample sites, in the model's order."""
+    return {
+        name: site.value
+        for name, site in model_trace.items()
+        if site.type == "sample" and not site.is_observed
+    }
 
 
 def get_potential_fn(
@@ -470,11 +480,7 @@ def find_valid_initial_params(
             seeded = substitute(seed(model, subkey), substitute_fn=strategy)
             model_trace = trace(seeded).get_trace(*model_args, **kwargs)
             transforms, _ = _latent_transforms(model_trace)
-            constrained = {
-                name: site.value
-                for name, site in model_trace.items()
-                if site.type == "sample" and not site.is_observed
-            }
+            constrained = _latent_values(model_trace)
             params = transform_fn(transforms, constrained, invert=True)
         else:
             params = {}
@@ -652,11 +658,7 @@ def setup_model(
             values=transform_fn(transforms, values, invert=True)
         )
     if model_trace is not None:
-        constrained = {
-            name: site.value
-            for name, site in model_trace.items()
-            if site.type == "sample" and not site.is_observed
-        }
+        constrained = _latent_values(model_trace)
         prototype = transform_fn(transforms, constrained, invert=True)
     return ModelSetup(potential_fn, postprocess_fn, model_trace, prepared, strategy, prototype)
 
@@ -683,16 +685,9 @@ def _shapes_of_setup(
         found.update(
             transforms=transforms,
             replay_model=replay_model,
-            needs_values=any(
-                site.type == "param" or (site.type == "plate" and _subsampled(site))
-                for site in model_trace.values()
-            ),
+            needs_values=any(_is_frozen(site) for site in model_trace.values()),
         )
-        constrained = {
-            name: site.value
-            for name, site in model_trace.items()
-            if site.type == "sample" and not site.is_observed
-        }
+        constrained = _latent_values(model_trace)
         found["order"] = list(constrained)
         return transform_fn(transforms, constrained, invert=True)
 
