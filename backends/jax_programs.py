@@ -13,6 +13,12 @@ draws the same numbers.
 (``jax.export`` was tried first: loading an exported program still lowers a wrapper around
 it, initialises LAPACK and asks JAX's cache for the executable, about 0.3 s more per process.)
 
+JAX sets up its LAPACK kernels (function pointers taken from SciPy) while it *lowers* a
+linear-algebra operation. A process that loads a program instead of lowering it never does,
+and the program's first Cholesky would jump through a null pointer: each file therefore
+records whether its program calls LAPACK, and loading such a file sets LAPACK up first
+(0.18 s, the import of ``scipy.linalg``; programs without LAPACK do not pay it).
+
 An executable that JAX itself loaded from its cache serializes into one that cannot run
 (XLA CPU drops its functions), so only freshly compiled programs are stored, and JAX's cache
 is not given a copy of them. A program's file is touched when it is used; whenever one is
@@ -59,12 +65,13 @@ __all__ = [
     "load",
     "remove_unused",
     "rows",
+    "store",
     "write_atomically",
 ]
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "minippl-stored-program-1"
+FORMAT = "minippl-stored-program-2"
 """Bumped whenever what is stored, or how keys are made, changes."""
 
 
@@ -240,7 +247,7 @@ class StoredProgram:
             logger.debug("%s: not stored (not freshly compiled)", self.name)
             return compiled  # type: ignore[no-any-return]
         try:
-            write_atomically(path, pickle.dumps(se.serialize(compiled)))
+            store(path, compiled)
             remove_unused(self.folder)
         except Exception as err:  # noqa: BLE001
             logger.debug("%s: could not store the program (%s: %s)", self.name, type(err), err)
@@ -297,10 +304,32 @@ def _kept_here_only() -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext()
 
 
+def _calls_lapack(compiled: Any) -> bool:
+    """Whether a compiled program calls one of jaxlib's LAPACK kernels (``lapack_*``)."""
+    return "lapack_" in compiled.as_text()
+
+
+def _set_up_lapack() -> None:
+    """What JAX does before lowering a linear-algebra operation on the CPU (idempotent).
+
+    A private function: if it moves, the error makes the caller compile the program
+    instead, and lowering sets LAPACK up."""
+    from jax._src.lax import linalg
+
+    linalg.initialize_lapack()  # type: ignore[no-untyped-call]
+
+
+def store(path: Path, compiled: Any) -> None:
+    """Write ``compiled`` to ``path``, with whether it needs LAPACK set up to run."""
+    write_atomically(path, pickle.dumps((se.serialize(compiled), _calls_lapack(compiled))))
+
+
 def load(path: Path) -> Any:
     """The executable stored in ``path``, loaded and ready to run."""
     with path.open("rb") as f:
-        blob, in_tree, out_tree = pickle.load(f)
+        (blob, in_tree, out_tree), calls_lapack = pickle.load(f)
+    if calls_lapack:
+        _set_up_lapack()
     return se.deserialize_and_load(blob, in_tree, out_tree)
 
 

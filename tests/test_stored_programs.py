@@ -120,6 +120,44 @@ def test_a_new_process_loads_the_last_runs_programs_ahead(
     assert same(changed, plain)
 
 
+_IN_A_NEW_PROCESS = """
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from test_stored_programs import regression, run
+draws, loaded = run(regression(1.0), method="sequential", dense_mass=True)
+np.savez(sys.argv[2], loaded=loaded, **draws)
+"""
+
+
+def test_a_new_process_runs_a_stored_program_that_calls_lapack(
+    store: Path, tmp_path: Path
+) -> None:
+    """A dense mass matrix is factorised with LAPACK, which JAX sets up while lowering; a
+    process that loads the program instead must set it up itself (before the fix, every
+    warm start with ``dense_mass=True`` died of a segmentation fault)."""
+    import os
+    import subprocess
+    import sys
+
+    first, _ = run(regression(1.0), method="sequential", dense_mass=True)
+    out = tmp_path / "draws.npz"
+    root = Path(__file__).resolve().parent.parent
+    path = os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path}
+    done = subprocess.run(
+        [sys.executable, "-c", _IN_A_NEW_PROCESS, str(Path(__file__).parent), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    with np.load(out) as again:
+        assert int(again["loaded"]) == 2
+        assert same(first, {k: again[k] for k in first})
+
+
 def test_programs_unused_for_a_month_go_when_a_new_one_is_stored(store: Path) -> None:
     import os
     import time
