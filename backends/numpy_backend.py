@@ -371,6 +371,9 @@ class NumpyBackend:
             state = body_fn(state)
         return state
 
+    def apply_if(self, pred: Any, fn: Callable[[Any], Any], state: Any) -> Any:
+        return fn(state) if bool(pred) else state
+
     def fori_loop(
         self, lower: int, upper: int, body_fn: Callable[[Any, Any], Any], init: Any
     ) -> Any:

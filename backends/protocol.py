@@ -128,6 +128,12 @@ class Backend(Protocol):
     def while_loop(
         self, cond_fn: Callable[[Any], Any], body_fn: Callable[[Any], Any], init: Any
     ) -> Any: ...
+    def apply_if(self, pred: Any, fn: Callable[[Any], Any], state: Any) -> Any:
+        """``fn(state)`` where ``pred`` holds, else ``state`` (``fn`` keeps the state's
+        structure and types): :meth:`cond` with one branch the identity, for an update
+        that is rare (adaptation's end of a window) or only for a while (warmup), which a
+        compiler may do more cheaply than a two-branch conditional."""
+        ...
     def fori_loop(
         self, lower: int, upper: int, body_fn: Callable[[Any, Any], Any], init: Any
     ) -> Any: ...

@@ -1,5 +1,5 @@
-"""The backends' ``cond``: what goes in comes out, matrices included, on both backends; and
-on JAX LAPACK calls in one branch leave the conditional's matrices in the loop's layout."""
+"""The backends' ``cond`` and ``apply_if``: what goes in comes out, matrices included, on
+both backends; and on JAX, LAPACK calls inside them leave the loop's matrices in its layout."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import numpy as np
+import pytest
 
 from backends import Backend
 
@@ -37,10 +38,33 @@ def test_cond_returns_matrices_keys_and_scalars_in_their_structure(backend: Back
         )
 
 
-def test_lapack_in_one_branch_leaves_the_loops_matrices_row_major(jax_backend: Backend) -> None:
+def test_apply_if_updates_only_where_its_predicate_holds(backend: Backend) -> None:
+    xp = backend.xp
+    state = {"m": xp.asarray(np.arange(4.0).reshape(2, 2)), "n": xp.asarray(3)}
+
+    def update(s: dict[str, Any]) -> dict[str, Any]:
+        return {"m": s["m"] @ s["m"], "n": s["n"] + 1}
+
+    for pred, want in ((True, update(state)), (False, state)):
+        out = backend.apply_if(xp.asarray(pred), update, state)
+        for name in ("m", "n"):
+            np.testing.assert_array_equal(np.asarray(out[name]), np.asarray(want[name]))
+    # Chains side by side, each with its own predicate.
+    preds = xp.asarray([True, False, True])
+    stacked = {"m": xp.stack([state["m"]] * 3), "n": xp.asarray([3, 3, 3])}
+    out = backend.vmap(lambda p, s: backend.apply_if(p, update, s))(preds, stacked)
+    np.testing.assert_array_equal(np.asarray(out["n"]), [4, 3, 4])
+    np.testing.assert_array_equal(np.asarray(out["m"][1]), np.asarray(state["m"]))
+    np.testing.assert_array_equal(np.asarray(out["m"][2]), np.asarray(update(state)["m"]))
+
+
+@pytest.mark.parametrize("how", ["cond", "apply_if"])
+def test_lapack_in_a_branch_leaves_the_loops_matrices_row_major(
+    jax_backend: Backend, how: str
+) -> None:
     """A Cholesky and a triangular solve, as a dense mass matrix's factors take: without
-    flattening, XLA made this conditional's results column-major (LAPACK's layout), and
-    every pass transposed the loop's matrices in and out."""
+    flattening, XLA made the conditional's (or the inner loop's) results column-major
+    (LAPACK's layout), and every pass transposed the loop's matrices in and out."""
     import jax
 
     backend = jax_backend
@@ -54,7 +78,10 @@ def test_lapack_in_one_branch_leaves_the_loops_matrices_row_major(jax_backend: B
 
     def step(i: Any, state: tuple[Any, Any]) -> tuple[Any, Any]:
         m, v = state
-        m = backend.cond(i % 5 == 4, factor, lambda a: a, m)
+        if how == "cond":
+            m = backend.cond(i % 5 == 4, factor, lambda a: a, m)
+        else:
+            m = backend.apply_if(i % 5 == 4, factor, m)
         return m, m @ v / xp.linalg.norm(m @ v)
 
     def run(m: Any, v: Any) -> tuple[Any, Any]:
@@ -62,10 +89,10 @@ def test_lapack_in_one_branch_leaves_the_loops_matrices_row_major(jax_backend: B
 
     start = eye, xp.ones(n, dtype=xp.float32)
     text = jax.jit(run).lower(*start).compile().as_text()
-    conditionals = [line for line in text.splitlines() if " conditional(" in line]
-    assert conditionals
-    results = [line.split(" conditional(")[0] for line in conditionals]
-    assert all(re.search(r"f32\[\d+,\d+\]\{0,1\}", r) is None for r in results), results
+    op = " conditional(" if how == "cond" else " while("
+    inner = [line.split(op)[0] for line in text.splitlines() if op in line]
+    assert inner
+    assert all(re.search(r"f32\[\d+,\d+\]\{0,1\}", r) is None for r in inner), inner
     m, _ = jax.jit(run)(*start)
     eager_m = start[0]
     for i in range(20):

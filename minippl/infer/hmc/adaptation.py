@@ -438,12 +438,11 @@ class WarmupAdapter:
         in_slow_window = (0 < window_idx) & (window_idx < num_windows - 1)
         mm_state = state.mm_state
         if self.adapt_mass_matrix:
-            mm_state = bk.cond(
+            mm_state = bk.apply_if(
                 in_slow_window,
                 lambda s: blockwise(
                     self.layout, lambda b, w: welford_update(w, b.take(z_info.z)), s
                 ),
-                lambda s: s,
                 mm_state,
             )
         ends = xp.asarray([w.end for w in schedule])
@@ -458,10 +457,9 @@ class WarmupAdapter:
             xp.where(at_window_end, window_idx + 1, window_idx),
             rng_key,
         )
-        result: HMCAdaptState = bk.cond(
+        result: HMCAdaptState = bk.apply_if(
             at_window_end & in_slow_window,
             lambda s: self._end_window(s, search_key, search),
-            lambda s: s,
             state,
         )
         return result

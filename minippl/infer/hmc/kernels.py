@@ -568,11 +568,10 @@ class HMC:
 
         warming_up = state.i < self._num_warmup
         search = self._search(value_and_grad, new, unravel)
-        adapt_state: HMCAdaptState = bk.cond(
+        adapt_state: HMCAdaptState = bk.apply_if(
             warming_up,
-            lambda a: adapter.update(a[0], a[1], a[2], a[3], search),
-            lambda a: a[3],
-            (state.i, info.accept_prob, new, state.adapt_state),
+            lambda a: adapter.update(state.i, info.accept_prob, new, a, search),
+            state.adapt_state,
         )
         itr = state.i + 1
         # The running mean restarts when sampling starts.
