@@ -18,80 +18,8 @@ import jax.scipy.special as jss
 import numpy as np
 from jax.flatten_util import ravel_pytree as _ravel_pytree
 
+from backends.jax_control_flow import apply_if_as_loop, cond_with_flat_matrices
 from backends.protocol import Array, Key, PyTree, Shape
-
-
-def _matrix_shapes(leaves: list[Any]) -> list[Shape | None]:
-    """Each leaf's shape if it is a numeric matrix (two or more axes), else ``None``."""
-
-    def shape(x: Any) -> Shape | None:
-        dtype = getattr(x, "dtype", None)
-        if dtype is None or len(x.shape) < 2 or not jnp.issubdtype(dtype, jnp.number):
-            return None
-        return tuple(x.shape)
-
-    return [shape(x) for x in leaves]
-
-
-def _flat(leaves: list[Any], shapes: list[Shape | None]) -> list[Any]:
-    return [x if s is None else jnp.ravel(x) for x, s in zip(leaves, shapes, strict=True)]
-
-
-def _unflat(leaves: list[Any], shapes: list[Shape | None]) -> list[Any]:
-    return [x if s is None else x.reshape(s) for x, s in zip(leaves, shapes, strict=True)]
-
-
-def _apply_if_as_loop(pred: Any, fn: Callable[[Any], Any], state: Any) -> Any:
-    """``fn(state)`` if ``pred`` else ``state``, as a loop that runs once or never.
-
-    Not a ``lax.cond`` with an identity branch, for two reasons. XLA gives a conditional's
-    results buffers of their own, so every pass copies what it returns, unchanged or not
-    (NUTS with a dense mass matrix at dimension 100 on a CPU: eight copies of 40 KB per
-    iteration, the largest item under ``perf``); a loop updates its state in place. And
-    under ``vmap`` a conditional whose predicate differs between chains runs both branches
-    for every chain (an adaptation window's end, with its Cholesky, triangular solve and
-    step-size search, on every warmup iteration), where a loop runs while any chain needs
-    it. Matrices travel flattened, as through :func:`_cond_with_flat_matrices`.
-    """
-    leaves, tree = jax.tree_util.tree_flatten(state)
-    shapes = _matrix_shapes(leaves)
-
-    def once(carry: tuple[Any, list[Any]]) -> tuple[Any, list[Any]]:
-        new = fn(jax.tree_util.tree_unflatten(tree, _unflat(carry[1], shapes)))
-        return jnp.zeros((), dtype=bool), _flat(jax.tree_util.tree_leaves(new), shapes)
-
-    start = (jnp.asarray(pred, dtype=bool), _flat(leaves, shapes))
-    _, flat = jax.lax.while_loop(lambda carry: carry[0], once, start)
-    return jax.tree_util.tree_unflatten(tree, _unflat(list(flat), shapes))
-
-
-def _cond_with_flat_matrices(
-    pred: Any, true_fn: Callable[..., Any], false_fn: Callable[..., Any], operands: tuple[Any, ...]
-) -> Any:
-    """``lax.cond``, with every matrix crossing into and out of the branches flattened.
-
-    A LAPACK call (column-major) in one branch lets XLA's CPU layout assignment make the
-    conditional's matrices column-major, while the loop around it keeps them row-major: each
-    pass then transposes them in and out, through the branch that leaves them alone too. With
-    a dense mass matrix at dimension 100 (a Cholesky at the end of each adaptation window)
-    that was 30 us of each one-leaf NUTS iteration, warmup and sampling alike, of 49 in all.
-    A vector has one layout, and unflattening it where it is used costs nothing.
-    """
-    leaves, tree = jax.tree_util.tree_flatten(operands)
-    shapes = _matrix_shapes(leaves)
-    out: dict[str, Any] = {}  # the branches' output structure, known once they are traced
-
-    def branch(fn: Callable[..., Any]) -> Callable[..., list[Any]]:
-        def flat_fn(*flat: Any) -> list[Any]:
-            result = fn(*jax.tree_util.tree_unflatten(tree, _unflat(list(flat), shapes)))
-            out_leaves, out["tree"] = jax.tree_util.tree_flatten(result)
-            out["shapes"] = _matrix_shapes(out_leaves)
-            return _flat(out_leaves, out["shapes"])
-
-        return flat_fn
-
-    flat_out = jax.lax.cond(pred, branch(true_fn), branch(false_fn), *_flat(leaves, shapes))
-    return jax.tree_util.tree_unflatten(out["tree"], _unflat(list(flat_out), out["shapes"]))
 
 _FAST_COMPILE = {
     "xla_backend_optimization_level": 0,
@@ -270,7 +198,7 @@ class JaxBackend:
     def cond(
         self, pred: Any, true_fn: Callable[..., Any], false_fn: Callable[..., Any], *operands: Any
     ) -> Any:
-        return _cond_with_flat_matrices(pred, true_fn, false_fn, operands)
+        return cond_with_flat_matrices(pred, true_fn, false_fn, operands)
 
     def while_loop(
         self, cond_fn: Callable[[Any], Any], body_fn: Callable[[Any], Any], init: Any
@@ -278,7 +206,7 @@ class JaxBackend:
         return jax.lax.while_loop(cond_fn, body_fn, init)
 
     def apply_if(self, pred: Any, fn: Callable[[Any], Any], state: Any) -> Any:
-        return _apply_if_as_loop(pred, fn, state)
+        return apply_if_as_loop(pred, fn, state)
 
     def fori_loop(
         self, lower: int, upper: int, body_fn: Callable[[Any, Any], Any], init: Any
