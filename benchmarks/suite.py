@@ -319,6 +319,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def data_notes(names: Sequence[str]) -> list[str]:
+    """Where each model's data came from, for the models that say (the email data: the
+    CSV's folder, or that a synthetic stand-in took its place)."""
+    return [f"{name}: {note}." for name in dict.fromkeys(names) if (note := get(name).data().note)]
+
+
 def quiet_warnings() -> None:
     """The suite reports divergences itself; the libraries' warnings would only clutter."""
     warnings.simplefilter("ignore")

@@ -99,3 +99,18 @@ def test_combined_parts_say_a_note_once_and_recompute_fresh_ratios() -> None:
     assert merged["notes"].count("same note") == 1
     (row,) = merged["fresh_process_ratios"]
     assert row["cold_ratio"] == pytest.approx(0.25) and "stale" not in row
+
+
+def test_a_run_says_where_the_email_data_came_from(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """Without the CSV the email model runs on a synthetic stand-in: the result file must
+    say so, or its figures pass for the real data's (they differ by a fifth in ESS)."""
+    monkeypatch.setenv("MINIPPL_DATA_DIR", str(tmp_path))
+    (note,) = suite.data_notes(["linreg", "email", "email"])
+    assert note.startswith("email: ") and "synthetic stand-in" in note
+    columns = "payments,email,opened,agreement,credit_limit,risk_score"
+    (tmp_path / "collections_email.csv").write_text(f"{columns}\n500,1,1,0,1200,0.4\n")
+    (note,) = suite.data_notes(["email"])
+    assert note == f"email: collections_email.csv from {tmp_path}."
+    assert suite.data_notes(["linreg", "eight_schools_c"]) == []
