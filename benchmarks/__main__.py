@@ -246,9 +246,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "samples": scale_cfg.samples,
         }
     results["elapsed_s"] = time.perf_counter() - start
-    ran = [*(args.models if "cells" not in args.skip else [])]
-    ran += args.fresh_models if "fresh" not in args.skip else []
-    notes += suite.data_notes(ran)
+    cell_models = list(args.models) if "cells" not in args.skip else []
+    fresh_models = list(args.fresh_models) if "fresh" not in args.skip else []
+    notes += suite.data_notes(cell_models + fresh_models)
     results["notes"] = notes
     results["targets"] = suite.targets(results)
     files = report.write(results, args.out)

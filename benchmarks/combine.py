@@ -39,7 +39,7 @@ def combine(parts: Sequence[dict[str, Any]], tag: str) -> dict[str, Any]:
     cells = [(i, cell) for i, part in enumerate(parts) for cell in part.get("cells", [])]
     replaced = sorted({cell["model"] for i, cell in cells if source[cell["model"]] != i})
     merged: dict[str, Any] = {
-        "date": parts[0]["date"],
+        "date": max(part["date"] for part in parts),  # the day the last part was measured
         "tag": tag,
         "command": " ; ".join(part["command"] for part in parts),
         "machine": parts[0]["machine"],

@@ -70,7 +70,6 @@ def test_lapack_in_a_branch_leaves_the_loops_matrices_row_major(
     backend = jax_backend
     xp = backend.xp
     n = 8
-
     eye = xp.eye(n, dtype=xp.float32)
 
     def factor(a: Any) -> Any:

@@ -49,3 +49,8 @@ def test_a_section_measured_again_is_taken_from_the_later_run() -> None:
     again = [{"model": "linreg", "library": "numpyro", "us_per_call": 2.0}]
     merged = combine([part("a", eager=first), part("b"), part("c", eager=again)], "x")
     assert merged["eager"] == again
+
+
+def test_a_combined_result_is_dated_by_its_latest_part() -> None:
+    later = {**part("b"), "date": "2026-11-27"}
+    assert combine([part("a"), later, part("c")], "x")["date"] == "2026-11-27"
