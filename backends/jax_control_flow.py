@@ -57,9 +57,16 @@ def cond_with_flat_matrices(
     def branch(fn: Callable[..., Any]) -> Callable[..., list[Any]]:
         def flat_fn(*flat: Any) -> list[Any]:
             result = fn(*jax.tree_util.tree_unflatten(tree, _unflat(list(flat), shapes)))
-            out_leaves, out["tree"] = jax.tree_util.tree_flatten(result)
-            out["shapes"] = _matrix_shapes(out_leaves)
-            return _flat(out_leaves, out["shapes"])
+            out_leaves, out_tree = jax.tree_util.tree_flatten(result)
+            out_shapes = _matrix_shapes(out_leaves)
+            # Flattened, (3, 2) and (2, 3) would pass lax.cond's own check: compare here.
+            if out and (str(out_tree), out_shapes) != (str(out["tree"]), out["shapes"]):
+                raise TypeError(
+                    f"cond: the branches return different structures or matrix shapes: "
+                    f"{out['tree']} {out['shapes']} and {out_tree} {out_shapes}"
+                )
+            out["tree"], out["shapes"] = out_tree, out_shapes
+            return _flat(out_leaves, out_shapes)
 
         return flat_fn
 

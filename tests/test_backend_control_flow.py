@@ -38,6 +38,16 @@ def test_cond_returns_matrices_keys_and_scalars_in_their_structure(backend: Back
         )
 
 
+def test_cond_branches_must_agree_on_matrix_shapes(jax_backend: Backend) -> None:
+    """Matrices cross the branches flattened on JAX: a (3, 2) against a (2, 3) result must
+    still be the error ``lax.cond`` gives for branches that disagree."""
+    import jax
+
+    m = np.ones((2, 3), dtype=np.float32)
+    with pytest.raises(TypeError, match="different structures or matrix shapes"):
+        jax.jit(lambda p, a: jax_backend.cond(p, lambda x: x.T, lambda x: x, a))(True, m)
+
+
 def test_apply_if_updates_only_where_its_predicate_holds(backend: Backend) -> None:
     xp = backend.xp
     state = {"m": xp.asarray(np.arange(4.0).reshape(2, 2)), "n": xp.asarray(3)}
