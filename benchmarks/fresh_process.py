@@ -42,12 +42,12 @@ from backends.xla_cpu import flags_before
 from benchmarks.metrics import median
 from benchmarks.samplers import RunConfig
 
-__all__ = ["SCRIPT", "fresh_ratios", "run_fresh_processes"]
+__all__ = ["SCRIPT", "fresh_ratios", "launch", "run_fresh_processes"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = r"""
-import json, sys, time
+import json, os, sys, time
 t0 = time.time()
 library, method, model_name, chains, warmup, samples, seed = sys.argv[1:8]
 import numpy as np
@@ -67,6 +67,13 @@ else:
     key = current().key(int(seed))
 from benchmarks.models import get
 t1 = time.time()
+spans = []  # JAX's trace, lowering and compile spans, when asked for (benchmarks.floors)
+if os.environ.get("MINIPPL_BENCH_SPANS") == "1":
+    import threading
+    from jax import monitoring
+    monitoring.register_event_time_span_listener(
+        lambda event, start, end, **_: spans.append(
+            [event.rsplit("/", 1)[-1], start, end, threading.current_thread().name]))
 spec = get(model_name)
 data = spec.data().cast(np.float32)
 kernel = NUTS(spec.build(ppl, dist), target_accept_prob=spec.target_accept,
@@ -76,7 +83,7 @@ mcmc = MCMC(kernel, num_warmup=int(warmup), num_samples=int(samples), num_chains
 mcmc.run(key, *data.args, **data.kwargs)
 draws = {k: np.asarray(v) for k, v in mcmc.get_samples().items()}
 t2 = time.time()
-print("RESULT " + json.dumps({"imported": t1, "posterior": t2, "run_s": t2 - t1}))
+print("RESULT " + json.dumps({"imported": t1, "posterior": t2, "run_s": t2 - t1, "spans": spans}))
 """
 
 _CACHE_VARS = (
@@ -88,9 +95,12 @@ _CACHE_VARS = (
 )
 
 
-def _launch(
+def launch(
     sampler: str, model: str, cfg: RunConfig, env: dict[str, str], seed: int
 ) -> dict[str, Any]:
+    """One fresh process of ``sampler`` on ``model`` with ``env`` added: its first-posterior
+    and start-up times (seconds from the launch), and JAX's compile spans if
+    ``MINIPPL_BENCH_SPANS=1`` is in ``env``."""
     library, _, method = sampler.partition("-")
     argv = [sys.executable, "-c", SCRIPT, library, method, model]
     argv += [str(cfg.chains), str(cfg.warmup), str(cfg.samples), str(seed)]
@@ -107,11 +117,14 @@ def _launch(
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"{sampler} on {model} failed:\n{proc.stderr[-3000:]}")
     out = json.loads(lines[-1].removeprefix("RESULT "))
-    return {
+    result = {
         "first_posterior_s": out["posterior"] - start,
         "startup_import_s": out["imported"] - start,
         "run_s": out["run_s"],
     }
+    if out["spans"]:  # (name, start, end, thread), times from the process's launch
+        result["spans"] = [[n, a - start, b - start, t] for n, a, b, t in out["spans"]]
+    return result
 
 
 def run_fresh_processes(
@@ -150,7 +163,7 @@ def run_fresh_processes(
                             plan += [(sampler, "jax-cache warm", env)]
                 for sampler, variant, env in plan:
                     log(f"  fresh process {model} / {sampler} ({variant}): repeat {k + 1}")
-                    result = _launch(sampler, model, cfg, env, seed=k)
+                    result = launch(sampler, model, cfg, env, seed=k)
                     times.setdefault((sampler, variant), []).append(result)
         for (sampler, variant), reps in times.items():
             rows.append(

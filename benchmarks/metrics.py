@@ -40,6 +40,7 @@ __all__ = [
     "median",
     "min_bulk_ess",
     "gradient_timer",
+    "compiled_timer",
     "time_compiled_gradient",
     "time_eager_gradient",
 ]
@@ -177,23 +178,31 @@ def gradient_timer(
     potential: Callable[[Any], Any], point: Any, budget_s: float = 0.15, rounds: int = 5
 ) -> Callable[[], float]:
     """A function that times a gradient of ``potential`` at ``point`` (a pytree) inside
-    compiled code, compiled and calibrated once, so that it can be read again cheaply.
+    compiled code, compiled and calibrated once, so that it can be read again cheaply."""
+    import jax
+    from jax.flatten_util import ravel_pytree
+
+    flat, unravel = ravel_pytree(point)
+    return compiled_timer(jax.grad(lambda f: potential(unravel(f))), flat, budget_s, rounds)
+
+
+def compiled_timer(
+    fn: Callable[[Any], Any], flat: Any, budget_s: float = 0.15, rounds: int = 5
+) -> Callable[[], float]:
+    """A function that times ``fn`` (a flat vector to one of the same shape) inside compiled
+    code: ``n`` calls in a ``lax.fori_loop``, the loop's time over ``n``.
 
     The loop count is calibrated so that one round takes about ``budget_s``; a reading is
     the median over ``rounds`` rounds.
     """
     import jax
     import jax.numpy as jnp
-    from jax.flatten_util import ravel_pytree
-
-    flat, unravel = ravel_pytree(point)
-    grad = jax.grad(lambda f: potential(unravel(f)))
 
     @jax.jit
     def loop(n: Any, f0: Any) -> Any:
         def body(i: Any, acc: Any) -> Any:
-            # The point moves with i, so the gradient cannot be hoisted out of the loop.
-            return acc + grad(f0 + i.astype(f0.dtype) * 1e-7)
+            # The point moves with i, so the call cannot be hoisted out of the loop.
+            return acc + fn(f0 + i.astype(f0.dtype) * 1e-7)
 
         return jax.lax.fori_loop(0, n, body, jnp.zeros_like(f0))
 

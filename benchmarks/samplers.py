@@ -176,8 +176,15 @@ def _need_devices(chains: int) -> None:
 class NumPyroAPIRunner(Runner):
     """``MCMC(NUTS(model))`` for any library with NumPyro's API (NumPyro itself, minippl)."""
 
-    def __init__(self, library: str, chain_method: str, backend: str = "jax"):
+    def __init__(
+        self,
+        library: str,
+        chain_method: str,
+        backend: str = "jax",
+        kernel_kwargs: dict[str, Any] | None = None,
+    ):
         self.library, self.chain_method, self.backend = library, chain_method, backend
+        self.kernel_kwargs = dict(kernel_kwargs or {})  # more NUTS settings (benchmarks.floors)
         self.name = f"{library}-{'numpy' if backend == 'numpy' else chain_method}"
 
     # The modules of the library under test, with its backend selected.
@@ -216,7 +223,10 @@ class NumPyroAPIRunner(Runner):
     def _mcmc(self, progress_bar: bool) -> Any:
         _, _, MCMC, NUTS = self._modules()
         kernel = NUTS(
-            self.model, target_accept_prob=self.spec.target_accept, dense_mass=self.spec.dense_mass
+            self.model,
+            target_accept_prob=self.spec.target_accept,
+            dense_mass=self.spec.dense_mass,
+            **self.kernel_kwargs,
         )
         return MCMC(
             kernel,
@@ -271,7 +281,7 @@ class NumPyroAPIRunner(Runner):
         draws = {k: samples[k] for k in self.latent}
         return RunOutput(draws, steps, divergences, clock)
 
-    def _potential(self) -> tuple[Callable[[Any], Any], Any]:
+    def potential(self) -> tuple[Callable[[Any], Any], Any]:
         """The potential energy this library samples and a point in unconstrained space."""
         if self.library == "numpyro":
             import jax
@@ -298,7 +308,7 @@ class NumPyroAPIRunner(Runner):
         return info.potential_fn, info.param_info.z
 
     def _gradient_timer(self) -> Callable[[], float]:
-        potential, point = self._potential()
+        potential, point = self.potential()
         if self.backend == "numpy":
             from minippl import backend
 
