@@ -76,10 +76,16 @@ def test_iteration_split(floors: dict[str, Any]) -> None:
 def test_fresh_floor(floors: dict[str, Any]) -> None:
     (row,) = floors["fresh"]
     assert row["model"] == "linreg"
-    _positive(row, "numpyro_parallel_s", "cold_s", "warm_s", "startup_import_s")
+    assert {row["method"], row["warm_method"]} <= {"sequential", "parallel"}
+    _positive(row, "numpyro_parallel_s", "cold_s", "warm_s", "startup_import_s", "sampling_s")
     _positive(row, "chain_compile_s", "import_jax_s", "cold_budget_s", "warm_budget_s")
-    assert row["cold_floor_s"] == pytest.approx(row["startup_import_s"] + row["chain_compile_s"])
+    floor = row["startup_import_s"] + row["chain_compile_s"] + row["sampling_s"]
+    assert row["cold_floor_s"] == pytest.approx(floor)
+    assert row["warm_floor_s"] == pytest.approx(row["import_jax_s"] + row["warm_sampling_s"])
     assert row["cold_budget_s"] == pytest.approx(0.5 * row["numpyro_parallel_s"])
+    assert set(row["runs"]) == {
+        "numpyro", "sequential cold", "sequential warm", "parallel cold", "parallel warm"
+    }
     compiles = [s for s in row["timeline"] if s[0] == "backend_compile_duration"]
     longest = max(compiles, key=lambda s: s[2])
     assert longest[2] == pytest.approx(row["chain_compile_s"])
