@@ -256,6 +256,8 @@ def markdown(results: dict[str, Any]) -> str:
     us = 1e6
     lines = [f"# minippl floors: {results['host']}, {results['date']}", ""]
     lines += [f"Run: `{results['command']}`.", ""]
+    if results.get("data"):
+        lines += [*(f"- {note}" for note in results["data"]), ""]
     if results["steps"]:
         lines += ["## Per step: the least a leaf costs (compiled, us per call)", ""]
         header = ["model", "dim", "gradient", "value + gradient", "+ mass product", "floor"]
@@ -348,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = p.parse_args(argv)
     from benchmarks.metrics import synchronous_dispatch
-    from benchmarks.suite import quiet_warnings
+    from benchmarks.suite import data_notes, quiet_warnings
 
     os.environ.setdefault("MINIPPL_COMPILE_CACHE", "0")  # as in the suite's own process
     synchronous_dispatch()
@@ -374,6 +376,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             for m in names(args.fresh_models)
         ],
     }
+    models = [r["model"] for section in ("steps", "iterations", "fresh") for r in results[section]]
+    results["data"] = data_notes(models)
     text = markdown(results)
     print(text)
     out = Path(args.out)
