@@ -1,6 +1,7 @@
-"""Where each missed target stands against a floor that no change to the sampler removes.
+"""Where each missed target stands against what bounds it from below.
 
-``python -m benchmarks.floors`` measures, for the targets the suite reports as missed:
+``python -m benchmarks.floors`` measures, for the kinds of target the suite reports as
+missed, the part of the time that the sampler's own bookkeeping cannot remove:
 
 - **Per step** (``step_floor``): the overhead ratio divides by one *gradient*, but a NUTS
   leaf also needs its potential energy (its multinomial weight, the divergence test), so
@@ -12,8 +13,9 @@
   the adaptation, storing the draw) and a part per leapfrog step. Trees held to depth 1 and
   2 (one and three steps an iteration) give both, for minippl and NumPyro run the same way
   (one chain, ``sequential``); at the default depth the steps per iteration then say how
-  much of a run is fixed cost. NumPyro's and minippl's overhead ratios depend on how many
-  steps an iteration took in that run, not only on the code.
+  much of a run is fixed cost. Not a floor: it says which part a ratio against NumPyro
+  would have to come from (and that the ratio depends on how many steps an iteration took
+  in that run, not only on the code).
 - **Fresh process** (``fresh_floor``): in a new process with an empty cache, when each of
   JAX's traces, lowerings and compiles ran (``jax.monitoring`` spans, by thread). Start-up
   and imports, the chain program's XLA compile (the longest compile) and the sampling
@@ -44,7 +46,7 @@ import numpy as np
 
 from benchmarks.metrics import compiled_timer, median
 from benchmarks.models import get
-from benchmarks.samplers import NumPyroAPIRunner, RunConfig
+from benchmarks.samplers import NumPyroAPIRunner, RunConfig, run_interleaved
 
 __all__ = ["fresh_floor", "iteration_split", "main", "markdown", "step_floor"]
 
@@ -121,13 +123,7 @@ def iteration_split(
         runner.first_call(0)
         runner.run(0)  # the timed calls' own programs (warmup, then run) compile here
         runners[name] = runner
-    times: dict[str, list[float]] = {name: [] for name in runners}
-    steps: dict[str, list[float]] = {name: [] for name in runners}
-    for k in range(repeats):
-        for name, runner in runners.items():
-            out = runner.run(k + 1)
-            times[name].append(out.clock.execute_s)
-            steps[name].append(float(out.grad_evals))
+    times, steps = run_interleaved(runners, repeats)
     t = {name: median(v) for name, v in times.items()}
     s = {name: median(v) for name, v in steps.items()}
     low, high = (f"depth {d}" for d in depths)

@@ -29,7 +29,7 @@ def decompose(
 ) -> dict[str, Any]:
     """Fixed cost and per-step cost of ``sampler`` on ``model`` (seconds), with the floor."""
     from benchmarks.models import get
-    from benchmarks.samplers import RunConfig, make_runner
+    from benchmarks.samplers import RunConfig, make_runner, run_interleaved
 
     spec = get(model)
     runners = {}
@@ -38,13 +38,7 @@ def decompose(
         runner.setup(spec, RunConfig(chains, warmup, n))
         runner.first_call(0)
         runners[n] = runner
-    times: dict[int, list[float]] = {n: [] for n in runners}
-    grads: dict[int, list[float]] = {n: [] for n in runners}
-    for k in range(repeats):
-        for n, runner in runners.items():
-            out = runner.run(k + 1)
-            times[n].append(out.clock.execute_s)
-            grads[n].append(float(out.grad_evals))
+    times, grads = run_interleaved(runners, repeats)
     t1, t2 = median(times[samples]), median(times[2 * samples])
     g1, g2 = median(grads[samples]), median(grads[2 * samples])
     per_step = (t2 - t1) / (g2 - g1)

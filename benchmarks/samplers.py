@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -42,6 +42,7 @@ __all__ = [
     "Runner",
     "latent_sites",
     "make_runner",
+    "run_interleaved",
     "minippl_available",
 ]
 
@@ -409,3 +410,21 @@ def make_runner(name: str) -> Runner:
     if name == "blackjax":
         return BlackJAXRunner()
     raise KeyError(f"unknown sampler {name!r}; known: {', '.join(SAMPLERS)}")
+
+
+K = TypeVar("K")
+
+
+def run_interleaved(
+    runners: Mapping[K, Runner], repeats: int
+) -> tuple[dict[K, list[float]], dict[K, list[float]]]:
+    """Each runner ``repeats`` times, taking turns (seeds 1, 2, ...): the execution times
+    (seconds, compile excluded) and gradient evaluations of every call, per runner."""
+    times: dict[K, list[float]] = {name: [] for name in runners}
+    steps: dict[K, list[float]] = {name: [] for name in runners}
+    for k in range(repeats):
+        for name, runner in runners.items():
+            out = runner.run(k + 1)
+            times[name].append(out.clock.execute_s)
+            steps[name].append(float(out.grad_evals))
+    return times, steps
