@@ -68,7 +68,8 @@ else:
 from benchmarks.models import get
 t1 = time.time()
 spans = []  # JAX's trace, lowering and compile spans, when asked for (benchmarks.floors)
-if os.environ.get("MINIPPL_BENCH_SPANS") == "1":
+record = os.environ.get("MINIPPL_BENCH_SPANS") == "1"
+if record:
     import threading
     from jax import monitoring
     monitoring.register_event_time_span_listener(
@@ -84,7 +85,7 @@ mcmc.run(key, *data.args, **data.kwargs)
 draws = {k: np.asarray(v) for k, v in mcmc.get_samples().items()}
 t2 = time.time()
 rerun_s = None  # with the spans, minippl's second run: sampling alone, nothing to compile
-if spans and library == "minippl":
+if record and library == "minippl":
     mcmc.run(key, *data.args, **data.kwargs)
     draws = {k: np.asarray(v) for k, v in mcmc.get_samples().items()}
     rerun_s = time.time() - t2

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["machine", "markdown", "plots", "write"]
+__all__ = ["machine", "markdown", "plots", "table", "write"]
 
 SCHEMA = "minippl-benchmarks/1"
 
@@ -72,7 +72,8 @@ def _fmt(x: Any, digits: int = 3) -> str:
     return str(x)
 
 
-def _table(header: list[str], rows: Iterable[list[Any]]) -> str:
+def table(header: list[str], rows: Iterable[list[Any]]) -> str:
+    """A Markdown table; numbers to three significant figures (thousands separated)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -128,7 +129,7 @@ def markdown(results: dict[str, Any]) -> str:
         for x in results.get("cells", [])
     ]
     out.append(
-        _table(
+        table(
             [
                 "model",
                 "sampler",
@@ -176,7 +177,7 @@ def markdown(results: dict[str, Any]) -> str:
                 ]
             )
         out.append(
-            _table(
+            table(
                 [
                     "model",
                     "ESS/s ratio",
@@ -202,7 +203,7 @@ def markdown(results: dict[str, Any]) -> str:
             for r in results["fresh_process"]
         ]
         out.append(
-            _table(
+            table(
                 ["model", "sampler", "cache", "first posterior", "start + imports", "MCMC.run"],
                 rows,
             )
@@ -229,21 +230,21 @@ def markdown(results: dict[str, Any]) -> str:
             for r in results["fresh_process_ratios"]
         ]
         header = ["model", "NumPyro best", "cold / best", "warm / best", "as installed s"]
-        out.append(_table(header + ["cold / installed", "warm / installed"], rows))
+        out.append(table(header + ["cold / installed", "warm / installed"], rows))
     if results.get("eager"):
         out += ["", "## Eager `trace(seed(model))`", ""]
         rows = [
             [r["model"], r["library"], r["sites"], r["us_per_call"], r["us_per_site"]]
             for r in results["eager"]
         ]
-        out.append(_table(["model", "library", "sites", "us / call", "us / site"], rows))
+        out.append(table(["model", "library", "sites", "us / call", "us / site"], rows))
     if results.get("progress_bar"):
         out += ["", "## Progress bar (sampling time, bar on / off)", ""]
         rows = [
             [r["model"], r["sampler"], r["off_s"], r["on_s"], r["cost_ratio"]]
             for r in results["progress_bar"]
         ]
-        out.append(_table(["model", "sampler", "off s", "on s", "on / off"], rows))
+        out.append(table(["model", "sampler", "off s", "on s", "on / off"], rows))
     for axis in ("rows", "dims"):
         data = results.get("scaling", {}).get(axis)
         if data:
@@ -261,7 +262,7 @@ def markdown(results: dict[str, Any]) -> str:
                 for r in data
             ]
             out.append(
-                _table(
+                table(
                     ["rows", "dim", "sampler", "grad us", "sampling s", "grad evals", "overhead"],
                     rows,
                 )
@@ -277,7 +278,7 @@ def markdown(results: dict[str, Any]) -> str:
             ]
             for t in results["targets"]
         ]
-        out.append(_table(["target", "measured", "bound", ""], rows))
+        out.append(table(["target", "measured", "bound", ""], rows))
     if results.get("notes"):
         out += ["", "## Notes", ""] + [f"- {n}" for n in results["notes"]]
     return "\n".join(out) + "\n"
