@@ -130,11 +130,25 @@ def linear_regression(ppl: Any, dist: Any) -> Model:
 _EMAIL_COLUMNS = ("payments", "email", "opened", "agreement", "credit_limit", "risk_score")
 
 
+_REPO = Path(__file__).resolve().parents[1]
+SHIPPED_EMAIL_CSV = _REPO / "tutorial" / "data" / "collections_email.csv"
+"""The copy the tutorial ships (``tutorial/data/SOURCE.md`` says where it comes from)."""
+
+
 def email_csv_path() -> Path:
-    """Where ``collections_email.csv`` is looked for: ``MINIPPL_DATA_DIR``, else ../shared/data."""
+    """Where ``collections_email.csv`` is looked for: ``MINIPPL_DATA_DIR``, else the copy
+    shipped in ``tutorial/data``."""
     env = os.environ.get("MINIPPL_DATA_DIR")
-    base = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
-    return base / "collections_email.csv"
+    return Path(env) / "collections_email.csv" if env else SHIPPED_EMAIL_CSV
+
+
+def _where(path: Path) -> str:
+    """A folder as the result files name it: relative to the repository when inside it, so
+    that no machine's absolute path lands in a committed result."""
+    try:
+        return path.relative_to(_REPO).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _email_data() -> Data:
@@ -143,7 +157,7 @@ def _email_data() -> Data:
         with path.open(newline="") as handle:
             rows = list(csv.DictReader(handle))
         cols = {c: np.array([float(r[c]) for r in rows]) for c in _EMAIL_COLUMNS}
-        note = f"collections_email.csv from {path.parent}"
+        note = f"collections_email.csv from {_where(path.parent)}"
     else:
         # A synthetic stand-in with the same columns and roughly the same marginals.
         rng = np.random.default_rng(7)

@@ -3,8 +3,8 @@
 * Eight schools, centred: divergences (the funnel).
 * The same model through ``reparam(LocScaleReparam(0))``: none or almost none, and
   thousands of effective draws.
-* The collections email regression on ``../shared/data/collections_email.csv``: ``b_email``
-  near 4.3 with sd near 2.1 (two chains of 500 + 1000 here, for time).
+* The collections email regression on the shipped ``tutorial/data/collections_email.csv``:
+  ``b_email`` near 4.3 with sd near 2.1 (two chains of 500 + 1000 here, for time).
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_posteriors import eight_schools_centered, load, shared_dir
+from test_posteriors import eight_schools_centered, load
 
 import minippl
 import minippl.distributions as dist
 from backends import Backend
-from benchmarks.models import email_regression
+from benchmarks.models import SHIPPED_EMAIL_CSV, email_regression
 from minippl import handlers
 from minippl.diagnostics import effective_sample_size
 from minippl.infer import MCMC, NUTS, MCMCWarning
@@ -68,10 +68,7 @@ def test_eight_schools_centred_diverges_and_non_centred_does_not(
 
 
 def test_collections_email_effect(jax_backend: Backend) -> None:
-    path = shared_dir() / "data" / "collections_email.csv"
-    if not path.exists():
-        pytest.skip(f"{path} not found")
-    with path.open(newline="") as handle:
+    with SHIPPED_EMAIL_CSV.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     xp = jax_backend.xp
     col = {c: xp.asarray([float(r[c]) for r in rows]) for c in rows[0]}

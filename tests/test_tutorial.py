@@ -8,11 +8,13 @@ eight-schools sections at the guide's sizes (marked slow; CI runs it).
 from __future__ import annotations
 
 import contextlib
+import csv
+import hashlib
 import importlib
 import io
-import os
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,16 +26,7 @@ import tutorial
 from tutorial import SECTIONS, find_section, run_section
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-
-
-def data_dir() -> Path | None:
-    """Where CI keeps collections_email.csv (../shared/data), or MINIPPL_DATA_DIR."""
-    given = os.environ.get("MINIPPL_DATA_DIR")
-    for folder in (Path(given) if given else None, SHARED_DATA):
-        if folder is not None and (folder / "collections_email.csv").is_file():
-            return folder
-    return None
+SHARED_DATA = REPO.parent / "shared" / "data"  # CI's copy of the guide's data, when present
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +44,7 @@ def common(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     if module.backend.name != "jax":  # imported earlier under another backend
         module = importlib.reload(module)
     out = tmp_path_factory.mktemp("tutorial_output")
-    module.configure(out=out, data=data_dir())
+    module.configure(out=out)
     try:
         yield module
     finally:
@@ -67,8 +60,6 @@ def run(common: Any) -> Callable[[str], tuple[str, dict[str, Any]]]:
     def run_once(name: str) -> tuple[str, dict[str, Any]]:
         module = find_section(name)
         if module not in done:
-            if module == "s08_causal_do" and data_dir() is None:
-                pytest.skip("collections_email.csv is not in ../shared/data or MINIPPL_DATA_DIR")
             buffer = io.StringIO()
             with pytest.MonkeyPatch.context() as patch:
                 patch.setenv("MINIPPL_TUTORIAL_SIZE", "small")
@@ -342,67 +333,71 @@ def test_python_dash_m_tutorial(tmp_path: Path) -> None:
     assert "(tutorial/s06_composition.py)" in result.stdout
 
 
-# -- the email data: --data, MINIPPL_DATA_DIR, the cache, the download, the message ------------
+# -- the email data: --data, MINIPPL_DATA_DIR, the shipped copy, the message ------------------
 
 
 @pytest.fixture
-def no_data_settings(
-    common: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Path]:
-    """No --data, no MINIPPL_DATA_DIR, and an empty cache folder."""
+def no_data_settings(common: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No --data and no MINIPPL_DATA_DIR: what a user who just cloned the repository has."""
     saved = dict(common._settings)
     common._settings["data"] = None
     monkeypatch.delenv("MINIPPL_DATA_DIR", raising=False)
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("MINIPPL_CACHE_DIR", str(cache))
     try:
-        yield cache
+        yield
     finally:
         common._settings.update(saved)
 
 
-def test_no_network_and_no_data_names_both_ways(
-    common: Any, no_data_settings: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def offline(*args: Any, **kwargs: Any) -> Any:
-        raise OSError("Temporary failure in name resolution")
+def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return list(rows[0]), rows
 
-    monkeypatch.setattr(common, "urlopen", offline)
+
+def test_with_no_flag_and_no_environment_the_shipped_copy_is_read(
+    common: Any, no_data_settings: None
+) -> None:
+    path = common.email_data_path()
+    assert path == REPO / "tutorial" / "data" / "collections_email.csv"
+    columns, rows = read_csv(path)
+    assert columns == ["payments", "email", "opened", "agreement", "credit_limit", "risk_score"]
+    assert len(rows) == 5000
+    assert common.load_email_data().shape == (5000, 6)
+    if (SHARED_DATA / "collections_email.csv").is_file():  # the copy the guide's checks used
+        assert read_csv(SHARED_DATA / "collections_email.csv") == (columns, rows)
+
+
+def test_the_shipped_copy_carries_its_source_licence_and_checksum() -> None:
+    folder = REPO / "tutorial" / "data"
+    digest = hashlib.sha256((folder / "collections_email.csv").read_bytes()).hexdigest()
+    source = (folder / "SOURCE.md").read_text()
+    assert digest in source
+    assert "github.com/matheusfacure/python-causality-handbook" in source
+    licence = (folder / "LICENSE").read_text()
+    assert licence.startswith("MIT License") and "Copyright (c) 2020 Matheus Facure" in licence
+    # A non-editable install carries the three files (setuptools package-data).
+    shipped = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert set(shipped["package-data"]["tutorial"]) == {
+        "data/collections_email.csv",
+        "data/SOURCE.md",
+        "data/LICENSE",
+    }
+
+
+def test_a_data_path_that_holds_nothing_names_both_ways(
+    common: Any, no_data_settings: None, tmp_path: Path
+) -> None:
+    common.configure(data=tmp_path / "nowhere")
     with pytest.raises(common.DataNotFoundError) as caught:
         common.email_data_path()
     message = str(caught.value)
+    assert f"collections_email.csv is not at {tmp_path / 'nowhere'}." in message
     assert "python -m tutorial --data PATH" in message
     assert "MINIPPL_DATA_DIR=FOLDER" in message
-    assert "Downloading it failed (Temporary failure in name resolution)" in message
-    assert common.EMAIL_URL in message
-
-
-def test_download_goes_to_the_cache_once(
-    common: Any, no_data_settings: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    calls: list[str] = []
-
-    class Response(io.BytesIO):
-        def __enter__(self) -> Response:
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            self.close()
-
-    def fake_urlopen(url: str, timeout: float) -> Response:
-        calls.append(url)
-        return Response(b"payments,email\n1,0\n")
-
-    monkeypatch.setattr(common, "urlopen", fake_urlopen)
-    path = common.email_data_path()
-    assert path == no_data_settings / "collections_email.csv"
-    assert path.read_bytes() == b"payments,email\n1,0\n"
-    assert common.email_data_path() == path
-    assert calls == [common.EMAIL_URL]
 
 
 def test_data_from_flag_or_environment(
-    common: Any, no_data_settings: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    common: Any, no_data_settings: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = tmp_path / "data"
     folder.mkdir()
@@ -444,8 +439,6 @@ def test_guide_key_replays_the_guides_splits(common: Any) -> None:
 @pytest.mark.slow
 def test_full_size_fits(common: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """The email and eight-schools sections at 4 chains x (1000 warmup + 1000 draws)."""
-    if data_dir() is None:
-        pytest.skip("collections_email.csv is not in ../shared/data or MINIPPL_DATA_DIR")
     monkeypatch.delenv("MINIPPL_TUTORIAL_SIZE", raising=False)
     with contextlib.redirect_stdout(io.StringIO()):
         email = run_section("s08_causal_do")

@@ -2,7 +2,7 @@
 
 With no SECTION, every section runs in order. Figures go to ``--out`` (default
 ``./tutorial_output``); the email section reads ``collections_email.csv`` from ``--data``
-(a file or its folder), ``MINIPPL_DATA_DIR``, or a download into a cache folder.
+(a file or its folder), else ``MINIPPL_DATA_DIR``, else the copy shipped in ``tutorial/data``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         "--data",
         metavar="PATH",
         help="collections_email.csv, or the folder holding it (else MINIPPL_DATA_DIR, "
-        "else a download into a cache folder)",
+        "else the copy shipped in tutorial/data)",
     )
     parser.add_argument("--list", action="store_true", help="list the sections and exit")
     args = parser.parse_args(argv)

@@ -8,7 +8,7 @@ kept here, which the later sections use.
 Settings come from the command line (``python -m tutorial --out DIR --data PATH``, which
 calls :func:`configure`) or from the environment: ``MINIPPL_TUTORIAL_OUT`` (the figures
 folder, default ``./tutorial_output``), ``MINIPPL_DATA_DIR`` (where
-``collections_email.csv`` is), ``MINIPPL_CACHE_DIR`` (where a downloaded copy is kept) and
+``collections_email.csv`` is, when not the copy shipped in ``tutorial/data``) and
 ``MINIPPL_TUTORIAL_SIZE=small`` (shrinks the MCMC runs; for the tests only).
 """
 
@@ -19,7 +19,6 @@ import os
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from urllib.request import urlopen
 
 import matplotlib
 
@@ -181,28 +180,22 @@ def arviz() -> ModuleType | None:
 # -- the collections email data -------------------------------------------------------------
 
 EMAIL_FILE = "collections_email.csv"
-EMAIL_URL = (
-    "https://raw.githubusercontent.com/matheusfacure/"
-    "python-causality-handbook/master/causal-inference-for-the-brave-and-true"
-    "/data/collections_email.csv"
-)
+SHIPPED_EMAIL_DATA = Path(__file__).resolve().parent / "data" / EMAIL_FILE
+"""The copy kept in this package (MIT-licensed; ``tutorial/data/SOURCE.md`` says where it
+comes from), installed with it, so the tutorial runs with no download."""
 
 
 class DataNotFoundError(RuntimeError):
-    """The email data is neither where we were told nor downloadable."""
-
-
-def cache_dir() -> Path:
-    """Where a downloaded copy of the data is kept."""
-    if os.environ.get("MINIPPL_CACHE_DIR"):
-        return Path(os.environ["MINIPPL_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "minippl"
+    """The email data is not where we were told it is."""
 
 
 def email_data_path() -> Path:
-    """Find ``collections_email.csv``: ``--data``, then ``MINIPPL_DATA_DIR``, then the cache,
-    then a download (from the URL the guide reads) into the cache."""
+    """Find ``collections_email.csv``: ``--data``, then ``MINIPPL_DATA_DIR``, then the copy
+    shipped in ``tutorial/data``.
+
+    A path that was given but holds no file is an error rather than a quiet fall back to the
+    shipped copy: whoever named another copy wants that one read.
+    """
     given = _settings["data"] or os.environ.get("MINIPPL_DATA_DIR")
     if given:
         path = Path(given)
@@ -210,18 +203,10 @@ def email_data_path() -> Path:
         if path.is_file():
             return path
         raise DataNotFoundError(_not_found(f"{EMAIL_FILE} is not at {path}."))
-    cached = cache_dir() / EMAIL_FILE
-    if cached.is_file():
-        return cached
-    try:
-        with urlopen(EMAIL_URL, timeout=30) as response:
-            content = response.read()
-    except Exception as error:  # no network, DNS failure, HTTP error...
-        raise DataNotFoundError(_not_found(f"Downloading it failed ({error}).")) from error
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    cached.write_bytes(content)
-    print(f"[data] downloaded {EMAIL_URL}\n       to {cached}")
-    return cached
+    if SHIPPED_EMAIL_DATA.is_file():
+        return SHIPPED_EMAIL_DATA
+    missing = f"The copy shipped with the tutorial is missing ({SHIPPED_EMAIL_DATA})."
+    raise DataNotFoundError(_not_found(missing))
 
 
 def _not_found(reason: str) -> str:
@@ -229,8 +214,7 @@ def _not_found(reason: str) -> str:
         f"The collections email section needs {EMAIL_FILE}. {reason}\n"
         "Give its location in one of two ways:\n"
         f"  python -m tutorial --data PATH          (the file, or the folder holding it)\n"
-        f"  MINIPPL_DATA_DIR=FOLDER python -m tutorial\n"
-        f"or download it yourself from\n  {EMAIL_URL}"
+        f"  MINIPPL_DATA_DIR=FOLDER python -m tutorial"
     )
 
 

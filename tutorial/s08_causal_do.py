@@ -110,9 +110,9 @@ assert int_trace["z"]["value"] != 5.0, "z in trace is the free sample, not the i
 # including: they explain part of the variance of payments, which sharpens the estimate of the
 # email's effect.
 #
-# The data is read from `--data PATH` or `MINIPPL_DATA_DIR`; failing those, it is downloaded
-# once from the URL the guide uses into a cache folder (`load_email_data` in
-# `tutorial/common.py`).
+# The guide downloads the data from the book's repository; minippl ships a copy of it (MIT
+# licensed) in `tutorial/data`, which `load_email_data` in `tutorial/common.py` reads unless
+# `--data PATH` or `MINIPPL_DATA_DIR` names another.
 
 # %%
 # Load data
