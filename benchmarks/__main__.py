@@ -223,9 +223,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             bar_samplers = bar_samplers[:1]
         # A bar costs milliseconds on a run of a tenth of a second: more repeats than the
         # cells, so that the median is not one noisy run. Chains on two threads of a
-        # 2-core VM took 40 to 56 ms for the same work, and 46 to 93 ms over the suite's
-        # seeds (seventh session): with 9 repeats the medians of bar on and off moved 15%
-        # apart on noise alone.
+        # 2-core VM take 40 to 56 ms for the same work, and 46 to 93 ms over the suite's
+        # seeds: with 9 repeats the medians of bar on and off can sit 15% apart on noise
+        # alone (benchmarks/README.md, "Progress bar").
         bar_repeats = args.repeats if args.quick else max(args.repeats, 25)
         bar = {"model": bar_model, "samplers": bar_samplers, "cfg": asdict(cfg)}
         results["progress_bar"] = run_in_child("progress", {**bar, "repeats": bar_repeats}, log)

@@ -16,7 +16,7 @@ interpreter start, imports, tracing, compiling and sampling.  Variants:
   NumPyro with JAX's own persistent cache switched on by hand (``JAX_COMPILATION_CACHE_DIR``,
   every entry kept), before and after one process filled it.  For information only.
 
-The issue's targets compare with NumPyro without a persistent cache: ``cold_ratio`` and
+The suite's targets compare with NumPyro without a persistent cache: ``cold_ratio`` and
 ``warm_ratio`` are minippl's best chain method, cold and warm, over NumPyro's best
 ``default`` chain method (0.5 and 0.15 at most), ``numpyro-parallel`` included when it was
 measured; ``*_as_installed`` leave it out (NumPyro with nothing configured).

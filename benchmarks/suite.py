@@ -125,8 +125,8 @@ def run_cells(
         for name, runner in runners.items():
             reps = history[name]
             # The floor is the fastest reading: noise (a busy second core, a neighbour on
-            # the host) only adds time, and one reading per sampler let the same potential
-            # time 91 us for one sampler and 120 us for the next (logistic, fifth session).
+            # the host) only adds time, and with one reading per sampler the same logistic
+            # potential can time 91 us for one sampler and 120 us for the next.
             timed = [r["grad_time_s"] for r in reps if "grad_time_s" in r]
             grad_time = min(timed) if timed else runner.gradient_time()
             sampling = median([r["sampling_s"] for r in reps])

@@ -1,7 +1,8 @@
 """Every handler's documented behaviour, and the outputs the guide prints, on both backends.
 
-The guide is ``/work/shared/seed/effect-handlers-in-numpyro.txt``; cell numbers like [8] refer
-to it. Exact NumPyro numbers (``-2.4425``...) are checked on JAX, where draws are NumPyro's.
+The guide is *Effect Handlers in NumPyro: A Practical Guide* (the tutorial rebuilds it);
+cell numbers like [8] refer to it. Exact NumPyro numbers (``-2.4425``...) are checked on
+JAX, where draws are NumPyro's.
 """
 
 from __future__ import annotations

@@ -134,8 +134,8 @@ def test_a_new_process_runs_a_stored_program_that_calls_lapack(
     store: Path, tmp_path: Path
 ) -> None:
     """A dense mass matrix is factorised with LAPACK, which JAX sets up while lowering; a
-    process that loads the program instead must set it up itself (before the fix, a warm
-    start with ``dense_mass=True`` died of a segmentation fault, 11 times in 12)."""
+    process that loads the program instead must set it up itself, or a warm start with
+    ``dense_mass=True`` dies of a segmentation fault (11 times in 12 without the set-up)."""
     import os
     import subprocess
     import sys

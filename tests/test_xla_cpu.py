@@ -21,8 +21,8 @@ SETTING = f"xla_cpu_small_while_loop_byte_threshold={SMALL_LOOP_BYTES}"
 
 def test_flag_is_added_once_and_joins_existing_extra_options() -> None:
     assert small_loop_flags("") == f"--xla_backend_extra_options={SETTING}"
-    assert small_loop_flags("--xla_dump_to=/tmp/x") == (
-        f"--xla_dump_to=/tmp/x --xla_backend_extra_options={SETTING}"
+    assert small_loop_flags("--xla_dump_to=dumps") == (
+        f"--xla_dump_to=dumps --xla_backend_extra_options={SETTING}"
     )
     joined = small_loop_flags("--xla_backend_extra_options=a=1 --xla_foo=2")
     assert joined == f"--xla_backend_extra_options=a=1,{SETTING} --xla_foo=2"
