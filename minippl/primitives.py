@@ -35,31 +35,25 @@ def sample(
 
     ``sample_shape`` adds leading dims to the draw; ``infer`` carries metadata for inference.
     ``obs_mask`` (boolean, over the batch dims) splits a partly observed site in two, as in
-    NumPyro: ``{name}_observed`` (masked to where the data is) and ``{name}_unobserved``
-    (masked to the rest), joined into a deterministic site ``name``.
+    NumPyro: ``{name}_observed`` and ``{name}_unobserved``, joined into a deterministic site.
+
+    >>> minippl.sample("y", dist.Normal(0.0, 1.0), obs=0.5)  # no handler: the data itself
+    0.5
+    >>> handlers.seed(minippl.sample, 0)("x", dist.Normal(0.0, 1.0), sample_shape=(2,)).shape
+    (2,)
     """
     if not isinstance(fn, Distribution):
-        raise TypeError(
-            f"sample site {name!r}: fn must be a minippl distribution, got "
-            f"{type(fn).__name__}. Use e.g. dist.Normal(0, 1)."
-        )
-    if not stack():
-        if obs is not None:
-            return obs
-        if rng_key is None:
+        what = type(fn).__name__
+        raise TypeError(f"sample site {name!r}: fn must be a minippl distribution, got {what}")
+    if not stack():  # no handler: draw with the key given, or return the data
+        if obs is None and rng_key is None:
             raise MissingKeyError(name)
-        return fn(rng_key=rng_key, sample_shape=sample_shape)
+        return obs if obs is not None else fn(rng_key=rng_key, sample_shape=sample_shape)
     if obs_mask is not None:
         return _masked_observe(name, fn, obs, obs_mask, rng_key, infer)
-    msg = Message(
-        type="sample",
-        name=name,
-        fn=fn,
-        kwargs={"rng_key": rng_key, "sample_shape": tuple(sample_shape)},
-        value=obs,
-        is_observed=obs is not None,
-        infer={} if infer is None else infer,
-    )
+    kwargs = {"rng_key": rng_key, "sample_shape": tuple(sample_shape)}
+    msg = Message("sample", name, fn, kwargs=kwargs, value=obs, is_observed=obs is not None)
+    msg.infer = {} if infer is None else infer
     return apply_stack(msg).value
 
 

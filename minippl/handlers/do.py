@@ -47,7 +47,7 @@ class do(_NamesData):
     def process_message(self, msg: Message) -> None:
         if msg.type != "sample" or self in msg.interveners:
             return
-        self._saw(msg.name)
+        self._value_for(msg)  # notes the site's name as used
         if msg.name is None or msg.name not in self.data:
             return
         if msg.interveners:

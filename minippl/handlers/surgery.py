@@ -6,9 +6,9 @@ Tutorial: "Model surgery: block, uncondition, lift" (``tutorial/s05_model_surger
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
+from minippl import _fast
 from minippl.distributions.distribution import Distribution
 from minippl.messages import Message
 from minippl.primitives import prng_key
@@ -118,7 +118,7 @@ class lift(Messenger):
         super().__init__(fn)
 
     def _for_one_call(self) -> Messenger:
-        fresh = self._shallow_copy()
+        fresh = _fast.shallow_copy(self)
         fresh._drawn = {}
         return fresh
 
@@ -126,14 +126,9 @@ class lift(Messenger):
         self._drawn = {}
         return super().__enter__()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self._drawn = {}
-        super().__exit__(exc_type, exc, tb)
+        super().__exit__(*exc_info)
 
     def process_message(self, msg: Message) -> None:
         if msg.type != "param" or msg.name is None:

@@ -1,0 +1,85 @@
+"""The core's speed devices, in one place, so the files a learner reads stay plain.
+
+Each function here does what a one-line standard idiom would do (its docstring names the
+idiom), only faster on a path every site or every wrapped call takes. Each is kept because
+the eager benchmark (``python -m benchmarks.eager``: ``trace(seed(model))`` on both
+backends) shows it; a device that did not show there is not here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from minippl.messages import Message
+
+T = TypeVar("T")
+
+
+def copy_message(msg: Message) -> Message:
+    """``dataclasses.replace(msg, kwargs=dict(msg.kwargs), ...)``, filling the slots directly.
+
+    ``trace`` copies every message it records, and ``replace`` goes through ``__init__``
+    with keyword arguments, which costs several times this on a slotted dataclass.
+    """
+    new = object.__new__(type(msg))
+    new.type = msg.type
+    new.name = msg.name
+    new.fn = msg.fn
+    new.args = msg.args
+    new.kwargs = dict(msg.kwargs)
+    new.value = msg.value
+    new.scale = msg.scale
+    new.is_observed = msg.is_observed
+    new.intermediates = list(msg.intermediates)
+    new.cond_indep_stack = list(msg.cond_indep_stack)
+    new.infer = dict(msg.infer)
+    new.mask = msg.mask
+    new.stop = msg.stop
+    new.interveners = msg.interveners
+    return new
+
+
+def shallow_copy(obj: T) -> T:
+    """``copy.copy(obj)`` for a plain object: a new instance sharing every attribute.
+
+    Stateful handlers make one on every call of a wrapped model (``seed(model, 0)()``), and
+    ``copy.copy`` goes through the pickling protocol (``__reduce_ex__``).
+    """
+    fresh = object.__new__(type(obj))
+    fresh.__dict__.update(obj.__dict__)
+    return fresh
+
+
+def split_in_two(backend: Any, key: Any) -> tuple[Any, Any]:
+    """``first, second = backend.split(key)``, unpacked in the way that is cheap for the array.
+
+    A JAX array unpacks in one dispatch, where two indexings would be two. A NumPy array
+    unpacks through the sequence protocol, which fetches a third row to learn that there is
+    none (raising ``IndexError`` inside); two indexings cost a third of that. ``seed`` splits
+    once per site.
+    """
+    keys = backend.split(key)
+    if type(keys) is np.ndarray:
+        return keys[0], keys[1]
+    first, second = keys
+    return first, second
+
+
+def draw(msg: Message) -> tuple[Any, list[Any]]:
+    """``msg.fn(*msg.args, sample_intermediates=True, **msg.kwargs)`` for a sample message.
+
+    The usual site (a distribution, no ``args``, the two keyword arguments ``sample``
+    writes) calls ``sample_with_intermediates`` directly: ``Distribution.__call__`` packs and
+    unpacks the keyword arguments twice on the way.
+    """
+    fn, kwargs = msg.fn, msg.kwargs
+    if not msg.args and kwargs.keys() == _DRAW_KWARGS and hasattr(fn, "sample_with_intermediates"):
+        return fn.sample_with_intermediates(kwargs["rng_key"], kwargs["sample_shape"])  # type: ignore[no-any-return]
+    return fn(*msg.args, sample_intermediates=True, **kwargs)  # type: ignore[no-any-return]
+
+
+_DRAW_KWARGS = frozenset(("rng_key", "sample_shape"))
+"""The keyword arguments of a sample message as ``sample`` builds it."""
