@@ -15,8 +15,9 @@ message, in the order the messages were sent:
 * phase 2, the default execution (the draw), when no handler supplied a value;
 * phase 3, each ``postprocess_message``, top back down to the bottom.
 
-Example::
+Example:
 
+    >>> model = lambda: minippl.sample("x", dist.Normal(0.0, 1.0))
     >>> record = explain(handlers.condition(handlers.seed(model, 0), data={"x": 1.0}))
     x  (sample)
       stack, bottom to top: seed -> condition(data: x)

@@ -14,6 +14,15 @@ stack is the innermost handler (entered last) and the *top* is the outermost.
 The stack lives in a :class:`contextvars.ContextVar` holding an immutable tuple. Each thread
 and each asyncio task therefore sees its own stack: two threads running models under different
 handlers never see each other's handlers (NumPyro's module-level list cannot promise that).
+
+A handler of your own subclasses :class:`Messenger` and overrides one phase or both:
+
+>>> class announce(Messenger):
+...     def process_message(self, msg):
+...         print("phase 1:", msg.type, msg.name)
+>>> announce(lambda: minippl.sample("x", dist.Normal(0.0, 1.0), obs=0.5))()
+phase 1: sample x
+0.5
 """
 
 from __future__ import annotations

@@ -120,6 +120,11 @@ class replay(Messenger):
     ``infer`` (``is_observed`` stays as it was); observed sites keep their data. A recorded
     site of the wrong kind is a ``RuntimeError``. A partial trace replays the sites it has
     and leaves the others to run as usual.
+
+    >>> model = lambda: minippl.sample("x", dist.Normal(0.0, 1.0))
+    >>> recorded = handlers.trace(handlers.seed(model, 0)).get_trace()
+    >>> bool(handlers.replay(handlers.seed(model, 1), trace=recorded)() == recorded["x"]["value"])
+    True
     """
 
     def __init__(
