@@ -1,9 +1,11 @@
 """The core's speed devices, in one place, so the files a learner reads stay plain.
 
-Each function here does what a one-line standard idiom would do (its docstring names the
-idiom), only faster on a path every site or every wrapped call takes. Each is kept because
-the eager benchmark (``python -m benchmarks.eager``: ``trace(seed(model))`` on both
-backends) shows it; a device that did not show there is not here.
+Each function here does what a one-line standard idiom does (its docstring names the idiom),
+on a path that every site or every call of a wrapped model takes. Each stays because the
+eager benchmark (``python -m benchmarks.eager``: ``trace(seed(model))`` on both backends)
+shows the difference; a device it could not tell apart from the idiom is not here. The
+walk a learner reads (``tests/test_reading_path.py``) calls these by name and reads as the
+idiom.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ T = TypeVar("T")
 def copy_message(msg: Message) -> Message:
     """``dataclasses.replace(msg, kwargs=dict(msg.kwargs), ...)``, filling the slots directly.
 
-    ``trace`` copies every message it records, and ``replace`` goes through ``__init__``
-    with keyword arguments, which costs several times this on a slotted dataclass.
+    ``trace`` copies every message it records, and ``replace`` builds the copy through
+    ``__init__`` with a keyword argument per field, then runs the default factories.
+    A field added to :class:`~minippl.messages.Message` must be added here too (a test in
+    ``tests/test_stack.py`` checks that every field is copied).
     """
     new = object.__new__(type(msg))
     new.type = msg.type
@@ -58,8 +62,8 @@ def split_in_two(backend: Any, key: Any) -> tuple[Any, Any]:
 
     A JAX array unpacks in one dispatch, where two indexings would be two. A NumPy array
     unpacks through the sequence protocol, which fetches a third row to learn that there is
-    none (raising ``IndexError`` inside); two indexings cost a third of that. ``seed`` splits
-    once per site.
+    none (raising ``IndexError`` inside), so two indexings are cheaper. ``seed`` splits
+    once per site. (Core code may import NumPy; only this module asks which array it got.)
     """
     keys = backend.split(key)
     if type(keys) is np.ndarray:

@@ -78,6 +78,9 @@ class condition(_NamesData):
                 msg.is_observed = True
 
 
+# ``substitute`` has ``condition``'s shape (``duplicates`` pairs them) but not its logic: the
+# lookup they share is ``_value_for``; what is left differs (the option's name, the message
+# types, whether the site becomes observed), and each class stays whole to read alone.
 class substitute(_NamesData):
     """Plug values into sites without changing whether they are observed.
 
