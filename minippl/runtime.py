@@ -55,8 +55,8 @@ class Messenger:
 
     def __init__(self, fn: Callable[..., Any] | None = None) -> None:
         if fn is not None and not callable(fn):
-            what = type(fn).__name__
-            raise TypeError(f"the model must be callable, got {what}; e.g. seed(rng_seed=0)")
+            what = f"{type(fn).__name__}; options go by keyword, as in seed(rng_seed=0)"
+            raise TypeError(f"{type(self).__name__}: the model must be callable, got {what}")
         self.fn = fn
         if fn is not None:
             functools.update_wrapper(self, fn, updated=())  # the model's name and signature

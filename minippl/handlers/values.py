@@ -30,7 +30,7 @@ class _NamesData(Messenger):
         return super().__enter__()
 
     def _value_for(self, msg: Message) -> Any:
-        """The value ``data`` (or ``value_fn``) gives this site, ``None`` for none."""
+        """The value ``data`` (or ``value_fn``) gives this site, or ``None``; notes the name."""
         if msg.name is not None:
             self._seen.add(msg.name)
         if self.value_fn is not None:
