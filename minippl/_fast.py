@@ -80,9 +80,12 @@ def draw(msg: Message) -> tuple[Any, list[Any]]:
     unpacks the keyword arguments twice on the way.
     """
     fn, kwargs = msg.fn, msg.kwargs
+    result: tuple[Any, list[Any]]
     if not msg.args and kwargs.keys() == _DRAW_KWARGS and hasattr(fn, "sample_with_intermediates"):
-        return fn.sample_with_intermediates(kwargs["rng_key"], kwargs["sample_shape"])  # type: ignore[no-any-return]
-    return fn(*msg.args, sample_intermediates=True, **kwargs)  # type: ignore[no-any-return]
+        result = fn.sample_with_intermediates(kwargs["rng_key"], kwargs["sample_shape"])
+    else:
+        result = fn(*msg.args, sample_intermediates=True, **kwargs)
+    return result
 
 
 _DRAW_KWARGS = frozenset(("rng_key", "sample_shape"))
