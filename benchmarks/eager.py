@@ -9,6 +9,7 @@ number of sites is the length of the trace (plates and deterministic sites inclu
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -108,3 +109,19 @@ def run_eager(
 
     minippl.set_backend("jax")
     return rows
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m benchmarks.eager [MODEL ...] [--rounds N] [--numpyro]``: the figures above,
+    for minippl on both backends (and NumPyro with ``--numpyro``), one line per library."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.eager", description=__doc__)
+    parser.add_argument("models", nargs="*", default=["linreg", "eight_schools_nc"])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--numpyro", action="store_true", help="time NumPyro too")
+    args = parser.parse_args(argv)
+    libraries = (["numpyro"] if args.numpyro else []) + ["minippl-jax", "minippl-numpy"]
+    run_eager(args.models, libraries, rounds=args.rounds)
+
+
+if __name__ == "__main__":
+    main()

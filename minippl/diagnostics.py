@@ -58,8 +58,8 @@ def autocovariance(x: ArrayLike, axis: int = 0, bias: bool = True) -> Array:
     bias : divide every lag by ``n`` (the usual, positive semi-definite estimator) rather
         than by the number of terms in that lag's sum.
     """
-    # Imported here: scipy costs half a second, and ``import minippl.infer`` (which imports
-    # this module for ``print_summary``) should not pay it before any draw exists.
+    # Imported here: scipy is slow to import, and ``import minippl.infer`` (which imports
+    # this module for ``print_summary``) should not pay for it before any draw exists.
     import scipy.fft
 
     seq = np.moveaxis(np.asarray(x), axis, -1)

@@ -4,9 +4,10 @@ Tutorial: "Composing handlers: nesting and order" (``tutorial/s10_composing.py``
 shows why ``condition(substitute(...))`` and ``substitute(condition(...))`` differ, and the
 summary (``tutorial/s12_summary.py``), whose handler table is measured with it.
 
-NumPyro has no such tool. ``apply_stack`` calls an optional *watcher* around every handler
-call (:func:`minippl.runtime.watching`). ``explain`` installs one that compares the message
-before and after each call and keeps the fields that changed. The result is one story per
+NumPyro has no such tool. ``apply_stack`` lets an optional *watcher* stand between the
+message and the stack (:func:`minippl.runtime.watching`). ``explain`` installs one that wraps
+each handler so that every call is reported, compares the message before and after each call
+and keeps the fields that changed. The result is one story per
 message, in the order the messages were sent:
 
 * the stack the message met, bottom (innermost, processed first) to top;
@@ -14,8 +15,9 @@ message, in the order the messages were sent:
 * phase 2, the default execution (the draw), when no handler supplied a value;
 * phase 3, each ``postprocess_message``, top back down to the bottom.
 
-Example::
+Example:
 
+    >>> model = lambda: minippl.sample("x", dist.Normal(0.0, 1.0))
     >>> record = explain(handlers.condition(handlers.seed(model, 0), data={"x": 1.0}))
     x  (sample)
       stack, bottom to top: seed -> condition(data: x)
@@ -201,7 +203,7 @@ class explaining:
         self.record = Explanation()
         self._open = {}
         self._listener.__enter__()
-        self._token = watching(self._watch)
+        self._token = watching(self._through_watch)
         return self.record
 
     def __exit__(
@@ -215,6 +217,10 @@ class explaining:
         for opened in self._open.values():
             opened.story.name = opened.message.name
         self._open = {}
+
+    def _through_watch(self, handlers: tuple[Messenger, ...]) -> tuple[Messenger, ...]:
+        """The stack a message meets, each handler seen through :class:`_Watched`."""
+        return tuple(_Watched(handler, self._watch) for handler in handlers)
 
     def _watch(self, phase: str, handler: Messenger, before: Message, after: Message) -> None:
         # Messages are told apart by identity; ``_Open`` keeps each alive, so no id is reused.
@@ -245,6 +251,28 @@ class _Open:
     message: Message
     after_process: Message | None = None
     postprocessing: bool = False
+
+
+class _Watched(Messenger):
+    """A handler seen through ``watch``: each call is reported with a copy of the message
+    from before it and the message after it."""
+
+    def __init__(
+        self, handler: Messenger, watch: Callable[[str, Messenger, Message, Message], None]
+    ) -> None:
+        super().__init__()
+        self.handler = handler
+        self.watch = watch
+
+    def process_message(self, msg: Message) -> None:
+        before = msg.copy()
+        self.handler.process_message(msg)
+        self.watch("process", self.handler, before, msg)
+
+    def postprocess_message(self, msg: Message) -> None:
+        before = msg.copy()
+        self.handler.postprocess_message(msg)
+        self.watch("postprocess", self.handler, before, msg)
 
 
 class _Listener(Messenger):

@@ -11,9 +11,11 @@ site has no ``is_observed``, so ``get`` returns the default for it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+
+from minippl import _fast
 
 
 class CondIndepStackFrame(NamedTuple):
@@ -41,48 +43,17 @@ _KEYS_BY_TYPE: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(slots=True)
-class Message:
-    """What a primitive sends through the stack.
+class _NumPyroView:
+    """The dict-like reading of a :class:`Message` that code written for NumPyro expects.
 
-    Slotted: every site builds one message and ``trace`` copies it, and with ``__slots__``
-    both (and every field read in the handlers) skip the per-instance ``__dict__``.
-
-    Fields
-    ------
-    type: ``"sample"``, ``"param"``, ``"deterministic"``, ``"plate"``, ``"prng_key"``,
-        ``"subsample"`` or ``"inspect"``.
-    name: the site name (``None`` for unnamed messages such as ``prng_key``).
-    fn: the distribution (sample), initialiser (param) or default function.
-    args, kwargs: arguments for ``fn``; a sample's ``kwargs`` hold ``rng_key`` and
-        ``sample_shape``.
-    value: the result; a handler that fills it skips the default execution.
-    scale: multiplier of the site's log density (``None`` means 1).
-    is_observed: whether ``value`` is data rather than a draw.
-    intermediates: auxiliary values a distribution returned with its draw.
-    cond_indep_stack: the enclosing plates, innermost last.
-    infer: free-form metadata for inference algorithms.
-    mask: for ``inspect`` messages (``get_mask``): the active boolean mask.
-    stop: set by a handler to keep the handlers above it from seeing the message.
-    interveners: the ``do`` handlers that already forked this site (each forks it once).
+    ``msg["value"]``, ``msg.get("is_observed", "N/A")``, ``msg.keys()``, ``dict(msg.items())``.
+    As in NumPyro, which keys a message *has* depends on its type: a deterministic site has
+    no ``is_observed``, so ``get`` returns the default for it.
     """
 
+    __slots__ = ()
     type: str
-    name: str | None
-    fn: Any = None
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    value: Any = None
-    scale: Any = None
-    is_observed: bool = False
-    intermediates: list[Any] = field(default_factory=list)
-    cond_indep_stack: list[CondIndepStackFrame] = field(default_factory=list)
-    infer: dict[str, Any] = field(default_factory=dict)
-    mask: Any = None
-    stop: bool = False
-    interveners: tuple[object, ...] = ()
 
-    # -- the dict-like view NumPyro code expects ---------------------------------------
     def keys(self) -> tuple[str, ...]:
         """The keys this type of message carries (NumPyro's, in its order)."""
         return _KEYS_BY_TYPE.get(self.type, ("type", "name", "fn", "args", "kwargs", "value"))
@@ -110,32 +81,6 @@ class Message:
     def __iter__(self) -> Iterator[str]:
         return iter(self.keys())
 
-    def copy(self) -> Message:
-        """A copy whose containers (kwargs, infer, plates, intermediates) are its own.
-
-        NumPyro copies shallowly, so a forked message shares its plate list with the
-        original; under ``do`` inside a plate that doubles the plate frames. Copying the
-        containers avoids that.
-        """
-        # ``trace`` copies every message, so this skips ``dataclasses.replace`` (which
-        # re-runs ``__init__`` through keyword arguments) and fills the slots directly.
-        new = object.__new__(Message)
-        new.type = self.type
-        new.name = self.name
-        new.fn = self.fn
-        new.args = self.args
-        new.kwargs = dict(self.kwargs)
-        new.value = self.value
-        new.scale = self.scale
-        new.is_observed = self.is_observed
-        new.intermediates = list(self.intermediates)
-        new.cond_indep_stack = list(self.cond_indep_stack)
-        new.infer = dict(self.infer)
-        new.mask = self.mask
-        new.stop = self.stop
-        new.interveners = self.interveners
-        return new
-
     def __repr__(self) -> str:
         body = ",\n ".join(f"{k!r}: {_short(getattr(self, k))}" for k in self.keys())
         return "{" + body + "}"
@@ -149,7 +94,34 @@ def _short(value: Any) -> str:
     return repr(value)
 
 
+@dataclass(slots=True, repr=False)  # the repr is the view's, as NumPyro's dict shows
+class Message(_NumPyroView):
+    """What a primitive sends through the stack: a request for a value, then its answer.
+
+    Slotted, as every site builds one and ``trace`` copies it. It also reads like NumPyro's
+    message dict (``msg["value"]``, ``msg.get("is_observed")``): see :class:`_NumPyroView`.
+    """
+
+    type: str  # sample, param, deterministic, plate, prng_key, subsample or inspect
+    name: str | None  # the site name; None for unnamed messages such as prng_key
+    fn: Any = None  # the distribution (sample), initialiser (param) or default function
+    args: tuple[Any, ...] = ()  # positional arguments of fn
+    kwargs: dict[str, Any] = field(default_factory=dict)  # a sample's: rng_key, sample_shape
+    value: Any = None  # the result; a handler that fills it skips the default execution
+    scale: Any = None  # multiplier of the site's log density (None means 1)
+    is_observed: bool = False  # whether value is data rather than a draw
+    intermediates: list[Any] = field(default_factory=list)  # what the draw computed on the way
+    cond_indep_stack: list[CondIndepStackFrame] = field(default_factory=list)  # plates, inner last
+    infer: dict[str, Any] = field(default_factory=dict)  # metadata for inference algorithms
+    mask: Any = None  # for inspect messages (get_mask): the active boolean mask
+    stop: bool = False  # set by a handler to hide the message from the handlers above it
+    interveners: tuple[object, ...] = ()  # the do handlers that forked this site already
+
+    def copy(self) -> Message:
+        """A copy with its own containers (kwargs, infer, plates, intermediates): NumPyro's
+        shallow copy shares the plate list, which doubles plate frames under ``do``."""
+        return _fast.copy_message(self)
+
+
 Trace = dict[str, Message]
 """An execution trace: site name to the message recorded there, in execution order."""
-
-Handler = Callable[[Message], None]

@@ -35,31 +35,25 @@ def sample(
 
     ``sample_shape`` adds leading dims to the draw; ``infer`` carries metadata for inference.
     ``obs_mask`` (boolean, over the batch dims) splits a partly observed site in two, as in
-    NumPyro: ``{name}_observed`` (masked to where the data is) and ``{name}_unobserved``
-    (masked to the rest), joined into a deterministic site ``name``.
+    NumPyro: ``{name}_observed`` and ``{name}_unobserved``, joined into a deterministic site.
+
+    >>> minippl.sample("y", dist.Normal(0.0, 1.0), obs=0.5)  # no handler: the data itself
+    0.5
+    >>> handlers.seed(minippl.sample, 0)("x", dist.Normal(0.0, 1.0), sample_shape=(2,)).shape
+    (2,)
     """
     if not isinstance(fn, Distribution):
-        raise TypeError(
-            f"sample site {name!r}: fn must be a minippl distribution, got "
-            f"{type(fn).__name__}. Use e.g. dist.Normal(0, 1)."
-        )
-    if not stack():
-        if obs is not None:
-            return obs
-        if rng_key is None:
+        what = type(fn).__name__
+        raise TypeError(f"sample site {name!r}: fn must be a minippl distribution, got {what}")
+    if not stack():  # no handler: draw with the key given, or return the data
+        if obs is None and rng_key is None:
             raise MissingKeyError(name)
-        return fn(rng_key=rng_key, sample_shape=sample_shape)
+        return obs if obs is not None else fn(rng_key=rng_key, sample_shape=sample_shape)
     if obs_mask is not None:
         return _masked_observe(name, fn, obs, obs_mask, rng_key, infer)
-    msg = Message(
-        type="sample",
-        name=name,
-        fn=fn,
-        kwargs={"rng_key": rng_key, "sample_shape": tuple(sample_shape)},
-        value=obs,
-        is_observed=obs is not None,
-        infer={} if infer is None else infer,
-    )
+    kwargs = {"rng_key": rng_key, "sample_shape": tuple(sample_shape)}
+    msg = Message("sample", name, fn, kwargs=kwargs, value=obs, is_observed=obs is not None)
+    msg.infer = {} if infer is None else infer
     return apply_stack(msg).value
 
 
@@ -82,6 +76,11 @@ def param(name: str, init_value: Any = None, **kwargs: Any) -> Any:
     """A learnable parameter; ``constraint=`` and ``event_dim=`` are kept for inference.
 
     ``init_value`` may be a function of a PRNG key, called under ``seed``.
+
+    >>> minippl.param("w", 0.5)  # no handler: the initial value
+    0.5
+    >>> handlers.substitute(lambda: minippl.param("w", 0.5), data={"w": 2.0})()
+    2.0
     """
     if not stack():
         if callable(init_value):
@@ -104,21 +103,39 @@ def _identity(x: Any, *_: Any, **__: Any) -> Any:
 
 
 def deterministic(name: str, value: Any) -> Any:
-    """Record ``value`` in the trace under ``name`` (a function of other sites)."""
+    """Record ``value`` in the trace under ``name`` (a function of other sites).
+
+    >>> def model():
+    ...     x = minippl.sample("x", dist.Normal(0.0, 1.0), obs=2.0)
+    ...     return minippl.deterministic("twice", 2 * x)
+    >>> handlers.trace(model).get_trace()["twice"]["value"]
+    4.0
+    """
     if not stack():
         return value
     return apply_stack(Message(type="deterministic", name=name, value=value)).value
 
 
 def factor(name: str, log_factor: Any) -> None:
-    """Add ``log_factor`` to the model's log density, as an observed ``Unit`` site."""
+    """Add ``log_factor`` to the model's log density, as an observed ``Unit`` site.
+
+    >>> site = handlers.trace(lambda: minippl.factor("penalty", -1.5)).get_trace()["penalty"]
+    >>> site["type"], float(site["fn"].log_prob(site["value"]))
+    ('sample', -1.5)
+    """
     unit = Unit(log_factor)
     value = current().xp.zeros(shape_of(log_factor) + (0,))
     sample(name, unit, obs=value, infer={"is_auxiliary": True})
 
 
 def prng_key() -> Any:
-    """A fresh PRNG key from the enclosing ``seed`` (``None``, with a warning, outside one)."""
+    """A fresh PRNG key from the enclosing ``seed`` (``None``, with a warning, outside one).
+
+    >>> def model():
+    ...     return dist.Normal(0.0, 1.0).sample(minippl.prng_key(), (2,))
+    >>> handlers.seed(model, rng_seed=0)().shape
+    (2,)
+    """
     if not stack():
         warnings.warn("prng_key() called outside a seed handler; returning None", stacklevel=2)
         return None
@@ -131,7 +148,15 @@ def _key_of(rng_key: Any = None) -> Any:
 
 
 def subsample(data: Any, event_dim: int) -> Any:
-    """Slice ``data`` to the enclosing plates' subsample; ``event_dim`` rightmost dims are kept."""
+    """Slice ``data`` to the enclosing plates' subsample; ``event_dim`` rightmost dims are kept.
+
+    >>> import numpy as np
+    >>> def model(data):
+    ...     with minippl.plate("data", 10, subsample_size=3):
+    ...         return minippl.subsample(data, event_dim=1)
+    >>> handlers.seed(model, rng_seed=0)(np.zeros((10, 2))).shape
+    (3, 2)
+    """
     if not stack():
         return data
     if event_dim < 0:
@@ -141,7 +166,11 @@ def subsample(data: Any, event_dim: int) -> Any:
 
 
 def get_mask() -> Any:
-    """The mask the enclosing ``mask`` handlers apply here (``None`` when there is none)."""
+    """The mask the enclosing ``mask`` handlers apply here (``None`` when there is none).
+
+    >>> minippl.get_mask() is None, handlers.mask(minippl.get_mask, mask=False)()
+    (True, False)
+    """
     if not stack():
         return None
     msg = Message(type="inspect", name=None, fn=lambda: True)
@@ -160,6 +189,12 @@ class plate(Messenger):
 
     ``dim`` defaults to the rightmost dim not used by enclosing plates, so outer plates get
     -1 and inner plates -2, -3, ... (as in NumPyro).
+
+    >>> def model():
+    ...     with minippl.plate("rows", 4), minippl.plate("columns", 3, dim=-2):
+    ...         return minippl.sample("x", dist.Normal(0.0, 1.0))
+    >>> handlers.seed(model, rng_seed=0)().shape
+    (3, 4)
     """
 
     def __init__(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -173,6 +174,21 @@ def test_message_copy_owns_its_containers() -> None:
     other.cond_indep_stack.append(CondIndepStackFrame("q", -2, 4))
     assert msg.kwargs == {"rng_key": None} and msg.infer == {"a": 1}
     assert len(msg.cond_indep_stack) == 1
+
+
+def test_message_copy_keeps_every_field() -> None:
+    # Every field set away from its default: a field the copy forgot would keep its default.
+    values = {
+        "type": "sample", "name": "x", "fn": dist.Normal(0.0, 1.0), "args": (1,),
+        "kwargs": {"k": 1}, "value": 2.0, "scale": 3.0, "is_observed": True,
+        "intermediates": [4], "cond_indep_stack": [CondIndepStackFrame("p", -1, 3)],
+        "infer": {"a": 1}, "mask": False, "stop": True, "interveners": ("do",),
+    }  # fmt: skip
+    assert set(values) == {f.name for f in dataclasses.fields(Message)}
+    msg = Message(**values)
+    copied = msg.copy()
+    assert copied == msg and copied is not msg
+    assert all(getattr(copied, name) == value for name, value in values.items())
 
 
 def test_trace_stores_copies(backend: Backend) -> None:

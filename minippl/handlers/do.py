@@ -34,6 +34,13 @@ class do(_NamesData):
     the original, which records an inner plate twice in ``cond_indep_stack`` and applies an
     inner ``scale`` twice; here the copy has each frame and factor once. A ``scope`` inside
     ``do`` prefixes the copy a second time (``"s/s/z"``), as NumPyro does.
+
+    >>> def model():
+    ...     x = minippl.sample("x", dist.Normal(0.0, 1.0))
+    ...     return minippl.deterministic("y", 2 * x)
+    >>> tr = handlers.trace(handlers.do(handlers.seed(model, 0), data={"x": 1.0})).get_trace()
+    >>> list(tr), tr["y"]["value"]  # the free draw of x is recorded; y sees the intervention
+    (['x', 'y'], 2.0)
     """
 
     def __init__(
@@ -47,7 +54,7 @@ class do(_NamesData):
     def process_message(self, msg: Message) -> None:
         if msg.type != "sample" or self in msg.interveners:
             return
-        self._saw(msg.name)
+        self._value_for(msg)  # notes the site's name as used
         if msg.name is None or msg.name not in self.data:
             return
         if msg.interveners:

@@ -31,6 +31,13 @@ class reparam(Messenger):
     view, as NumPyro deletes them); otherwise it writes ``fn`` and, if a value came back,
     ``value``, marking a latent site ``is_observed``. The reparameterizers are in
     :mod:`minippl.infer.reparam`.
+
+    >>> from minippl.infer.reparam import LocScaleReparam
+    >>> model = lambda: minippl.sample("x", dist.Normal(0.0, 2.0))
+    >>> model = handlers.reparam(model, config={"x": LocScaleReparam(centered=0)})
+    >>> tr = handlers.trace(handlers.seed(model, 0)).get_trace()
+    >>> [(name, site["type"]) for name, site in tr.items()]
+    [('x_decentered', 'sample'), ('x', 'deterministic')]
     """
 
     def __init__(
@@ -71,6 +78,11 @@ class infer_config(Messenger):
 
     Acts in process_message on ``sample`` messages; writes ``infer``. Unlike NumPyro, it
     builds a new dict, so the dict passed to ``sample(..., infer=...)`` is never mutated.
+
+    >>> model = lambda: minippl.sample("x", dist.Normal(0.0, 1.0), obs=0.5)
+    >>> model = handlers.infer_config(model, config_fn=lambda msg: {"note": msg.name})
+    >>> handlers.trace(model).get_trace()["x"]["infer"]
+    {'note': 'x'}
     """
 
     def __init__(

@@ -19,6 +19,10 @@ class scope(Messenger):
     ``name``, and renames the plate frames already in ``cond_indep_stack`` (those of plates
     inside the scope) unless ``"plate"`` is in ``hide_types``. Nested scopes compose from
     the inside out: ``scope(prefix="b")`` around ``scope(prefix="a")`` gives ``"b/a/x"``.
+
+    >>> model = lambda: minippl.sample("x", dist.Normal(0.0, 1.0), obs=0.5)
+    >>> list(handlers.trace(handlers.scope(model, prefix="a")).get_trace())
+    ['a/x']
     """
 
     def __init__(

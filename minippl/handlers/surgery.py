@@ -6,9 +6,9 @@ Tutorial: "Model surgery: block, uncondition, lift" (``tutorial/s05_model_surger
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
+from minippl import _fast
 from minippl.distributions.distribution import Distribution
 from minippl.messages import Message
 from minippl.primitives import prng_key
@@ -28,6 +28,12 @@ class block(Messenger):
     ``hide`` (names), ``expose`` (names to keep visible) or ``expose_types`` (message types
     to keep visible); with none, everything is hidden. NumPyro quietly ranks several given
     options (``hide_fn`` first); minippl refuses them with an error.
+
+    >>> def model():
+    ...     minippl.sample("a", dist.Normal(0.0, 1.0))
+    ...     minippl.sample("b", dist.Normal(0.0, 1.0))
+    >>> list(handlers.trace(handlers.block(handlers.seed(model, 0), hide=["a"])).get_trace())
+    ['b']
     """
 
     def __init__(
@@ -85,6 +91,11 @@ class uncondition(Messenger):
     Acts in process_message on observed ``sample`` messages: ``is_observed=False``,
     ``infer["was_observed"]=True``, ``infer["obs"]`` keeps the data, ``value=None``, and a key
     is requested with ``prng_key()`` if the site has none (``seed`` skips observed sites).
+
+    >>> model = lambda: minippl.sample("x", dist.Normal(0.0, 1.0), obs=0.5)
+    >>> site = handlers.trace(handlers.seed(handlers.uncondition(model), 0)).get_trace()["x"]
+    >>> site["is_observed"], site["infer"]["obs"]
+    (False, 0.5)
     """
 
     def process_message(self, msg: Message) -> None:
@@ -106,6 +117,10 @@ class lift(Messenger):
     ``intermediates`` and ``is_observed``. A second ``param`` with the same name reuses the
     first draw (``value``, ``is_observed=True``, ``stop``). The cache of draws is cleared on
     entry and exit, and each call of a wrapped model has its own.
+
+    >>> lifted = handlers.lift(lambda: minippl.param("w", 0.5), prior=dist.Normal(0.0, 1.0))
+    >>> handlers.trace(handlers.seed(lifted, 0)).get_trace()["w"]["type"]
+    'sample'
     """
 
     def __init__(
@@ -118,7 +133,7 @@ class lift(Messenger):
         super().__init__(fn)
 
     def _for_one_call(self) -> Messenger:
-        fresh = self._shallow_copy()
+        fresh = _fast.shallow_copy(self)
         fresh._drawn = {}
         return fresh
 
@@ -126,14 +141,9 @@ class lift(Messenger):
         self._drawn = {}
         return super().__enter__()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self._drawn = {}
-        super().__exit__(exc_type, exc, tb)
+        super().__exit__(*exc_info)
 
     def process_message(self, msg: Message) -> None:
         if msg.type != "param" or msg.name is None:

@@ -8,64 +8,55 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping
-from types import TracebackType
 from typing import Any
 
+from minippl import _fast
 from minippl.messages import Message
 from minippl.runtime import Messenger
 
 
 class _NamesData(Messenger):
-    """A handler fed a dict of site values: warns on exit about names no site used."""
+    """A handler that takes each site's value from ``data`` (or from ``value_fn(msg)``),
+    and warns on exit about names in ``data`` that no site used."""
 
     data: Mapping[str, Any] | None
-
-    def __init__(self, fn: Callable[..., Any] | None) -> None:
-        self._seen: list[set[str]] = []
-        super().__init__(fn)
+    value_fn: Callable[[Message], Any] | None = None
 
     def _for_one_call(self) -> Messenger:
-        fresh = self._shallow_copy()
-        fresh._seen = []
-        return fresh
+        return _fast.shallow_copy(self)  # its own record of the names used
 
     def __enter__(self) -> Any:
-        self._seen.append(set())
+        self._seen: set[str] = set()
         return super().__enter__()
 
-    def _saw(self, name: str | None) -> None:
-        if name is not None and self._seen:
-            self._seen[-1].add(name)
+    def _value_for(self, msg: Message) -> Any:
+        """The value ``data`` (or ``value_fn``) gives this site, or ``None``; notes the name."""
+        if msg.name is not None:
+            self._seen.add(msg.name)
+        if self.value_fn is not None:
+            return self.value_fn(msg)
+        return None if self.data is None or msg.name is None else self.data.get(msg.name)
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        seen = self._seen.pop()
-        super().__exit__(exc_type, exc, tb)
-        if exc_type is None and self.data is not None:
-            unused = [name for name in self.data if name not in seen]
-            if unused:
-                warnings.warn(
-                    f"{type(self).__name__}: data names {unused} but the model has no such "
-                    f"site here; its sites are {sorted(seen)}. Check the spelling, or drop "
-                    "those keys.",
-                    UserWarning,
-                    stacklevel=3,
-                )
+    def __exit__(self, exc_type: object = None, *exc_info: object) -> None:
+        super().__exit__(exc_type, *exc_info)
+        unused = [name for name in self.data or () if name not in self._seen]
+        if exc_type is None and unused:
+            text = f"{type(self).__name__}: data names {unused}, but the model has no such site"
+            warnings.warn(f"{text} here; its sites are {sorted(self._seen)}", stacklevel=3)
 
 
 class condition(_NamesData):
-    """Observe sample sites: set ``value`` from ``data[name]`` (or ``condition_fn(msg)``)
-    and mark them ``is_observed=True``.
+    """Observe sample sites: ``value = data[name]`` (or ``condition_fn(msg)``), ``is_observed``.
 
     Acts in process_message on ``sample`` messages; reads ``name`` (or whatever
     ``condition_fn`` reads), writes ``value`` and ``is_observed``. It overrides an ``obs=``
-    given in the model; a ``None`` in ``data`` leaves the site alone. Give exactly one of
-    ``data`` and ``condition_fn``. On exit it warns about names in ``data`` that no sample
-    site used (a typo, or a site hidden by a ``block`` inside it).
+    given in the model; a ``None`` value leaves the site alone. On exit it warns about names
+    in ``data`` that no sample site used (a typo, or a site hidden by a ``block`` inside it).
+
+    >>> model = lambda: minippl.sample("x", dist.Normal(0.0, 1.0))
+    >>> site = handlers.trace(handlers.condition(model, data={"x": 0.5})).get_trace()["x"]
+    >>> site["value"], site["is_observed"]
+    (0.5, True)
     """
 
     def __init__(
@@ -76,24 +67,20 @@ class condition(_NamesData):
     ) -> None:
         if (data is None) == (condition_fn is None):
             raise ValueError("condition: give exactly one of data= or condition_fn=")
-        self.data = data
-        self.condition_fn = condition_fn
+        self.data, self.value_fn = data, condition_fn
         super().__init__(fn)
 
     def process_message(self, msg: Message) -> None:
-        if msg.type != "sample":
-            return
-        self._saw(msg.name)
-        if self.data is not None:
-            value = self.data.get(msg.name) if msg.name is not None else None
-        else:
-            assert self.condition_fn is not None
-            value = self.condition_fn(msg)
-        if value is not None:
-            msg.value = value
-            msg.is_observed = True
+        if msg.type == "sample":
+            value = self._value_for(msg)
+            if value is not None:
+                msg.value = value
+                msg.is_observed = True
 
 
+# ``substitute`` has ``condition``'s shape (``duplicates`` pairs them) but not its logic: the
+# lookup they share is ``_value_for``; what is left differs (the option's name, the message
+# types, whether the site becomes observed), and each class stays whole to read alone.
 class substitute(_NamesData):
     """Plug values into sites without changing whether they are observed.
 
@@ -102,6 +89,11 @@ class substitute(_NamesData):
     (``is_observed`` is left as it was, also for observed sites, whose data it replaces).
     On a plate the value is the subsample indices. Give exactly one of ``data`` and
     ``substitute_fn``. On exit it warns about names in ``data`` that no site used.
+
+    >>> def model():
+    ...     return minippl.param("w", 1.0) * minippl.sample("x", dist.Normal(0.0, 1.0))
+    >>> handlers.substitute(model, data={"w": 2.0, "x": 3.0})()
+    6.0
     """
 
     def __init__(
@@ -112,21 +104,14 @@ class substitute(_NamesData):
     ) -> None:
         if (data is None) == (substitute_fn is None):
             raise ValueError("substitute: give exactly one of data= or substitute_fn=")
-        self.data = data
-        self.substitute_fn = substitute_fn
+        self.data, self.value_fn = data, substitute_fn
         super().__init__(fn)
 
     def process_message(self, msg: Message) -> None:
-        if msg.type not in ("sample", "param", "plate", "deterministic"):
-            return
-        self._saw(msg.name)
-        if self.data is not None:
-            value = self.data.get(msg.name) if msg.name is not None else None
-        else:
-            assert self.substitute_fn is not None
-            value = self.substitute_fn(msg)
-        if value is not None:
-            msg.value = value
+        if msg.type in ("sample", "param", "plate", "deterministic"):
+            value = self._value_for(msg)
+            if value is not None:
+                msg.value = value
 
 
 class replay(Messenger):
@@ -138,6 +123,11 @@ class replay(Messenger):
     ``infer`` (``is_observed`` stays as it was); observed sites keep their data. A recorded
     site of the wrong kind is a ``RuntimeError``. A partial trace replays the sites it has
     and leaves the others to run as usual.
+
+    >>> model = lambda: minippl.sample("x", dist.Normal(0.0, 1.0))
+    >>> recorded = handlers.trace(handlers.seed(model, 0)).get_trace()
+    >>> bool(handlers.replay(handlers.seed(model, 1), trace=recorded)() == recorded["x"]["value"])
+    True
     """
 
     def __init__(

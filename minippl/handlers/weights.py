@@ -19,6 +19,10 @@ class scale(Messenger):
     Acts in process_message on ``sample``, ``param`` and ``plate`` messages; reads and
     writes ``scale``: ``scale = factor * (scale or 1)``. A site outside any ``scale`` keeps
     ``scale=None``. A non-positive concrete factor is rejected at construction.
+
+    >>> model = lambda: minippl.sample("x", dist.Normal(0.0, 1.0), obs=0.5)
+    >>> handlers.trace(handlers.scale(model, scale=10.0)).get_trace()["x"]["scale"]
+    10.0
     """
 
     def __init__(self, fn: Callable[..., Any] | None = None, scale: Any = 1.0) -> None:
@@ -44,6 +48,11 @@ class mask(Messenger):
     ``fn = fn.mask(mask)`` (a ``MaskedDistribution``); and on ``inspect`` messages, where it
     reads and writes ``mask``, and-ing its own in, so that ``get_mask()`` can report it. A
     mask that is not boolean is a ``ValueError`` at construction.
+
+    >>> model = lambda: minippl.sample("x", dist.Normal(0.0, 1.0), obs=0.5)
+    >>> site = handlers.trace(handlers.mask(model, mask=False)).get_trace()["x"]
+    >>> float(site["fn"].log_prob(site["value"]))
+    0.0
     """
 
     def __init__(self, fn: Callable[..., Any] | None = None, mask: Any = True) -> None:
