@@ -159,6 +159,10 @@ def hmc_transition(
     return new, TransitionInfo(energy, _int(num_steps), accept_prob, delta > MAX_DELTA_ENERGY)
 
 
+_MODEL_FUNCTIONS = ("_model", "_potential_fn", "_potential_fn_gen", "_postprocess_fn", "_setups")
+"""The attributes of a kernel that hold the model's functions or what was derived from them."""
+
+
 def _is_param_info(x: Any) -> bool:
     fields = getattr(x, "_fields", ())
     return "potential_energy" in fields and "z_grad" in fields
@@ -273,6 +277,14 @@ class HMC:
     @property
     def is_ensemble_kernel(self) -> bool:
         return False
+
+    def cache_identity(self) -> dict[str, Any]:
+        """The settings that decide this kernel's compiled programs, by name.
+
+        The model's functions, and what the set-up derived from them, are left out: a
+        driver identifies those by what they compute (their traced program), not by value.
+        """
+        return {k: v for k, v in vars(self).items() if k not in _MODEL_FUNCTIONS}
 
     def get_diagnostics_str(self, state: HMCState) -> str:
         step_size, accept = state.adapt_state.step_size, state.mean_accept_prob
