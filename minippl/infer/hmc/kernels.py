@@ -52,7 +52,7 @@ from minippl.infer.initialization import init_to_uniform
 from minippl.infer.program_cache import shape_key
 
 if TYPE_CHECKING:
-    from minippl.infer.util import ModelSetup
+    from minippl.infer.fast_setup import KernelSetup
 
 __all__ = ["HMC", "NUTS", "HMCState", "TransitionInfo", "hmc_transition", "nuts_transition"]
 
@@ -258,7 +258,7 @@ class HMC:
         self._num_warmup = 0
         self._vectorized = False
         # Set-ups that depend on shapes only, by the layout of the key and the data.
-        self._setups: dict[Any, ModelSetup] = {}
+        self._setups: dict[Any, KernelSetup] = {}
 
     # -- the driver's interface ------------------------------------------------------------
 
@@ -370,9 +370,9 @@ class HMC:
         driver can compile it and map it over chains in one program instead of running every
         chain's search for a starting point operation by operation. ``is_valid`` is false
         for a chain with no finite starting point; run eagerly, that chain raises
-        :class:`~minippl.infer.util.InitError` naming the sites at fault.
+        :class:`~minippl.infer.starting_point.InitError` naming the sites at fault.
         """
-        from minippl.infer.util import setup_model
+        from minippl.infer.fast_setup import setup_model
 
         bk = current()
         self._vectorized = False
