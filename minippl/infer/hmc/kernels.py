@@ -36,23 +36,21 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from backends import Array, Key
 from minippl.backend import current
+from minippl.infer.fast_setup import KernelSetup, setup_model
 from minippl.infer.hmc.adaptation import HMCAdaptState, StepSizeSearch, WarmupAdapter
 from minippl.infer.hmc.adaptation import find_reasonable_step_size as _search_step_size
 from minippl.infer.hmc.constants import MAX_DELTA_ENERGY, MAX_TREE_DEPTH, TARGET_ACCEPT_PROB
-from minippl.infer.hmc.integrator import IntegratorState, Step, velocity_verlet
+from minippl.infer.hmc.integrator import IntegratorState, Step, int_array, velocity_verlet
 from minippl.infer.hmc.metrics import MassLayout, Metric, euclidean_metric, make_layout
 from minippl.infer.hmc.trajectory import build_tree, fixed_trajectory
 from minippl.infer.initialization import init_to_uniform
 from minippl.infer.program_cache import shape_key
-
-if TYPE_CHECKING:
-    from minippl.infer.fast_setup import KernelSetup
 
 __all__ = ["HMC", "NUTS", "HMCState", "TransitionInfo", "hmc_transition", "nuts_transition"]
 
@@ -90,10 +88,6 @@ class TransitionInfo(NamedTuple):
     accept_prob: Array
     diverging: Array
 
-
-def _int(x: Any) -> Array:
-    xp = current().xp
-    return xp.asarray(x, dtype=xp.result_type(int))
 
 
 def nuts_transition(
@@ -143,7 +137,7 @@ def hmc_transition(
     bk = current()
     xp = bk.xp
     if num_steps is None:
-        num_steps = _int(xp.ceil(trajectory_length / step_size))
+        num_steps = int_array(xp.ceil(trajectory_length / step_size))
     if trajectory_length is not None:
         step_size = trajectory_length / num_steps
     end = fixed_trajectory(step, state, step_size, num_steps)
@@ -156,7 +150,7 @@ def hmc_transition(
     new, energy = bk.cond(
         accept, lambda a: a[0], lambda a: a[1], ((end, energy_new), (state, energy_old))
     )
-    return new, TransitionInfo(energy, _int(num_steps), accept_prob, delta > MAX_DELTA_ENERGY)
+    return new, TransitionInfo(energy, int_array(num_steps), accept_prob, delta > MAX_DELTA_ENERGY)
 
 
 _MODEL_FUNCTIONS = ("_model", "_potential_fn", "_potential_fn_gen", "_postprocess_fn", "_setups")
@@ -372,29 +366,11 @@ class HMC:
         for a chain with no finite starting point; run eagerly, that chain raises
         :class:`~minippl.infer.starting_point.InitError` naming the sites at fault.
         """
-        from minippl.infer.fast_setup import setup_model
-
         bk = current()
         self._vectorized = False
         model_setup = None
         if self._model is not None:
-            layout = (shape_key(rng_key), shape_key((model_args, model_kwargs)))
-            model_setup = self._setups.get(layout)
-            if model_setup is None:
-                model_setup = setup_model(
-                    rng_key,
-                    self._model,
-                    init_strategy=self._init_strategy,
-                    model_args=model_args,
-                    model_kwargs=model_kwargs,
-                    dynamic_args=True,
-                    shapes_only=True,
-                    split_key=True,
-                )
-                if model_setup.model_trace is None:
-                    # Shapes only: the next run with data of this layout reuses it, as the
-                    # driver reuses its compiled programs.
-                    self._setups[layout] = model_setup
+            model_setup = self._model_setup(self._model, rng_key, model_args, model_kwargs)
             self._potential_fn_gen = model_setup.potential_fn
             self._postprocess_fn = model_setup.postprocess_fn
             z = model_setup.prototype if init_params is None else init_params
@@ -416,6 +392,33 @@ class HMC:
             return self._init_state(params, key, args, kwargs), is_valid
 
         return start
+
+    def _model_setup(
+        self,
+        model: Callable[..., Any],
+        rng_key: Key,
+        model_args: tuple[Any, ...],
+        model_kwargs: dict[str, Any],
+    ) -> KernelSetup:
+        """The model's set-up for data of this layout (traced for shapes only where it can)."""
+        layout = (shape_key(rng_key), shape_key((model_args, model_kwargs)))
+        model_setup = self._setups.get(layout)
+        if model_setup is None:
+            model_setup = setup_model(
+                rng_key,
+                model,
+                init_strategy=self._init_strategy,
+                model_args=model_args,
+                model_kwargs=model_kwargs,
+                dynamic_args=True,
+                shapes_only=True,
+                split_key=True,
+            )
+            if model_setup.model_trace is None:
+                # Shapes only: the next run with data of this layout reuses it, as the
+                # driver reuses its compiled programs.
+                self._setups[layout] = model_setup
+        return model_setup
 
     def sample(
         self,
@@ -526,14 +529,14 @@ class HMC:
         r = metric.sample_momentum(key_momentum)
         zero = xp.zeros((), dtype=dtype)
         return HMCState(
-            i=_int(0),
+            i=int_array(0),
             z=z,
             z_grad=unravel(grad_flat),
             potential_energy=potential_energy,
             energy=potential_energy + metric.kinetic_energy(r),
             r=None,
             trajectory_length=trajectory_length,
-            num_steps=_int(0),
+            num_steps=int_array(0),
             accept_prob=zero,
             mean_accept_prob=zero,
             diverging=xp.asarray(False),
