@@ -183,6 +183,46 @@ def test_init_retries_until_finite(backend: Backend) -> None:
     assert bool(valid) and float(info.z["x"]) > 0
 
 
+def walled(y: Any) -> None:
+    """Infinite potential for x <= 0.4: most points of the box take more than one try."""
+    xp = minippl.backend.current().xp
+    x = minippl.sample("x", dist.Normal(0.0, 1.0))
+    scale = minippl.sample("scale", dist.HalfNormal(1.0))
+    minippl.factor("wall", xp.where(x > 0.4, 0.0, -xp.inf))
+    minippl.sample("y", dist.Normal(x, scale), obs=y)
+
+
+@pytest.mark.parametrize("strategy", [init_to_uniform, init_to_median(num_samples=5)])
+def test_kernel_set_up_finds_the_start_initialize_model_finds(
+    backend: Backend, strategy: Any
+) -> None:
+    """The kernels' set-up (shapes only; on JAX, the tries as one loop of a compiled,
+    vectorized program) starts each chain where the plain path starts it."""
+    from minippl.infer.fast_setup import setup_model
+
+    y = backend.xp.asarray([0.7, 1.2])
+    keys = backend.split(backend.key(2), 4)
+    setup = setup_model(
+        keys[0], walled, init_strategy=strategy, model_args=(y,), shapes_only=True
+    )
+    assert setup.model_trace is None
+    for i in range(4):
+        info = initialize_model(keys[i], walled, init_strategy=strategy, model_args=(y,))
+        eager, valid = setup.find_start(keys[i], (y,), {})
+        assert bool(valid)
+        for name, value in info.param_info.z.items():
+            np.testing.assert_array_equal(np.asarray(eager.z[name]), np.asarray(value))
+    if backend.name == "jax":
+        import jax
+
+        found, valid = jax.jit(jax.vmap(lambda k: setup.find_start(k, (y,), {})))(keys)
+        assert bool(np.all(np.asarray(valid)))
+        for i in range(4):
+            z = initialize_model(keys[i], walled, init_strategy=strategy, model_args=(y,))
+            for name, value in z.param_info.z.items():
+                np.testing.assert_allclose(np.asarray(found.z[name][i]), np.asarray(value))
+
+
 def test_no_valid_start_names_the_sites(backend: Backend) -> None:
     def model() -> None:
         scale = minippl.sample("scale", dist.HalfNormal(1.0))

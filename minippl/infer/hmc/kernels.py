@@ -623,6 +623,8 @@ class NUTS(HMC):
 
     _algo = "NUTS"
 
+    # HMC's parameters written out again, in NumPyro's positional order (``max_tree_depth``
+    # where HMC has ``num_steps``), so positional calls and ``help(NUTS)`` match NumPyro's.
     def __init__(
         self,
         model: Callable[..., Any] | None = None,
