@@ -1,7 +1,6 @@
 """Inference: MCMC with HMC and NUTS, predictive distributions, and the model utilities
 they are built from (``from minippl.infer import MCMC, NUTS, Predictive``)."""
 
-from minippl.infer.compile_cache import enable_compile_cache
 from minippl.infer.hmc.kernels import HMC, NUTS, HMCState
 from minippl.infer.initialization import (
     init_to_feasible,
@@ -20,9 +19,6 @@ from minippl.infer.util import (
     potential_energy,
     transform_fn,
 )
-
-# On by default: compiled samplers are kept on disk for the next process (see compile_cache).
-enable_compile_cache()
 
 __all__ = [
     "HMC",

@@ -12,23 +12,13 @@ and :class:`~minippl.infer.MCMC` calls it chunk by chunk to update a progress ba
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from contextvars import ContextVar
 from typing import Any, NamedTuple
 
 from minippl.backend import current
 from minippl.distributions.util import shape_of
 from minippl.infer.program_cache import Merge
 
-__all__ = ["RunStats", "build_chain_loop", "get_field", "max_tree_depth", "one_chain_on_cpu"]
-
-_ONE_CHAIN_ON_CPU: ContextVar[bool] = ContextVar("minippl_one_chain_on_cpu", default=False)
-
-
-def one_chain_on_cpu() -> bool:
-    """Whether the chain program being traced runs one chain, unbatched, compiled for a
-    CPU: a kernel may then shape its inner loops for XLA's CPU compiler (see NUTS's
-    ``trajectory._loop_of_its_own``). False outside a chain program."""
-    return _ONE_CHAIN_ON_CPU.get()
+__all__ = ["RunStats", "build_chain_loop", "get_field", "max_tree_depth", "run_problems"]
 
 
 class RunStats(NamedTuple):
@@ -64,6 +54,44 @@ def max_tree_depth(kernel: Any) -> tuple[int, int] | None:
     return int(depth), int(depth)
 
 
+def run_problems(stats: RunStats, phase: str, depth: tuple[int, int] | None) -> str:
+    """What the counters of a run (host arrays) say is wrong, in words for the user, or
+    ``""``: divergences and tree-depth hits after warmup (``phase == "run"``), and
+    non-finite states in any phase. ``depth`` is the kernel's :func:`max_tree_depth`."""
+    problems = []
+    transitions = int(stats.transitions.sum())
+    if phase == "run" and transitions:
+        divergent = int(stats.divergences.sum())
+        if divergent:
+            problems.append(
+                f"{divergent} of {transitions} transitions after warmup were divergent "
+                f"({_percent(divergent, transitions)}); per chain "
+                f"{stats.divergences.tolist()}. Increase target_accept_prob, or "
+                "reparameterize (e.g. non-centred, LocScaleReparam(0))."
+            )
+        saturated = int(stats.max_depth_hits.sum())
+        if saturated:
+            problems.append(
+                f"{_percent(saturated, transitions)} of transitions after warmup "
+                f"({saturated}) hit max_tree_depth={depth[1] if depth else '?'}: the "
+                "sampler may be inefficient; raise max_tree_depth or reparameterize."
+            )
+    nonfinite = int(stats.nonfinite.sum())
+    if nonfinite:
+        problems.append(
+            f"{nonfinite} transitions ended at a state with a non-finite potential "
+            "energy or gradient; check the model for log densities that are NaN or "
+            "infinite inside the support."
+        )
+    return " ".join(problems)
+
+
+def _percent(part: int, whole: int) -> str:
+    """``part / whole`` as a percentage that never rounds a non-zero count to 0.0%."""
+    share = 100 * part / whole
+    return f"{share:.1f}%" if share >= 0.1 or share == 0 else f"{share:.2f}%"
+
+
 def build_chain_loop(
     kernel: Any,
     merge: Merge,
@@ -83,7 +111,9 @@ def build_chain_loop(
 
     ``one_chain``: the block is one chain, run without ``vmap`` (under ``vmap`` the kernel's
     branches and while loops become selects that evaluate both sides, even for a batch of
-    one). ``on_trace`` is called each time the loop is traced.
+    one); the backend's compiler is told so while the loop is traced, and may then shape a
+    kernel's inner loops for one chain (``Compiler.own_loop``). ``on_trace`` is called each
+    time the loop is traced.
     """
     backend = current()
     xp = backend.xp
@@ -147,18 +177,13 @@ def build_chain_loop(
 
     def chains(*program_args: Any) -> tuple[Any, list[Any], RunStats]:
         on_trace()
-        token = _ONE_CHAIN_ON_CPU.set(one_chain and backend.compiles_for_cpu())
-        try:
+        with backend.compiler().chain_program(unbatched=one_chain):
             return run_chains(*program_args)
-        finally:
-            _ONE_CHAIN_ON_CPU.reset(token)
 
     return chains
 
 
-def _count(
-    stats: RunStats, state: Any, was_warmup: Any, depth: tuple[int, int] | None
-) -> RunStats:
+def _count(stats: RunStats, state: Any, was_warmup: Any, depth: tuple[int, int] | None) -> RunStats:
     """Update the per-chain counters with the transition that produced ``state``."""
     backend = current()
     xp = backend.xp
