@@ -223,14 +223,29 @@ def test_kernel_set_up_finds_the_start_initialize_model_finds(
                 np.testing.assert_allclose(np.asarray(found.z[name][i]), np.asarray(value))
 
 
-def test_no_valid_start_names_the_sites(backend: Backend) -> None:
-    def model() -> None:
-        scale = minippl.sample("scale", dist.HalfNormal(1.0))
-        minippl.sample("ok", dist.Normal(0.0, scale), obs=0.5)
-        minippl.sample("y", dist.HalfNormal(scale), obs=-1.0)
+def no_valid_start() -> None:
+    scale = minippl.sample("scale", dist.HalfNormal(1.0))
+    minippl.sample("ok", dist.Normal(0.0, scale), obs=0.5)
+    minippl.sample("y", dist.HalfNormal(scale), obs=-1.0)
 
+
+def test_no_valid_start_names_the_sites(backend: Backend) -> None:
     with pytest.raises(InitError, match=r"after 100 tries.*\['y'\]"):
-        initialize_model(backend.key(0), model)
+        initialize_model(backend.key(0), no_valid_start)
+
+
+def test_a_stack_of_chains_with_no_valid_start_names_the_sites(backend: Backend) -> None:
+    """Started together (vectorized on JAX), a chain with no valid start is run again alone,
+    and its error names the sites, as a single chain's does."""
+    from minippl.infer import MCMC, NUTS
+
+    keys = backend.split(backend.key(0), 2)
+    with pytest.raises(InitError, match=r"after 100 tries.*\['y'\]"):
+        NUTS(no_valid_start).init(keys, 10)
+    mcmc = MCMC(NUTS(no_valid_start), num_warmup=5, num_samples=5, num_chains=2,
+                chain_method="vectorized", progress_bar=False)  # fmt: skip
+    with pytest.raises(InitError, match=r"after 100 tries.*\['y'\]"):
+        mcmc.run(backend.key(0))
 
 
 def test_discrete_latent_site_is_rejected(backend: Backend) -> None:

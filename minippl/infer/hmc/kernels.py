@@ -38,10 +38,9 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-import numpy as np
-
 from backends import Array, Key
 from minippl.backend import current
+from minippl.infer.chain_batch import chain_params, key_batch_size, rerun_failed_chains
 from minippl.infer.fast_setup import KernelSetup, setup_model
 from minippl.infer.hmc.adaptation import HMCAdaptState, StepSizeSearch, WarmupAdapter
 from minippl.infer.hmc.adaptation import find_reasonable_step_size as _search_step_size
@@ -160,14 +159,6 @@ _MODEL_FUNCTIONS = ("_model", "_potential_fn", "_potential_fn_gen", "_postproces
 def _is_param_info(x: Any) -> bool:
     fields = getattr(x, "_fields", ())
     return "potential_energy" in fields and "z_grad" in fields
-
-
-def _batch_size(key: Key) -> int | None:
-    """Number of keys in a stack of keys, or ``None`` for one key (raw or typed)."""
-    shape = tuple(getattr(key, "shape", ()))
-    raw = str(getattr(key, "dtype", "")) == "uint32"
-    ndim = len(shape) - (1 if raw else 0)
-    return None if ndim == 0 else shape[0]
 
 
 class HMC:
@@ -329,22 +320,18 @@ class HMC:
         """
         bk = current()
         model_kwargs = {} if model_kwargs is None else dict(model_kwargs)
-        batch = _batch_size(rng_key)
         data = (model_args, model_kwargs)
-        if batch is None:
+        if key_batch_size(rng_key) is None:
             start = self.chain_initializer(rng_key, num_warmup, init_params, *data)
             state: HMCState = start(rng_key, init_params, *data)[0]
             return state
-
-        def params_of(chain: int) -> Any:
-            return None if init_params is None else bk.tree_map(lambda x: x[chain], init_params)
-
-        start = self.chain_initializer(rng_key[0], num_warmup, params_of(0), *data)
+        start = self.chain_initializer(rng_key[0], num_warmup, chain_params(init_params, 0), *data)
         in_axes = (0, None if init_params is None else 0, None, None)
         states, is_valid = bk.vmap(start, in_axes=in_axes)(rng_key, init_params, *data)
-        for chain in np.flatnonzero(~np.asarray(bk.to_numpy(is_valid))):
-            # Run the failing chain alone: eagerly, it raises an error naming the sites.
-            self.init(rng_key[chain], num_warmup, params_of(int(chain)), *data)
+        rerun_failed_chains(
+            is_valid,
+            lambda c: self.init(rng_key[c], num_warmup, chain_params(init_params, c), *data),
+        )
         self._vectorized = True
         return states  # type: ignore[no-any-return]
 

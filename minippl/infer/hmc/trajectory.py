@@ -39,7 +39,7 @@ from typing import Any, NamedTuple
 from backends import Array, Key
 from minippl.backend import current
 from minippl.infer.hmc.constants import MAX_DELTA_ENERGY
-from minippl.infer.hmc.integrator import IntegratorState, Step
+from minippl.infer.hmc.integrator import IntegratorState, Step, int_array
 from minippl.infer.hmc.metrics import Metric
 from minippl.infer.hmc.proposal import (
     Proposal,
@@ -100,11 +100,6 @@ class _Dynamics(NamedTuple):
     robust: bool
 
 
-def _int(x: int) -> Array:
-    xp = current().xp
-    return xp.asarray(x, dtype=xp.result_type(int))
-
-
 def _leaf(dyn: _Dynamics, state: IntegratorState) -> Tree:
     """The tree of one leaf at ``state``, the end of a leapfrog step."""
     xp = current().xp
@@ -120,13 +115,13 @@ def _leaf(dyn: _Dynamics, state: IntegratorState) -> Tree:
         left_v=v,
         right_v=v,
         proposal=Proposal(state.z, state.potential_energy, state.z_grad, energy),
-        depth=_int(0),
+        depth=int_array(0),
         weight=-delta,
         r_sum=state.r,
         turning=xp.asarray(False),
         diverging=delta > dyn.max_delta_energy,
         sum_accept_probs=xp.minimum(xp.exp(-delta), 1.0),
-        num_proposals=_int(1),
+        num_proposals=int_array(1),
     )
 
 
@@ -272,7 +267,7 @@ def _build_subtree(dyn: _Dynamics, tree: Tree, going_right: Array, key: Key, ckp
         )
         return grown
 
-    start = tree._replace(num_proposals=_int(0))
+    start = tree._replace(num_proposals=int_array(0))
     init = (start, current().xp.asarray(False), ckpts, key)
     sub: Tree
     sub, turning, _, _ = bk.while_loop(keep_going, body, init)
@@ -314,6 +309,26 @@ def _add_leaf(
     return grown, turning, ckpts, key
 
 
+def _trivial_tree(state: IntegratorState, v0: Array, energy0: Array) -> Tree:
+    """The tree a transition starts from: its starting point alone, with no leaf counted
+    (the point is the previous transition's proposal, not a new leapfrog step)."""
+    xp = current().xp
+    return Tree(
+        left=state,
+        right=state,
+        left_v=v0,
+        right_v=v0,
+        proposal=Proposal(state.z, state.potential_energy, state.z_grad, energy0),
+        depth=int_array(0),
+        weight=xp.zeros((), dtype=energy0.dtype),
+        r_sum=state.r,
+        turning=xp.asarray(False),
+        diverging=xp.asarray(False),
+        sum_accept_probs=xp.zeros((), dtype=energy0.dtype),
+        num_proposals=int_array(0),
+    )
+
+
 def build_tree(
     step: Step,
     metric: Metric,
@@ -352,20 +367,7 @@ def build_tree(
     # Without the extra checks, no memory of the leaf before each checkpoint is needed.
     rows = _V_PREV + 1 if robust_u_turn else _R_SUM + 1
     ckpts = xp.zeros((checkpoint_slots, rows, state.r.shape[0]), dtype=state.r.dtype)
-    tree = Tree(
-        left=state,
-        right=state,
-        left_v=v0,
-        right_v=v0,
-        proposal=Proposal(state.z, state.potential_energy, state.z_grad, energy0),
-        depth=_int(0),
-        weight=xp.zeros((), dtype=energy0.dtype),
-        r_sum=state.r,
-        turning=xp.asarray(False),
-        diverging=xp.asarray(False),
-        sum_accept_probs=xp.zeros((), dtype=energy0.dtype),
-        num_proposals=_int(0),
-    )
+    tree = _trivial_tree(state, v0, energy0)
 
     def keep_going(carry: tuple[Tree, Key]) -> Array:
         t, _ = carry
