@@ -16,11 +16,11 @@ from typing import Any
 
 from backends.protocol import Backend, Description
 
-__all__ = ["PlainCompiler"]
+__all__ = ["PlainCompiler", "nothing"]
 
 
-def _nothing() -> None:
-    """Nothing to wait for, nothing to note."""
+def nothing() -> None:
+    """Nothing to wait for, nothing to note (what ``ahead`` and ``expect`` may return)."""
 
 
 @contextmanager
@@ -57,10 +57,10 @@ class PlainCompiler:
         self, program: Callable[..., Any], args: Callable[[], tuple[Any, ...]]
     ) -> Callable[[], None]:
         """The call compiles what it needs; ``args`` is not even called."""
-        return _nothing
+        return nothing
 
     def expect(self, hint: str) -> Callable[[], None]:
-        return _nothing
+        return nothing
 
     def chain_program(self, unbatched: bool) -> AbstractContextManager[None]:
         return _as_written()

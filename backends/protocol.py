@@ -13,7 +13,9 @@ behind a second, smaller interface, :class:`Compiler`, which a backend hands out
 :meth:`Backend.jit` and nothing else: a learner can read the sampler with it in mind.
 
 A third backend implements this protocol and registers itself under the
-``minippl.backends`` entry-point group; the core never names a backend.
+``minippl.backends`` entry-point group; the core never names a backend. The protocols are
+structural (mypy checks each backend against them), so every implementation writes their
+signatures out again: a search for repeated lines pairs them, by design.
 """
 
 from __future__ import annotations

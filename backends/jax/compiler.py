@@ -28,16 +28,13 @@ from typing import Any
 
 import jax
 
+from backends.plain_compiler import nothing
 from backends.protocol import Backend, Computed, Description
 
 __all__ = ["JaxCompiler"]
 
 _ONE_CHAIN_ON_CPU = contextvars.ContextVar("minippl_one_chain_on_cpu", default=False)
 """Set while a chain program that runs one chain, unbatched, is traced for a CPU."""
-
-
-def _nothing() -> None:
-    """Nothing to wait for, nothing to note."""
 
 
 def key_of(description: Description) -> tuple[Any, ...]:
@@ -110,11 +107,11 @@ class JaxCompiler:
         def keyed(args: tuple[Any, ...]) -> tuple[Any, ...]:
             return key_of(describe(args))
 
-        return StoredProgram(name, jitted, self.folder, keyed, on_load or _nothing)
+        return StoredProgram(name, jitted, self.folder, keyed, on_load or nothing)
 
     def expect(self, hint: str) -> Callable[[], None]:
         if self.folder is None:
-            return _nothing
+            return nothing
         from backends.jax.stored_programs import expect_programs
 
         return expect_programs(self.folder, hint)

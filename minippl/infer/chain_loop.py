@@ -116,8 +116,8 @@ def build_chain_loop(
     time the loop is traced.
     """
     backend = current()
-    xp = backend.xp
     depth = max_tree_depth(kernel)
+    lift = _unbatched if one_chain else backend.vmap
 
     def run_chains(
         states: Any,
@@ -133,43 +133,16 @@ def build_chain_loop(
         postprocess = postprocess_fn or kernel.postprocess_fn(args, kwargs)
 
         def collect(s: Any) -> list[Any]:
-            values = []
-            for name in fields:
-                if name == sample_field:
-                    z = postprocess(get_field(s, name))
-                    values.append({k: v for k, v in z.items() if k not in removed})
-                else:
-                    values.append(get_field(s, name))
-            return values
+            return _collect(s, fields, sample_field, postprocess, removed)
 
-        lift = _unbatched if one_chain else backend.vmap
         leaves = backend.tree_flatten(collection)[0]
         size = shape_of(leaves[0])[1] if leaves else 0
-        sample = lift(lambda s: kernel.sample(s, args, kwargs))
-        collect_all = lift(collect)
-        count_all = lift(lambda st, s, w: _count(st, s, w, depth))
-
-        def body(i: Any, carry: tuple[Any, list[Any], RunStats]) -> Any:
-            s, coll, st = carry
-            if hasattr(s, "i"):
-                was_warmup = s.i < num_warmup
-            else:
-                was_warmup = xp.zeros(shape_of(ids), dtype=bool)
-            s = sample(s)
-            st = count_all(st, s, was_warmup)
-            if size == 0:
-                return s, coll, st
-            keep = (i >= first) & ((i - first) % thinning == thinning - 1)
-            slot = xp.clip((i - first) // thinning, 0, size - 1)
-            # Only the row goes through the branch: a branch carrying the whole collection
-            # would copy it at every iteration.
-            old = backend.tree_map(lambda a: a[:, slot], coll)
-            row = backend.cond(keep, lambda so: collect_all(so[0]), lambda so: so[1], (s, old))
-            coll = backend.tree_map(
-                lambda a, r: backend.index_update(a, (slice(None), slot), r), coll, row
-            )
-            return s, coll, st
-
+        lifted = _Lifted(
+            sample=lift(lambda s: kernel.sample(s, args, kwargs)),
+            collect=lift(collect),
+            tally=lift(lambda st, s, w: _count(st, s, w, depth)),
+        )
+        body = _iteration(lifted, num_warmup, thinning, first, ids, size)
         out: tuple[Any, list[Any], RunStats] = backend.fori_loop(
             lo, hi, body, (states, collection, stats)
         )
@@ -181,6 +154,65 @@ def build_chain_loop(
             return run_chains(*program_args)
 
     return chains
+
+
+class _Lifted(NamedTuple):
+    """The kernel's step, the collection of a state's fields and the counters' update,
+    each lifted over a block of chains."""
+
+    sample: Callable[[Any], Any]
+    collect: Callable[[Any], list[Any]]
+    tally: Callable[[RunStats, Any, Any], RunStats]
+
+
+def _collect(
+    state: Any,
+    fields: tuple[str, ...],
+    sample_field: str,
+    postprocess: Callable[[Any], Any],
+    removed: tuple[str, ...],
+) -> list[Any]:
+    """The collected values of one state: its fields, the samples postprocessed."""
+    values = []
+    for name in fields:
+        if name == sample_field:
+            z = postprocess(get_field(state, name))
+            values.append({k: v for k, v in z.items() if k not in removed})
+        else:
+            values.append(get_field(state, name))
+    return values
+
+
+def _iteration(
+    lifted: _Lifted, num_warmup: int, thinning: int, first: Any, ids: Any, size: int
+) -> Callable[[Any, tuple[Any, list[Any], RunStats]], Any]:
+    """The loop's body: iteration ``i`` moves the chains, counts, and writes the collected
+    values to their slot when ``i`` is kept (from ``first``, every ``thinning``-th)."""
+    backend = current()
+    xp = backend.xp
+
+    def body(i: Any, carry: tuple[Any, list[Any], RunStats]) -> Any:
+        s, coll, st = carry
+        if hasattr(s, "i"):
+            was_warmup = s.i < num_warmup
+        else:
+            was_warmup = xp.zeros(shape_of(ids), dtype=bool)
+        s = lifted.sample(s)
+        st = lifted.tally(st, s, was_warmup)
+        if size == 0:
+            return s, coll, st
+        keep = (i >= first) & ((i - first) % thinning == thinning - 1)
+        slot = xp.clip((i - first) // thinning, 0, size - 1)
+        # Only the row goes through the branch: a branch carrying the whole collection
+        # would copy it at every iteration.
+        old = backend.tree_map(lambda a: a[:, slot], coll)
+        row = backend.cond(keep, lambda so: lifted.collect(so[0]), lambda so: so[1], (s, old))
+        coll = backend.tree_map(
+            lambda a, r: backend.index_update(a, (slice(None), slot), r), coll, row
+        )
+        return s, coll, st
+
+    return body
 
 
 def _count(stats: RunStats, state: Any, was_warmup: Any, depth: tuple[int, int] | None) -> RunStats:

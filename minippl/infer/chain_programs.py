@@ -139,13 +139,15 @@ class ChainPrograms:
         chain's search for a starting point runs in one vectorized program, kept for the
         next run like the chain program; a chain with no valid starting point is then run
         again alone, eagerly, so that the error names the sites at fault. Other kernels run
-        ``init`` per chain. When the program is to be compiled, ``ahead`` is first given the
-        shapes of the states it will return.
+        ``init`` per chain. When the program is to be compiled (and is not sharded), ``ahead``
+        is first given the shapes of the states it will return.
         """
         s = self.settings
         backend = current()
         batch = keys if s.num_chains > 1 else backend.tree_map(lambda k: k[None], keys)
         init_params = self._stacked_params(init_params)
+        if s.plan.method == "parallel":
+            ahead = None  # a sharded program needs its arguments' layout: not compiled ahead
         if not hasattr(s.sampler, "chain_initializer"):
             return self._init_one_by_one(batch, init_params, args, kwargs)
         first_key = self.helper("first_key", lambda b: backend.tree_map(lambda k: k[0], b))

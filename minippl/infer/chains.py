@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
@@ -32,7 +32,7 @@ from minippl.distributions.util import shape_of
 from minippl.infer.chain_loop import RunStats
 from minippl.infer.progress import ChunkPlan, ProgressHub
 
-__all__ = ["Collected", "Plan", "Schedule", "plan_chains", "run_blocks"]
+__all__ = ["Collected", "Plan", "Schedule", "fields_to_collect", "plan_chains", "run_blocks"]
 
 CHAIN_METHODS = ("parallel", "vectorized", "sequential")
 
@@ -111,6 +111,26 @@ class Collected(NamedTuple):
     fields: tuple[str, ...]
     removed: tuple[str, ...]
     size: int
+
+
+def fields_to_collect(
+    sample_field: str, default_fields: Sequence[str], extra_fields: Sequence[str], state: Any
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The state fields to collect (samples first) and the sample sites to leave out
+    (``"~z.x"`` in ``extra_fields``); ``"diverging"`` when the state has it."""
+    if not isinstance(extra_fields, tuple | list):
+        raise TypeError(f"extra_fields must be a tuple or list, got {type(extra_fields)}")
+    fields: dict[str, None] = {}
+    removed: dict[str, None] = {}
+    prefix = f"~{sample_field}."
+    for name in (sample_field, *default_fields, "diverging", *extra_fields):
+        if name.startswith(prefix):
+            removed[name[len(prefix) :]] = None
+        elif name == "diverging" and getattr(state, "diverging", None) is None:
+            continue
+        else:
+            fields[name] = None
+    return tuple(fields), tuple(removed)
 
 
 class Schedule(NamedTuple):

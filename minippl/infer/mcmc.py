@@ -44,7 +44,13 @@ from minippl.distributions.util import shape_of
 from minippl.infer.chain_batch import key_batch_size
 from minippl.infer.chain_loop import RunStats, max_tree_depth, run_problems
 from minippl.infer.chain_programs import ChainPrograms, Settings, is_numeric
-from minippl.infer.chains import CHAIN_METHODS, Collected, Schedule, plan_chains
+from minippl.infer.chains import (
+    CHAIN_METHODS,
+    Collected,
+    Schedule,
+    fields_to_collect,
+    plan_chains,
+)
 from minippl.infer.compile_cache import enable_compile_cache
 from minippl.infer.progress import ChunkPlan, ProgressHub, stderr_is_terminal
 
@@ -210,25 +216,6 @@ class MCMC:
             raise ValueError(f"rng_key holds {shape_of(rng_key)[0]} keys but num_chains={n}")
         return rng_key
 
-    def _collect_fields(
-        self, extra_fields: Sequence[str], state: Any
-    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """The fields to collect (samples first) and the sample sites to leave out."""
-        if not isinstance(extra_fields, tuple | list):
-            raise TypeError(f"extra_fields must be a tuple or list, got {type(extra_fields)}")
-        fields: dict[str, None] = {}
-        removed: dict[str, None] = {}
-        wanted = (self._sample_field, *self._default_fields, "diverging", *extra_fields)
-        prefix = f"~{self._sample_field}."
-        for name in wanted:
-            if name.startswith(prefix):
-                removed[name[len(prefix) :]] = None
-            elif name == "diverging" and getattr(state, "diverging", None) is None:
-                continue
-            else:
-                fields[name] = None
-        return tuple(fields), tuple(removed)
-
     def _iterations(self, phase: str, collect_warmup: bool, resuming: bool) -> tuple[int, int, int]:
         """Iterations of this call, draws kept per chain, and the first kept iteration
         (NumPyro's thinning: the last draw of every block of ``thinning``)."""
@@ -237,6 +224,13 @@ class MCMC:
             return (n, n // thin, n % thin) if collect_warmup else (n, self.num_samples // thin, n)
         warm = 0 if resuming else n
         return warm + self.num_samples, self.num_samples // thin, warm + self.num_samples % thin
+
+    def _collected(self, extra_fields: Sequence[str], state: Any, size: int) -> Collected:
+        """What the chain program keeps of this run's data, from ``state`` (or its shapes)."""
+        fields, removed = fields_to_collect(
+            self._sample_field, self._default_fields, extra_fields, state
+        )
+        return Collected(self._args, self._kwargs, fields, removed, size)
 
     def _schedule(self, num_iterations: int, first: int, desc: str) -> Schedule:
         """Chunks of the run and, with a bar on a terminal, the bars started."""
@@ -267,14 +261,12 @@ class MCMC:
         compiling: list[Callable[[], None]] = []  # waits for the chain program's compile
 
         def ahead(states: Any) -> None:
-            fields, removed = self._collect_fields(extra_fields, states)
-            collected = Collected(args, kwargs, fields, removed, size)
+            collected = self._collected(extra_fields, states, size)
             compiling.append(self._programs.compile_chains_ahead(states, collected))
 
         try:
             init_state = self._start(keys, init_params, args, kwargs, resuming, ahead)
-            fields, removed = self._collect_fields(extra_fields, init_state)
-            collected = Collected(self._args, self._kwargs, fields, removed, size)
+            collected = self._collected(extra_fields, init_state, size)
             desc = "warmup" if phase == "warmup" or not resuming else "sample"
             schedule = self._schedule(num_iterations, first, desc)
             last_state, collection, stats = self._programs.execute(
@@ -290,7 +282,7 @@ class MCMC:
         if phase == "warmup" and not collect_warmup:
             collection = backend.tree_map(_no_draws, collection)
         self._last_state = last_state
-        self._states = dict(zip(fields, collection, strict=True))
+        self._states = dict(zip(collected.fields, collection, strict=True))
         self._states_flat = None
         self._stats = RunStats(*(backend.to_numpy(s) for s in stats))
         noted()
@@ -310,11 +302,7 @@ class MCMC:
         if resuming:
             state = self._warmup_state._replace(rng_key=keys)
         else:
-            # Sharded programs need their arguments' layout: not compiled ahead.
-            sharded = self._plan.method == "parallel"
-            state = self._programs.init_states(
-                keys, init_params, args, kwargs, None if sharded else ahead
-            )
+            state = self._programs.init_states(keys, init_params, args, kwargs, ahead)
         if self.num_chains == 1:
             state = backend.tree_map(lambda x: backend.xp.asarray(x)[None], state)
         return state
