@@ -10,15 +10,9 @@ from minippl.infer.initialization import (
     init_to_value,
 )
 from minippl.infer.mcmc import MCMC, MCMCWarning
-from minippl.infer.predictive import Predictive
-from minippl.infer.util import (
-    constrain_fn,
-    initialize_model,
-    log_density,
-    log_likelihood,
-    potential_energy,
-    transform_fn,
-)
+from minippl.infer.potential import constrain_fn, log_density, potential_energy, transform_fn
+from minippl.infer.predictive import Predictive, log_likelihood
+from minippl.infer.starting_point import initialize_model
 
 __all__ = [
     "HMC",

@@ -70,7 +70,8 @@ def setup_model(
 ) -> KernelSetup:
     """Trace the model once and build its potential; no starting point yet.
 
-    The trace is eager, unless ``shapes_only`` and the set-up keeps no value of the trace
+    The arguments are :func:`~minippl.infer.starting_point.initialize_model`'s, plus two
+    switches. The trace is eager, unless ``shapes_only`` and the set-up keeps no value of the trace
     (see the module notes): the trace is then abstract, the prototype is shapes, and
     ``model_trace`` is ``None``. ``split_key``: the trace is seeded with the second key of
     ``split(rng_key)`` (HMC's flow), split inside the abstract trace when there is one.

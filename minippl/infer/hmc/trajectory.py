@@ -109,6 +109,28 @@ def _leaf(dyn: _Dynamics, state: IntegratorState) -> Tree:
     delta = energy - dyn.energy0
     # A NaN energy (the potential is undefined there) counts as an infinite error.
     delta = xp.where(xp.isnan(delta), xp.inf, delta)
+    return _point_tree(
+        state,
+        v,
+        energy,
+        weight=-delta,
+        diverging=delta > dyn.max_delta_energy,
+        sum_accept_probs=xp.minimum(xp.exp(-delta), 1.0),
+        num_proposals=int_array(1),
+    )
+
+
+def _point_tree(
+    state: IntegratorState,
+    v: Array,
+    energy: Array,
+    *,
+    weight: Array,
+    diverging: Array,
+    sum_accept_probs: Array,
+    num_proposals: Array,
+) -> Tree:
+    """A tree of depth 0 at ``state`` (``v`` its ``M^-1 r``, ``energy`` its Hamiltonian)."""
     return Tree(
         left=state,
         right=state,
@@ -116,12 +138,12 @@ def _leaf(dyn: _Dynamics, state: IntegratorState) -> Tree:
         right_v=v,
         proposal=Proposal(state.z, state.potential_energy, state.z_grad, energy),
         depth=int_array(0),
-        weight=-delta,
+        weight=weight,
         r_sum=state.r,
-        turning=xp.asarray(False),
-        diverging=delta > dyn.max_delta_energy,
-        sum_accept_probs=xp.minimum(xp.exp(-delta), 1.0),
-        num_proposals=int_array(1),
+        turning=current().xp.asarray(False),
+        diverging=diverging,
+        sum_accept_probs=sum_accept_probs,
+        num_proposals=num_proposals,
     )
 
 
@@ -313,16 +335,11 @@ def _trivial_tree(state: IntegratorState, v0: Array, energy0: Array) -> Tree:
     """The tree a transition starts from: its starting point alone, with no leaf counted
     (the point is the previous transition's proposal, not a new leapfrog step)."""
     xp = current().xp
-    return Tree(
-        left=state,
-        right=state,
-        left_v=v0,
-        right_v=v0,
-        proposal=Proposal(state.z, state.potential_energy, state.z_grad, energy0),
-        depth=int_array(0),
+    return _point_tree(
+        state,
+        v0,
+        energy0,
         weight=xp.zeros((), dtype=energy0.dtype),
-        r_sum=state.r,
-        turning=xp.asarray(False),
         diverging=xp.asarray(False),
         sum_accept_probs=xp.zeros((), dtype=energy0.dtype),
         num_proposals=int_array(0),
