@@ -8,7 +8,9 @@ processes, the backend's compiler keeps compiled programs in a folder, so a fres
 running the same model loads them instead of compiling (on JAX: JAX's persistent cache, and
 whole executables beside it, ``backends/jax/compiler.py``; NumPy compiles nothing).
 
-Nothing happens at import: the first run asks the compiler to keep its programs. The folder
+Nothing happens at import: an :class:`MCMC` object, when it is made and at each run, asks
+the compiler to keep its programs (from its making on, so that the programs a script
+compiles for its keys and data before the first run are kept too). The folder
 is ``$MINIPPL_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/minippl/<backend>``
 (``~/.cache/minippl/jax``); ``MINIPPL_COMPILE_CACHE=0`` turns it off, and
 ``MINIPPL_STORED_PROGRAMS=0`` keeps only JAX's cache, not the whole executables. Each run

@@ -130,6 +130,8 @@ class MCMC:
         self._kwargs: dict[str, Any] = {}
         self._hub = ProgressHub()
         self._programs = self._new_programs()
+        # Programs compiled from here on (the user's keys and data too) are kept on disk.
+        enable_compile_cache()
 
     def _new_programs(self) -> ChainPrograms:
         settings = Settings(
