@@ -1,6 +1,6 @@
 """From a model to its log density and its potential energy in unconstrained space.
 
-Tutorial: "Practical recipe: posterior predictive" (``tutorial/s11_predictive.py``).
+Tutorial: "Causal inference: do", where the email model is fitted (``tutorial/s08_causal_do.py``).
 
 Everything here is built from two handlers. ``substitute`` plugs values into sites, ``trace``
 records the run:
