@@ -189,10 +189,12 @@ class Backend(Protocol):
 class Computed(NamedTuple):
     """A part of a program's description: ``fn``, identified by what it computes at the
     shapes of ``args`` (arrays, or the shapes :meth:`Backend.eval_shape` gives), not by its
-    identity as a Python object."""
+    identity as a Python object. The arguments at the positions in ``batched`` have a
+    leading axis (chains): ``fn`` is described at the shapes of one row of them."""
 
     fn: Callable[..., Any]
     args: tuple[Any, ...]
+    batched: tuple[int, ...] = ()
 
 
 Description = tuple[Any, ...]

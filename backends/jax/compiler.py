@@ -44,10 +44,24 @@ def key_of(description: Description) -> tuple[Any, ...]:
     from backends.jax.program_keys import canonical
     from backends.jax.stored_programs import jaxpr_digest
 
+    def digest(part: Computed) -> str:
+        args = [_one_row(a) if i in part.batched else a for i, a in enumerate(part.args)]
+        return jaxpr_digest(part.fn, *args)
+
     return tuple(
-        jaxpr_digest(part.fn, *part.args) if isinstance(part, Computed) else canonical(part)
-        for part in description
+        digest(part) if isinstance(part, Computed) else canonical(part) for part in description
     )
+
+
+def _one_row(tree: Any) -> Any:
+    """The shapes of one row of every array of ``tree`` (the leading axis dropped)."""
+
+    def row(x: Any) -> Any:
+        if not hasattr(x, "shape"):
+            return x
+        return jax.ShapeDtypeStruct(tuple(x.shape)[1:], x.dtype)  # type: ignore[no-untyped-call]
+
+    return jax.tree_util.tree_map(row, tree)
 
 
 class JaxCompiler:

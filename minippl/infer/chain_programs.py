@@ -52,12 +52,6 @@ class Settings(NamedTuple):
     plan: Plan
 
 
-def _one_row(tree: Any) -> Any:
-    """The shapes of one chain of a batched tree (arrays, or shapes)."""
-    backend = current()
-    return backend.eval_shape(lambda t: backend.tree_map(lambda x: x[0], t), tree)
-
-
 def is_numeric(x: Any) -> bool:
     """Whether ``x`` holds numbers (PRNG keys do not)."""
     xp = current().xp
@@ -220,8 +214,9 @@ class ChainPrograms:
             chain_keys, params, dyn = program_args
             start = self.chain_start
             assert start is not None
-            one = (_one_row(chain_keys), None if params is None else _one_row(params), dyn)
-            return (Computed(lambda k, p, d: start(k, p, *merge(d)), one),)
+            # One chain's search, at the shapes of one chain's key and parameters.
+            one_chain = (lambda k, p, d: start(k, p, *merge(d)), (chain_keys, params, dyn))
+            return (Computed(*one_chain, batched=(0, 1)),)
 
         if plan.method == "parallel":
             # Started where the chains will run: moving the states there afterwards costs
@@ -324,12 +319,12 @@ class ChainPrograms:
             return backend.value_and_grad(potential)(z), post(z)
 
         driver = (s.num_warmup, s.thinning, s.sample_field, collected.fields, collected.removed)
-        z = _one_row(get_field(states, s.sample_field))
+        z = get_field(states, s.sample_field)
         return (
             type(kernel),
             kernel.cache_identity(),
             (driver, s.plan.method),
-            Computed(model_parts, (z, dyn)),
+            Computed(model_parts, (z, dyn), batched=(0,)),
         )
 
     # -- blocks of chains ----------------------------------------------------------------------
