@@ -4,8 +4,8 @@ It exists so that every line of the core can be stepped through in a debugger, a
 the JAX backend has an independent implementation to be compared with.
 
 Keys
-    A key is a ``uint32`` array of shape ``(2,)``, like a raw JAX key. ``split`` and
-    ``fold_in`` hash the key (SplitMix64's finaliser) into new keys, so streams are
+    A key is a ``uint32`` array of shape ``(2,)``, like a raw JAX key. ``split`` hashes
+    the key (SplitMix64's finaliser) into new keys, so streams are
     deterministic and splittable; a draw keys a Philox generator with it.
     The numbers differ from JAX's, by design: only the contract (same key, same draw) holds.
 
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,19 +32,14 @@ import scipy.linalg as spl
 import scipy.special as sps
 
 from backends import pytree
-from backends.program_keys import UnkeyableError
-from backends.protocol import Array, Key, PyTree, Shape
+from backends.plain_compiler import PlainCompiler
+from backends.protocol import Array, Compiler, Key, PyTree, Shape
 
 _SPLIT_TAG = 0x5EED5EED5EED5EED
-_FOLD_TAG = 0xF01DF01DF01DF01D
 
 
 _MASK64 = (1 << 64) - 1
 _LOCAL = threading.local()
-
-
-def _nothing() -> None:
-    """A callback with nothing to do."""
 
 
 def _mix(x: int) -> int:
@@ -135,6 +129,9 @@ class NumpyBackend:
     xp: Any = np
     special: Any = sps
 
+    def __init__(self) -> None:
+        self._compiler = PlainCompiler(self)
+
     # -- dtypes and arrays -------------------------------------------------------------
     def float_dtype(self) -> Any:
         return np.float64
@@ -164,10 +161,6 @@ class NumpyBackend:
 
     def device_count(self) -> int:
         return 1
-
-    def compiles_for_cpu(self) -> bool:
-        """Nothing is compiled on NumPy."""
-        return False
 
     def concurrent_programs(self) -> int:
         """Eager NumPy holds Python's lock for most of a step: threads would not help."""
@@ -199,9 +192,6 @@ class NumpyBackend:
             keys[1, 0], keys[1, 1] = second >> 32, second & 0xFFFFFFFF
             return keys
         return _from_ints([_mix(base + i) for i in range(num)])
-
-    def fold_in(self, key: Key, data: int) -> Key:
-        return _from_ints([_mix(_mix(_as_int(key) ^ _FOLD_TAG) + (int(data) & 0xFFFFFFFF))])[0]
 
     # -- draws --------------------------------------------------------------------------
     def _cast(self, x: Any, dtype: Any) -> Array:
@@ -244,9 +234,6 @@ class NumpyBackend:
     def gumbel(self, key: Key, shape: Shape, dtype: Any = None) -> Array:
         return self._cast(_generator(key).gumbel(size=shape), dtype)
 
-    def t(self, key: Key, df: Array, shape: Shape, dtype: Any = None) -> Array:
-        return self._cast(_generator(key).standard_t(_broadcast(df, shape)), dtype)
-
     def weibull_min(
         self, key: Key, scale: Array, concentration: Array, shape: Shape, dtype: Any = None
     ) -> Array:
@@ -255,10 +242,6 @@ class NumpyBackend:
 
     def gamma(self, key: Key, a: Array, shape: Shape, dtype: Any = None) -> Array:
         return self._cast(_generator(key).standard_gamma(_broadcast(a, shape)), dtype)
-
-    def beta(self, key: Key, a: Array, b: Array, shape: Shape, dtype: Any = None) -> Array:
-        draws = _generator(key).beta(_broadcast(a, shape), _broadcast(b, shape))
-        return self._cast(draws, dtype)
 
     def dirichlet(self, key: Key, alpha: Array, shape: Shape, dtype: Any = None) -> Array:
         alpha = np.asarray(alpha, dtype=np.float64)
@@ -284,9 +267,6 @@ class NumpyBackend:
 
     def randint(self, key: Key, shape: Shape, minval: int, maxval: int) -> Array:
         return _generator(key).integers(minval, maxval, size=shape)
-
-    def permutation(self, key: Key, n: int) -> Array:
-        return _generator(key).permutation(n)
 
     # -- derivatives and program transformations --------------------------------------
     def value_and_grad(
@@ -405,10 +385,11 @@ class NumpyBackend:
             return carry, None
         return carry, pytree.tree_map(lambda *v: np.stack([np.asarray(a) for a in v]), *ys)
 
-    def callback(self, fn: Callable[..., None], *args: Any) -> None:
-        fn(*args)
+    # -- running chains: devices, programs, waiting --------------------------------------
+    def compiler(self) -> Compiler:
+        """The plain compiler: ``jit`` is the identity here, so a program is the function."""
+        return self._compiler
 
-    # -- running chains: devices, compiled-code cache, waiting ---------------------------
     def shard_over_devices(
         self,
         fn: Callable[..., Any],
@@ -423,43 +404,6 @@ class NumpyBackend:
     def distribute(self, tree: PyTree, num_devices: int) -> PyTree:
         """One device (the host): nothing to move."""
         return tree
-
-    def enable_compilation_cache(self, path: str | None) -> None:
-        """Nothing is compiled on NumPy; nothing to cache."""
-
-    def can_store_programs(self) -> bool:
-        return False
-
-    def stored_program(
-        self,
-        name: str,
-        jitted: Callable[..., Any],
-        folder: Path,
-        describe: Callable[[tuple[Any, ...]], Any],
-        on_load: Callable[[], None],
-    ) -> Callable[..., Any]:
-        """Nothing is compiled on NumPy: the function itself."""
-        return jitted
-
-    def expect_programs(self, folder: Path, hint: str) -> Callable[[], None]:
-        """No programs are stored on NumPy: nothing to load, nothing to note."""
-        return _nothing
-
-    def program_ready(self, program: Callable[..., Any], *args: Any) -> bool:
-        """Nothing is compiled on NumPy."""
-        return True
-
-    def compile_ahead(
-        self, program: Callable[..., Any], args: Callable[[], tuple[Any, ...]]
-    ) -> Callable[[], None]:
-        """Nothing to compile: nothing to wait for."""
-        return _nothing
-
-    def function_digest(self, fn: Callable[..., Any], *args: Any) -> str:
-        raise UnkeyableError("NumPy runs functions eagerly: there is no program to describe")
-
-    def row_shapes(self, tree: PyTree) -> PyTree:
-        return pytree.tree_map(lambda x: np.empty(np.shape(x)[1:], np.asarray(x).dtype), tree)
 
     def eval_shape(self, fn: Callable[..., Any], *args: Any) -> PyTree:
         """Eager: compute it (its arrays carry their shapes and dtypes)."""

@@ -6,15 +6,24 @@ PRNG keys and the draws made from them, gradients, and the program transformatio
 let one source run compiled on JAX and eagerly on NumPy (``jit``, ``vmap``, ``cond``,
 ``while_loop``, ``fori_loop``, ``scan``).
 
+How programs are compiled, and what makes them start sooner (keeping them across processes,
+loading them ahead, compiling on another thread, shaping a loop for one compiler), sits
+behind a second, smaller interface, :class:`Compiler`, which a backend hands out with
+:meth:`Backend.compiler`. Its plain version (``backends/plain_compiler.py``) is
+:meth:`Backend.jit` and nothing else: a learner can read the sampler with it in mind.
+
 A third backend implements this protocol and registers itself under the
-``minippl.backends`` entry-point group; the core never names a backend.
+``minippl.backends`` entry-point group; the core never names a backend. The protocols are
+structural (mypy checks each backend against them), so every implementation writes their
+signatures out again: a search for repeated lines pairs them, by design.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 Array = Any
 """An array of the active backend (a ``numpy.ndarray`` or a ``jax.Array``)."""
@@ -53,12 +62,6 @@ class Backend(Protocol):
     def set_host_device_count(self, n: int) -> None: ...
     def device_count(self) -> int: ...
 
-    def compiles_for_cpu(self) -> bool:
-        """Whether programs are compiled to run on a CPU (JAX on CPU; not NumPy, which
-        compiles nothing, nor GPUs and TPUs, where every trip of a ``while`` loop reads its
-        predicate back to the host)."""
-        ...
-
     def concurrent_programs(self) -> int:
         """How many compiled programs gain from running at once on one device, each called
         from its own host thread: the cores of a CPU (each call runs on its caller's thread),
@@ -79,7 +82,6 @@ class Backend(Protocol):
     def key(self, seed: int) -> Key: ...
     def is_key(self, x: object) -> bool: ...
     def split(self, key: Key, num: int = 2) -> Key: ...
-    def fold_in(self, key: Key, data: int) -> Key: ...
 
     # -- draws --------------------------------------------------------------------------
     def normal(self, key: Key, shape: Shape, dtype: Any = None) -> Array: ...
@@ -91,19 +93,16 @@ class Backend(Protocol):
     def laplace(self, key: Key, shape: Shape, dtype: Any = None) -> Array: ...
     def logistic(self, key: Key, shape: Shape, dtype: Any = None) -> Array: ...
     def gumbel(self, key: Key, shape: Shape, dtype: Any = None) -> Array: ...
-    def t(self, key: Key, df: Array, shape: Shape, dtype: Any = None) -> Array: ...
     def weibull_min(
         self, key: Key, scale: Array, concentration: Array, shape: Shape, dtype: Any = None
     ) -> Array: ...
     def gamma(self, key: Key, a: Array, shape: Shape, dtype: Any = None) -> Array: ...
-    def beta(self, key: Key, a: Array, b: Array, shape: Shape, dtype: Any = None) -> Array: ...
     def dirichlet(self, key: Key, alpha: Array, shape: Shape, dtype: Any = None) -> Array: ...
     def bernoulli(self, key: Key, p: Array, shape: Shape) -> Array: ...
     def categorical(self, key: Key, logits: Array, shape: Shape) -> Array: ...
     def poisson(self, key: Key, lam: Array, shape: Shape) -> Array: ...
     def binomial(self, key: Key, n: Array, p: Array, shape: Shape) -> Array: ...
     def randint(self, key: Key, shape: Shape, minval: int, maxval: int) -> Array: ...
-    def permutation(self, key: Key, n: int) -> Array: ...
 
     # -- derivatives and program transformations --------------------------------------
     def value_and_grad(
@@ -134,6 +133,7 @@ class Backend(Protocol):
         that is rare (adaptation's end of a window) or only for a while (warmup), which a
         compiler may do more cheaply than a two-branch conditional."""
         ...
+
     def fori_loop(
         self, lower: int, upper: int, body_fn: Callable[[Any, Any], Any], init: Any
     ) -> Any: ...
@@ -144,9 +144,12 @@ class Backend(Protocol):
         xs: Any = None,
         length: int | None = None,
     ) -> tuple[Any, Any]: ...
-    def callback(self, fn: Callable[..., None], *args: Any) -> None: ...
 
-    # -- running chains: devices, compiled-code cache, waiting ---------------------------
+    # -- running chains: devices, programs, waiting --------------------------------------
+    def compiler(self) -> Compiler:
+        """How this backend makes programs (one object per backend)."""
+        ...
+
     def shard_over_devices(
         self,
         fn: Callable[..., Any],
@@ -167,63 +170,6 @@ class Backend(Protocol):
         out so, such as its outputs, stay where they are)."""
         ...
 
-    def enable_compilation_cache(self, path: str | None) -> None:
-        """Keep compiled programs in ``path`` across processes (``None`` turns it off)."""
-        ...
-
-    def can_store_programs(self) -> bool:
-        """Whether :meth:`stored_program` keeps compiled programs on disk on this backend (JAX
-        with one device); where it does not, it returns the program unchanged."""
-        ...
-
-    def stored_program(
-        self,
-        name: str,
-        jitted: Callable[..., Any],
-        folder: Path,
-        describe: Callable[[tuple[Any, ...]], Any],
-        on_load: Callable[[], None],
-    ) -> Callable[..., Any]:
-        """``jitted`` (from :meth:`jit`), its compiled form kept in ``folder`` so that a fresh
-        process loads it instead of tracing it again. ``describe(args)`` states what decides
-        the program besides the arguments' shapes and minippl's code; it raises
-        :class:`backends.program_keys.UnkeyableError` when something cannot be keyed, and the
-        program is then compiled as usual. ``on_load`` is called when one comes from disk."""
-        ...
-
-    def expect_programs(self, folder: Path, hint: str) -> Callable[[], None]:
-        """Start loading, in the background, the stored programs that the last run under
-        ``hint`` (a cheap guess at "the same run again") used from ``folder``; call the
-        function returned once the run has succeeded, to note the ones it used. A loaded
-        program is used only when :meth:`stored_program` computes its key."""
-        ...
-
-    def program_ready(self, program: Callable[..., Any], *args: Any) -> bool:
-        """Whether calling ``program`` (from :meth:`jit` or :meth:`stored_program`) with
-        ``args`` would compile nothing: always where nothing is compiled (NumPy); on JAX, a
-        stored program already loaded or on disk. ``False`` where the backend cannot tell."""
-        ...
-
-    def compile_ahead(
-        self, program: Callable[..., Any], args: Callable[[], tuple[Any, ...]]
-    ) -> Callable[[], None]:
-        """Start compiling ``program`` on a background thread for the arguments ``args()``
-        returns (arrays, or the shapes :meth:`eval_shape` gives), so that the caller's other
-        work overlaps the compile; returns what waits for it to end. A later call of
-        ``program`` with such arguments finds it compiled. Where nothing is compiled
-        (NumPy), ``args`` is not called. A failure is not raised here: the later call
-        meets it again."""
-        ...
-
-    def function_digest(self, fn: Callable[..., Any], *args: Any) -> str:
-        """A digest of what ``fn`` computes at the shapes of ``args`` (JAX: of its jaxpr): it
-        stands for a model's code in the key of a stored program."""
-        ...
-
-    def row_shapes(self, tree: PyTree) -> PyTree:
-        """The shapes and dtypes of one row of each leaf (the leading axis dropped)."""
-        ...
-
     def eval_shape(self, fn: Callable[..., Any], *args: Any) -> PyTree:
         """The shapes and dtypes of ``fn(*args)`` (objects with ``.shape`` and ``.dtype``),
         without computing it where the backend can avoid that."""
@@ -238,3 +184,84 @@ class Backend(Protocol):
     def tree_flatten(self, tree: PyTree) -> tuple[list[Any], Any]: ...
     def tree_unflatten(self, treedef: Any, leaves: Sequence[Any]) -> PyTree: ...
     def ravel_pytree(self, tree: PyTree) -> tuple[Array, Callable[[Array], PyTree]]: ...
+
+
+class Computed(NamedTuple):
+    """A part of a program's description: ``fn``, identified by what it computes at the
+    shapes of ``args`` (arrays, or the shapes :meth:`Backend.eval_shape` gives), not by its
+    identity as a Python object. The arguments at the positions in ``batched`` have a
+    leading axis (chains): ``fn`` is described at the shapes of one row of them."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    batched: tuple[int, ...] = ()
+
+
+Description = tuple[Any, ...]
+"""What decides a program besides its arguments' shapes and minippl's code: settings (plain
+values, containers, arrays, minippl's own functions and objects), each taken by value, and
+:class:`Computed` parts."""
+
+
+@runtime_checkable
+class Compiler(Protocol):
+    """How a backend turns functions into programs, and makes them start sooner.
+
+    Everything here may be done by :meth:`Backend.jit` alone: the plain compiler compiles
+    in the caller's thread, keeps nothing on disk and runs every loop as written. The draws
+    never depend on which compiler runs them.
+    """
+
+    def keep_programs(self, folder: Path | None, store: bool) -> None:
+        """Keep compiled programs in ``folder`` across processes (``None``: nowhere), and
+        with ``store`` also whole programs that a fresh process finds without tracing them.
+        Called by every run; repeating a call changes nothing."""
+        ...
+
+    def program(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *,
+        describe: Callable[[tuple[Any, ...]], Description] | None = None,
+        donate_argnums: Sequence[int] = (),
+        optimize: bool = True,
+        on_load: Callable[[], None] | None = None,
+    ) -> Callable[..., Any]:
+        """``fn`` compiled (:meth:`Backend.jit` with ``donate_argnums`` and ``optimize``).
+
+        With ``describe``, a compiler may keep the compiled program under ``name``, the
+        shapes of its arguments and ``describe(args)``, and a fresh process may then load
+        it instead of tracing ``fn`` (``on_load`` is called when it does). ``describe``
+        raises when something cannot be described; the program is then compiled as usual.
+        """
+        ...
+
+    def ready(self, program: Callable[..., Any], *args: Any) -> bool:
+        """Whether nothing is gained by compiling ``program`` for ``args`` ahead: it is
+        compiled, on disk, or the compiler does no work apart from the call."""
+        ...
+
+    def ahead(
+        self, program: Callable[..., Any], args: Callable[[], tuple[Any, ...]]
+    ) -> Callable[[], None]:
+        """Start compiling ``program`` for ``args()`` (arrays or their shapes) while the
+        caller goes on; returns what waits for it. A later call with such arguments finds it
+        compiled. Errors are not raised here: the later call meets them again."""
+        ...
+
+    def expect(self, hint: str) -> Callable[[], None]:
+        """Start loading the programs that the last run under ``hint`` (a cheap guess at
+        "the same run again") used; call what is returned when this run has succeeded, to
+        note the ones it used. Nothing loaded is used unless its own key names it."""
+        ...
+
+    def chain_program(self, unbatched: bool) -> AbstractContextManager[None]:
+        """While a chain program is traced inside this context: ``unbatched`` says that it
+        runs one chain, without ``vmap`` (what :meth:`own_loop` may rely on)."""
+        ...
+
+    def own_loop(self, fn: Callable[[Any], Any], x: Any, n: Any) -> Any:
+        """``fn(x)``, which the compiler may run as a loop of its own (``n``, a count
+        ``>= 0`` known only when the program runs, gives it a trip count it cannot fold)."""
+        ...

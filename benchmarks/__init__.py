@@ -23,7 +23,7 @@ import os
 # instead of microseconds, in minippl and NumPyro alike. Set it yourself to override.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-# One XLA setting for every library measured: importing ``backends`` adds it to XLA_FLAGS
-# (backends/xla_cpu.py: small loops compiled as one function). Importing it here, before any
-# library starts JAX, makes NumPyro and BlackJAX run under the same XLA as minippl.
-import backends  # noqa: E402, F401
+# One XLA setting for every library measured: importing ``backends.jax`` adds it to XLA_FLAGS
+# (backends/jax/xla_flags.py: small loops compiled as one function). Importing it here, before
+# any library starts JAX, makes NumPyro and BlackJAX run under the same XLA as minippl.
+import backends.jax  # noqa: E402, F401

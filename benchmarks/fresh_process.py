@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from backends.xla_cpu import flags_before
+from backends.jax.xla_flags import flags_before
 from benchmarks.metrics import median
 from benchmarks.samplers import RunConfig
 

@@ -14,11 +14,21 @@ from backends import Backend
 _current: Backend | None = None
 
 
+def _default_name() -> str:
+    return os.environ.get("MINIPPL_BACKEND", "jax")
+
+
+# The default backend's package may have to set up the process before its library starts
+# (the JAX backend's XLA flag, see backends/jax/__init__.py); the backend itself, and JAX,
+# load on first use.
+backends.prepare(_default_name())
+
+
 def current() -> Backend:
     """The active backend, loading the default one on first use."""
     global _current
     if _current is None:
-        _current = backends.load(os.environ.get("MINIPPL_BACKEND", "jax"))
+        _current = backends.load(_default_name())
     return _current
 
 

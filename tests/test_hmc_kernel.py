@@ -69,3 +69,22 @@ def test_hmc_matches_numpyro_draw_for_draw(jax_backend: Backend) -> None:
     np.testing.assert_allclose(
         a.adapt_state.inverse_mass_matrix, b.adapt_state.inverse_mass_matrix, rtol=1e-4
     )
+
+
+def test_cache_identity_keeps_settings_and_leaves_out_the_model(backend: Backend) -> None:
+    from minippl import primitives
+    from minippl.distributions import Normal
+    from minippl.infer.hmc import NUTS
+
+    def model() -> None:
+        primitives.sample("x", Normal(0.0, 1.0))
+
+    kernel = NUTS(model, step_size=0.5, max_tree_depth=(4, 6))
+    kernel.init(backend.key(0), 10)
+    identity = kernel.cache_identity()
+    assert identity["_step_size"] == 0.5
+    assert identity["_tree_depths"] == (4, 6)
+    assert identity["_num_warmup"] == 10
+    for name in ("_model", "_potential_fn", "_potential_fn_gen", "_postprocess_fn", "_setups"):
+        assert name not in identity
+    assert NUTS(model, step_size=0.25).cache_identity()["_step_size"] == 0.25

@@ -183,14 +183,69 @@ def test_init_retries_until_finite(backend: Backend) -> None:
     assert bool(valid) and float(info.z["x"]) > 0
 
 
-def test_no_valid_start_names_the_sites(backend: Backend) -> None:
-    def model() -> None:
-        scale = minippl.sample("scale", dist.HalfNormal(1.0))
-        minippl.sample("ok", dist.Normal(0.0, scale), obs=0.5)
-        minippl.sample("y", dist.HalfNormal(scale), obs=-1.0)
+def walled(y: Any) -> None:
+    """Infinite potential for x <= 0.4: most points of the box take more than one try."""
+    xp = minippl.backend.current().xp
+    x = minippl.sample("x", dist.Normal(0.0, 1.0))
+    scale = minippl.sample("scale", dist.HalfNormal(1.0))
+    minippl.factor("wall", xp.where(x > 0.4, 0.0, -xp.inf))
+    minippl.sample("y", dist.Normal(x, scale), obs=y)
 
+
+@pytest.mark.parametrize("strategy", [init_to_uniform, init_to_median(num_samples=5)])
+def test_kernel_set_up_finds_the_start_initialize_model_finds(
+    backend: Backend, strategy: Any
+) -> None:
+    """The kernels' set-up (shapes only; on JAX, the tries as one loop of a compiled,
+    vectorized program) starts each chain where the plain path starts it."""
+    from minippl.infer.fast_setup import setup_model
+
+    y = backend.xp.asarray([0.7, 1.2])
+    keys = backend.split(backend.key(2), 4)
+    setup = setup_model(
+        keys[0], walled, init_strategy=strategy, model_args=(y,), shapes_only=True
+    )
+    assert setup.model_trace is None
+    for i in range(4):
+        info = initialize_model(keys[i], walled, init_strategy=strategy, model_args=(y,))
+        eager, valid = setup.find_start(keys[i], (y,), {})
+        assert bool(valid)
+        for name, value in info.param_info.z.items():
+            np.testing.assert_array_equal(np.asarray(eager.z[name]), np.asarray(value))
+    if backend.name == "jax":
+        import jax
+
+        found, valid = jax.jit(jax.vmap(lambda k: setup.find_start(k, (y,), {})))(keys)
+        assert bool(np.all(np.asarray(valid)))
+        for i in range(4):
+            z = initialize_model(keys[i], walled, init_strategy=strategy, model_args=(y,))
+            for name, value in z.param_info.z.items():
+                np.testing.assert_allclose(np.asarray(found.z[name][i]), np.asarray(value))
+
+
+def no_valid_start() -> None:
+    scale = minippl.sample("scale", dist.HalfNormal(1.0))
+    minippl.sample("ok", dist.Normal(0.0, scale), obs=0.5)
+    minippl.sample("y", dist.HalfNormal(scale), obs=-1.0)
+
+
+def test_no_valid_start_names_the_sites(backend: Backend) -> None:
     with pytest.raises(InitError, match=r"after 100 tries.*\['y'\]"):
-        initialize_model(backend.key(0), model)
+        initialize_model(backend.key(0), no_valid_start)
+
+
+def test_a_stack_of_chains_with_no_valid_start_names_the_sites(backend: Backend) -> None:
+    """Started together (vectorized on JAX), a chain with no valid start is run again alone,
+    and its error names the sites, as a single chain's does."""
+    from minippl.infer import MCMC, NUTS
+
+    keys = backend.split(backend.key(0), 2)
+    with pytest.raises(InitError, match=r"after 100 tries.*\['y'\]"):
+        NUTS(no_valid_start).init(keys, 10)
+    mcmc = MCMC(NUTS(no_valid_start), num_warmup=5, num_samples=5, num_chains=2,
+                chain_method="vectorized", progress_bar=False)  # fmt: skip
+    with pytest.raises(InitError, match=r"after 100 tries.*\['y'\]"):
+        mcmc.run(backend.key(0))
 
 
 def test_discrete_latent_site_is_rejected(backend: Backend) -> None:

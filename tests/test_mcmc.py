@@ -28,13 +28,12 @@ import minippl.distributions as dist
 import minippl.infer.mcmc as mcmc_module
 from backends import Backend
 from minippl.infer import MCMC, NUTS, MCMCWarning
-from minippl.infer.chain_loop import one_chain_on_cpu
+from minippl.infer.chain_programs import ChainPrograms
 from minippl.infer.compile_cache import cache_dir
 
 pytestmark = pytest.mark.usefixtures("x64")  # float64 on JAX (NumPy always is)
 
 REPO = Path(__file__).resolve().parents[1]
-
 
 
 def data(backend: Backend) -> Any:
@@ -315,13 +314,13 @@ def test_a_first_run_compiles_its_chain_program_ahead(
     happens ahead there."""
     monkeypatch.setenv("MINIPPL_STORED_PROGRAMS", "1" if stored else "0")
     traced_on: list[str] = []
-    count_trace = MCMC._count_trace
+    count_trace = ChainPrograms.count_trace
 
-    def count(self: MCMC) -> None:
+    def count(self: ChainPrograms) -> None:
         traced_on.append(threading.current_thread().name)
         count_trace(self)
 
-    monkeypatch.setattr(MCMC, "_count_trace", count)
+    monkeypatch.setattr(ChainPrograms, "count_trace", count)
 
     def draws(folder: str) -> Any:
         monkeypatch.setenv("MINIPPL_CACHE_DIR", str(tmp_path / folder))
@@ -335,7 +334,7 @@ def test_a_first_run_compiles_its_chain_program_ahead(
     ahead_threads = list(traced_on)
     again = draws("a")  # a new MCMC: its programs are on disk when stored
     again_threads = list(traced_on)
-    monkeypatch.setattr(type(backend), "compile_ahead", lambda self, program, args: lambda: None)
+    monkeypatch.setattr(type(backend.compiler()), "ahead", lambda self, program, args: lambda: None)
     after = draws("b")
     np.testing.assert_array_equal(ahead, after)
     np.testing.assert_array_equal(again, after)
@@ -482,7 +481,7 @@ def test_an_error_in_a_chains_thread_reaches_the_caller(
     mcmc = side_by_side(backend, monkeypatch, 2)
     mcmc.run(backend.key(0), data(backend))
     calls: list[str] = []
-    real = mcmc._drive
+    real = mcmc._programs._drive
 
     def drive(program: Any, *args: Any) -> Any:
         def failing(*call_args: Any) -> Any:
@@ -493,7 +492,7 @@ def test_an_error_in_a_chains_thread_reaches_the_caller(
 
         return real(failing, *args)
 
-    monkeypatch.setattr(mcmc, "_drive", drive)
+    monkeypatch.setattr(mcmc._programs, "_drive", drive)
     with pytest.raises(RuntimeError, match="chain 1 failed"):
         mcmc.run(backend.key(1), data(backend))
     assert any(name.startswith("minippl-chains") for name in calls)
@@ -543,7 +542,7 @@ def test_parallel_chains_spread_over_host_devices() -> None:
         for method in ("parallel", "sequential"):
             mcmc = MCMC(RWM(normal_model), num_warmup=20, num_samples=30, num_chains=2,
                         chain_method=method, progress_bar=False)
-            assert mcmc._one_chain_blocks()
+            assert mcmc._plan.one_chain_blocks(2)
             mcmc.run(jax.random.key(1), y)
             two[method] = mcmc.get_samples(group_by_chain=True)["mu"]
         print("ONE PER DEVICE", len(two["parallel"].sharding.device_set))
@@ -557,7 +556,8 @@ def test_parallel_chains_spread_over_host_devices() -> None:
             mcmc.run(jax.random.key(2), y)
             nuts[method] = mcmc.get_samples(group_by_chain=True)["mu"]
             if method == "parallel":
-                states = mcmc._init_states(jax.random.split(jax.random.key(2), 2), None, (y,), {})
+                keys = jax.random.split(jax.random.key(2), 2)
+                states = mcmc._programs.init_states(keys, None, (y,), {})
                 placed = {len(x.sharding.device_set) for x in jax.tree_util.tree_leaves(states)}
                 print("NUTS STARTS ON DEVICES", placed)
         np.testing.assert_allclose(nuts["parallel"], nuts["sequential"], rtol=1e-9)
@@ -581,22 +581,31 @@ def test_parallel_chains_spread_over_host_devices() -> None:
 def test_one_unbatched_chain_on_a_cpu_gets_its_own_leaf_loop_and_the_same_draws(
     backend: Backend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """NUTS's trajectory is traced knowing whether it runs one chain, unbatched, on a CPU
-    (only then does a leaf's bookkeeping get a loop of its own); either way the draws and
-    step counts are the same."""
-    import minippl.infer.hmc.trajectory as trajectory
-
+    """NUTS's trajectory hands a leaf's bookkeeping to the compiler's ``own_loop``; only a
+    chain program of one unbatched chain compiled for a CPU (JAX) runs it as a loop of its
+    own; either way the draws and step counts are the same."""
     monkeypatch.setenv("MINIPPL_CACHE_DIR", str(tmp_path))  # traced here, not loaded
-
-    seen: list[tuple[str, bool]] = []
+    compiler = type(backend.compiler())
+    asked: list[str] = []
+    looped: list[str] = []
     method = ""
+    own_loop = compiler.own_loop
 
-    def noted() -> bool:
-        value = one_chain_on_cpu()
-        seen.append((method, value))
-        return value
+    def noted_own_loop(self: Any, fn: Any, x: Any, n: Any) -> Any:
+        asked.append(method)
+        return own_loop(self, fn, x, n)
 
-    monkeypatch.setattr(trajectory, "one_chain_on_cpu", noted)
+    monkeypatch.setattr(compiler, "own_loop", noted_own_loop)
+    if backend.name == "jax":
+        import backends.jax.compiler as jax_compiler
+
+        one_trip_loop = jax_compiler.one_trip_loop
+
+        def noted_loop(fn: Any, x: Any, n: Any) -> Any:
+            looped.append(method)
+            return one_trip_loop(fn, x, n)
+
+        monkeypatch.setattr(jax_compiler, "one_trip_loop", noted_loop)
     draws, steps = {}, {}
     for method in ("sequential", "vectorized"):
         mcmc = quiet_mcmc(NUTS(normal_model), num_warmup=30, num_samples=30, num_chains=2,
@@ -606,10 +615,9 @@ def test_one_unbatched_chain_on_a_cpu_gets_its_own_leaf_loop_and_the_same_draws(
         steps[method] = np.asarray(mcmc.get_extra_fields()["num_steps"])
     np.testing.assert_array_equal(steps["sequential"], steps["vectorized"])
     np.testing.assert_allclose(draws["sequential"], draws["vectorized"], rtol=1e-9)
-    on_cpu = backend.compiles_for_cpu()
-    assert on_cpu == (backend.name == "jax" and backend.xp.zeros(()).device.platform == "cpu")
-    assert {m for m, v in seen if v} == ({"sequential"} if on_cpu else set())
-    assert {m for m, _ in seen} == {"sequential", "vectorized"}
+    on_cpu = backend.name == "jax" and backend.xp.zeros(()).device.platform == "cpu"
+    assert set(looped) == ({"sequential"} if on_cpu else set())
+    assert set(asked) == {"sequential", "vectorized"}
 
 
 def holey_model() -> None:

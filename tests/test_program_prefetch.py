@@ -1,4 +1,4 @@
-"""Stored programs loaded ahead (:mod:`backends.program_prefetch`): what the last run under a
+"""Stored programs loaded ahead (:mod:`backends.jax.prefetch`): what the last run under a
 hint used is loaded on a background thread, handed over only when asked for by name, and the
 note is rewritten only when the run used other files."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from backends import program_prefetch as prefetch
+from backends.jax import prefetch
 
 
 class Loader:

@@ -1,4 +1,4 @@
-"""Compiled samplers kept on disk (:mod:`backends.jax_programs`): a program is loaded
+"""Compiled samplers kept on disk (:mod:`backends.jax.stored_programs`): a program is loaded
 only when everything it was built from is unchanged, and it draws what a fresh build draws."""
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ import pytest
 import minippl
 import minippl.distributions as dist
 from backends import Backend
-from backends.jax_programs import StoredProgram
-from backends.program_keys import UnkeyableError, canonical
+from backends.jax.program_keys import UnkeyableError, canonical
+from backends.jax.stored_programs import StoredProgram
 from minippl.infer import MCMC, NUTS, MCMCWarning
-from minippl.infer.compile_cache import program_dir
 
 
 @pytest.fixture
@@ -56,7 +55,9 @@ def run(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MCMCWarning)
         mcmc.run(jax.random.key(3), x, y=y)
-    loaded = sum(p.loaded for p in mcmc._cache.programs.values() if isinstance(p, StoredProgram))
+    loaded = sum(
+        p.loaded for p in mcmc._programs.cache.programs.values() if isinstance(p, StoredProgram)
+    )
     return {k: np.asarray(v) for k, v in mcmc.get_samples().items()}, loaded
 
 
@@ -90,8 +91,8 @@ def test_a_new_process_loads_the_last_runs_programs_ahead(
     loads them on a background thread while it traces the model, and uses them by key."""
     import threading
 
-    import backends.jax_programs as jax_programs
-    from backends import program_prefetch
+    import backends.jax.stored_programs as jax_programs
+    from backends.jax import prefetch as program_prefetch
 
     first, _ = run(regression(1.0), method="sequential")
     (note,) = store.glob("expect-*.txt")
@@ -130,12 +131,10 @@ np.savez(sys.argv[2], loaded=loaded, **draws)
 """
 
 
-def test_a_new_process_runs_a_stored_program_that_calls_lapack(
-    store: Path, tmp_path: Path
-) -> None:
+def test_a_new_process_runs_a_stored_program_that_calls_lapack(store: Path, tmp_path: Path) -> None:
     """A dense mass matrix is factorised with LAPACK, which JAX sets up while lowering; a
-    process that loads the program instead must set it up itself, or a warm start with
-    ``dense_mass=True`` dies of a segmentation fault (11 times in 12 without the set-up)."""
+    process that loads the program instead must set it up itself (without it, the loaded
+    program's first Cholesky would jump through a null pointer)."""
     import os
     import subprocess
     import sys
@@ -162,7 +161,7 @@ def test_programs_unused_for_a_month_go_when_a_new_one_is_stored(store: Path) ->
     import os
     import time
 
-    from backends.jax_programs import UNUSED_DAYS, remove_unused
+    from backends.jax.stored_programs import UNUSED_DAYS, remove_unused
 
     run(regression(1.0))
     stored = sorted(store.glob("*.pkl"))
@@ -274,13 +273,21 @@ def test_each_argument_type_gets_its_own_stored_program(store: Path) -> None:
 
 
 def test_only_the_jax_backend_stores_programs(tmp_path: Path) -> None:
+    """NumPy's plain compiler keeps nothing (and makes no folder); JAX's keeps whole
+    programs beside its cache, unless told not to."""
     previous = minippl.backend.current().name
     try:
-        minippl.set_backend("numpy")
-        assert program_dir(tmp_path) is None
-        minippl.set_backend("jax")
-        assert program_dir(tmp_path) == tmp_path / "programs"
-        assert program_dir(None) is None
+        plain = minippl.set_backend("numpy").compiler()
+        plain.keep_programs(tmp_path / "numpy", True)
+        program = plain.program("double", lambda x: 2 * x, describe=lambda _: ("double",))
+        assert program(3) == 6 and not (tmp_path / "numpy").exists()
+        compiler: Any = minippl.set_backend("jax").compiler()
+        compiler.keep_programs(tmp_path, True)
+        assert compiler.folder == tmp_path / "programs"
+        compiler.keep_programs(tmp_path, False)
+        assert compiler.folder is None
+        compiler.keep_programs(None, True)
+        assert compiler.folder is None
     finally:
         minippl.set_backend(previous)
 

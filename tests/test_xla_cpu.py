@@ -7,8 +7,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from backends import Backend, xla_cpu
-from backends.xla_cpu import (
+from backends import Backend
+from backends.jax import xla_flags as xla_cpu
+from backends.jax.xla_flags import (
     SMALL_LOOP_BYTES,
     apply_small_loop_flags,
     flags_before,

@@ -16,8 +16,7 @@
 #
 # **Source beside the text:** `minippl/handlers/inspection.py` (`seed`, `trace`),
 # `minippl/handlers/values.py` (`substitute`), `minippl/infer/predictive.py` (`Predictive`,
-# which does the same for every posterior draw at once), `minippl/infer/util.py`
-# (`log_likelihood`).
+# which does the same for every posterior draw at once, and `log_likelihood`).
 #
 # Everything so far comes together in the Bayesian workflow's routine steps: prior predictive
 # draws, a fit, posterior predictive draws, and the pointwise log-likelihood. Each is a short
@@ -121,7 +120,7 @@ ll = log_likelihood(rng_subkey, one_sample, conditioned_linear_model, x_data)
 print(f"Log-likelihood shape: {ll.shape}, sum: {ll.sum():.2f}")
 
 # %% [markdown]
-# minippl's own `log_likelihood` (`minippl/infer/util.py`) is the same composition, run for
+# minippl's own `log_likelihood` (`minippl/infer/predictive.py`) is the same composition, run for
 # every posterior draw at once and for every observed site. For the first draw it agrees:
 
 # %%

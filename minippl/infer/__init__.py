@@ -1,7 +1,6 @@
 """Inference: MCMC with HMC and NUTS, predictive distributions, and the model utilities
 they are built from (``from minippl.infer import MCMC, NUTS, Predictive``)."""
 
-from minippl.infer.compile_cache import enable_compile_cache
 from minippl.infer.hmc.kernels import HMC, NUTS, HMCState
 from minippl.infer.initialization import (
     init_to_feasible,
@@ -11,18 +10,9 @@ from minippl.infer.initialization import (
     init_to_value,
 )
 from minippl.infer.mcmc import MCMC, MCMCWarning
-from minippl.infer.predictive import Predictive
-from minippl.infer.util import (
-    constrain_fn,
-    initialize_model,
-    log_density,
-    log_likelihood,
-    potential_energy,
-    transform_fn,
-)
-
-# On by default: compiled samplers are kept on disk for the next process (see compile_cache).
-enable_compile_cache()
+from minippl.infer.potential import constrain_fn, log_density, potential_energy, transform_fn
+from minippl.infer.predictive import Predictive, log_likelihood
+from minippl.infer.starting_point import initialize_model
 
 __all__ = [
     "HMC",

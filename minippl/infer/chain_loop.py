@@ -12,23 +12,13 @@ and :class:`~minippl.infer.MCMC` calls it chunk by chunk to update a progress ba
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from contextvars import ContextVar
 from typing import Any, NamedTuple
 
 from minippl.backend import current
 from minippl.distributions.util import shape_of
 from minippl.infer.program_cache import Merge
 
-__all__ = ["RunStats", "build_chain_loop", "get_field", "max_tree_depth", "one_chain_on_cpu"]
-
-_ONE_CHAIN_ON_CPU: ContextVar[bool] = ContextVar("minippl_one_chain_on_cpu", default=False)
-
-
-def one_chain_on_cpu() -> bool:
-    """Whether the chain program being traced runs one chain, unbatched, compiled for a
-    CPU: a kernel may then shape its inner loops for XLA's CPU compiler (see NUTS's
-    ``trajectory._loop_of_its_own``). False outside a chain program."""
-    return _ONE_CHAIN_ON_CPU.get()
+__all__ = ["RunStats", "build_chain_loop", "get_field", "max_tree_depth", "run_problems"]
 
 
 class RunStats(NamedTuple):
@@ -64,6 +54,44 @@ def max_tree_depth(kernel: Any) -> tuple[int, int] | None:
     return int(depth), int(depth)
 
 
+def run_problems(stats: RunStats, phase: str, depth: tuple[int, int] | None) -> str:
+    """What the counters of a run (host arrays) say is wrong, in words for the user, or
+    ``""``: divergences and tree-depth hits after warmup (``phase == "run"``), and
+    non-finite states in any phase. ``depth`` is the kernel's :func:`max_tree_depth`."""
+    problems = []
+    transitions = int(stats.transitions.sum())
+    if phase == "run" and transitions:
+        divergent = int(stats.divergences.sum())
+        if divergent:
+            problems.append(
+                f"{divergent} of {transitions} transitions after warmup were divergent "
+                f"({_percent(divergent, transitions)}); per chain "
+                f"{stats.divergences.tolist()}. Increase target_accept_prob, or "
+                "reparameterize (e.g. non-centred, LocScaleReparam(0))."
+            )
+        saturated = int(stats.max_depth_hits.sum())
+        if saturated:
+            problems.append(
+                f"{_percent(saturated, transitions)} of transitions after warmup "
+                f"({saturated}) hit max_tree_depth={depth[1] if depth else '?'}: the "
+                "sampler may be inefficient; raise max_tree_depth or reparameterize."
+            )
+    nonfinite = int(stats.nonfinite.sum())
+    if nonfinite:
+        problems.append(
+            f"{nonfinite} transitions ended at a state with a non-finite potential "
+            "energy or gradient; check the model for log densities that are NaN or "
+            "infinite inside the support."
+        )
+    return " ".join(problems)
+
+
+def _percent(part: int, whole: int) -> str:
+    """``part / whole`` as a percentage that never rounds a non-zero count to 0.0%."""
+    share = 100 * part / whole
+    return f"{share:.1f}%" if share >= 0.1 or share == 0 else f"{share:.2f}%"
+
+
 def build_chain_loop(
     kernel: Any,
     merge: Merge,
@@ -83,11 +111,13 @@ def build_chain_loop(
 
     ``one_chain``: the block is one chain, run without ``vmap`` (under ``vmap`` the kernel's
     branches and while loops become selects that evaluate both sides, even for a batch of
-    one). ``on_trace`` is called each time the loop is traced.
+    one); the backend's compiler is told so while the loop is traced, and may then shape a
+    kernel's inner loops for one chain (``Compiler.own_loop``). ``on_trace`` is called each
+    time the loop is traced.
     """
     backend = current()
-    xp = backend.xp
     depth = max_tree_depth(kernel)
+    lift = _unbatched if one_chain else backend.vmap
 
     def run_chains(
         states: Any,
@@ -103,43 +133,16 @@ def build_chain_loop(
         postprocess = postprocess_fn or kernel.postprocess_fn(args, kwargs)
 
         def collect(s: Any) -> list[Any]:
-            values = []
-            for name in fields:
-                if name == sample_field:
-                    z = postprocess(get_field(s, name))
-                    values.append({k: v for k, v in z.items() if k not in removed})
-                else:
-                    values.append(get_field(s, name))
-            return values
+            return _collect(s, fields, sample_field, postprocess, removed)
 
-        lift = _unbatched if one_chain else backend.vmap
         leaves = backend.tree_flatten(collection)[0]
         size = shape_of(leaves[0])[1] if leaves else 0
-        sample = lift(lambda s: kernel.sample(s, args, kwargs))
-        collect_all = lift(collect)
-        count_all = lift(lambda st, s, w: _count(st, s, w, depth))
-
-        def body(i: Any, carry: tuple[Any, list[Any], RunStats]) -> Any:
-            s, coll, st = carry
-            if hasattr(s, "i"):
-                was_warmup = s.i < num_warmup
-            else:
-                was_warmup = xp.zeros(shape_of(ids), dtype=bool)
-            s = sample(s)
-            st = count_all(st, s, was_warmup)
-            if size == 0:
-                return s, coll, st
-            keep = (i >= first) & ((i - first) % thinning == thinning - 1)
-            slot = xp.clip((i - first) // thinning, 0, size - 1)
-            # Only the row goes through the branch: a branch carrying the whole collection
-            # would copy it at every iteration.
-            old = backend.tree_map(lambda a: a[:, slot], coll)
-            row = backend.cond(keep, lambda so: collect_all(so[0]), lambda so: so[1], (s, old))
-            coll = backend.tree_map(
-                lambda a, r: backend.index_update(a, (slice(None), slot), r), coll, row
-            )
-            return s, coll, st
-
+        lifted = _Lifted(
+            sample=lift(lambda s: kernel.sample(s, args, kwargs)),
+            collect=lift(collect),
+            tally=lift(lambda st, s, w: _count(st, s, w, depth)),
+        )
+        body = _iteration(lifted, num_warmup, thinning, first, ids, size)
         out: tuple[Any, list[Any], RunStats] = backend.fori_loop(
             lo, hi, body, (states, collection, stats)
         )
@@ -147,18 +150,72 @@ def build_chain_loop(
 
     def chains(*program_args: Any) -> tuple[Any, list[Any], RunStats]:
         on_trace()
-        token = _ONE_CHAIN_ON_CPU.set(one_chain and backend.compiles_for_cpu())
-        try:
+        with backend.compiler().chain_program(unbatched=one_chain):
             return run_chains(*program_args)
-        finally:
-            _ONE_CHAIN_ON_CPU.reset(token)
 
     return chains
 
 
-def _count(
-    stats: RunStats, state: Any, was_warmup: Any, depth: tuple[int, int] | None
-) -> RunStats:
+class _Lifted(NamedTuple):
+    """The kernel's step, the collection of a state's fields and the counters' update,
+    each lifted over a block of chains."""
+
+    sample: Callable[[Any], Any]
+    collect: Callable[[Any], list[Any]]
+    tally: Callable[[RunStats, Any, Any], RunStats]
+
+
+def _collect(
+    state: Any,
+    fields: tuple[str, ...],
+    sample_field: str,
+    postprocess: Callable[[Any], Any],
+    removed: tuple[str, ...],
+) -> list[Any]:
+    """The collected values of one state: its fields, the samples postprocessed."""
+    values = []
+    for name in fields:
+        if name == sample_field:
+            z = postprocess(get_field(state, name))
+            values.append({k: v for k, v in z.items() if k not in removed})
+        else:
+            values.append(get_field(state, name))
+    return values
+
+
+def _iteration(
+    lifted: _Lifted, num_warmup: int, thinning: int, first: Any, ids: Any, size: int
+) -> Callable[[Any, tuple[Any, list[Any], RunStats]], Any]:
+    """The loop's body: iteration ``i`` moves the chains, counts, and writes the collected
+    values to their slot when ``i`` is kept (from ``first``, every ``thinning``-th)."""
+    backend = current()
+    xp = backend.xp
+
+    def body(i: Any, carry: tuple[Any, list[Any], RunStats]) -> Any:
+        s, coll, st = carry
+        if hasattr(s, "i"):
+            was_warmup = s.i < num_warmup
+        else:
+            was_warmup = xp.zeros(shape_of(ids), dtype=bool)
+        s = lifted.sample(s)
+        st = lifted.tally(st, s, was_warmup)
+        if size == 0:
+            return s, coll, st
+        keep = (i >= first) & ((i - first) % thinning == thinning - 1)
+        slot = xp.clip((i - first) // thinning, 0, size - 1)
+        # Only the row goes through the branch: a branch carrying the whole collection
+        # would copy it at every iteration.
+        old = backend.tree_map(lambda a: a[:, slot], coll)
+        row = backend.cond(keep, lambda so: lifted.collect(so[0]), lambda so: so[1], (s, old))
+        coll = backend.tree_map(
+            lambda a, r: backend.index_update(a, (slice(None), slot), r), coll, row
+        )
+        return s, coll, st
+
+    return body
+
+
+def _count(stats: RunStats, state: Any, was_warmup: Any, depth: tuple[int, int] | None) -> RunStats:
     """Update the per-chain counters with the transition that produced ``state``."""
     backend = current()
     xp = backend.xp

@@ -1,22 +1,21 @@
-"""The persistent compilation cache: compiled samplers outlive the process that built them.
+"""Compiled samplers that outlive the process that built them: where, and when.
 
 Tutorial: "Causal inference: do", where the email model is fitted (``tutorial/s08_causal_do.py``).
 
 Compiling is most of what a user waits for on a small model. Within a process, :class:`MCMC`
 keeps its compiled program and a second ``run`` with the same shapes compiles nothing. Across
-processes, the backend's persistent cache (JAX's compilation cache) stores every compiled
-program on disk, so a fresh process running the same model loads it instead of compiling.
+processes, the backend's compiler keeps compiled programs in a folder, so a fresh process
+running the same model loads them instead of compiling (on JAX: JAX's persistent cache, and
+whole executables beside it, ``backends/jax/compiler.py``; NumPy compiles nothing).
 
-It is on by default. The folder is ``$MINIPPL_CACHE_DIR`` if set, else
-``$XDG_CACHE_HOME/minippl/jax`` (``~/.cache/minippl/jax``); ``MINIPPL_COMPILE_CACHE=0`` turns
-it off. A folder the user configured in JAX directly is left as it is (the backend checks).
-
-Where the backend can (``stored_program``; on JAX :mod:`backends.jax_programs`), it also
-keeps the samplers' compiled programs themselves in ``<folder>/programs``
-(``MINIPPL_STORED_PROGRAMS=0`` turns that part off), so a warm process need not trace them
-to find them in the cache. The last run's programs are named in a note under a cheap guess
-at its identity (:func:`run_hint`), so that the next process can start loading them before
-it has traced anything (``backends/program_prefetch.py``).
+Nothing happens at import: an :class:`MCMC` object, when it is made and at each run, asks
+the compiler to keep its programs (from its making on, so that the programs a script
+compiles for its keys and data before the first run are kept too). The folder
+is ``$MINIPPL_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/minippl/<backend>``
+(``~/.cache/minippl/jax``); ``MINIPPL_COMPILE_CACHE=0`` turns it off, and
+``MINIPPL_STORED_PROGRAMS=0`` keeps only JAX's cache, not the whole executables. Each run
+also gives the compiler a cheap guess at its identity (:func:`run_hint`), so that the next
+process can start loading the programs it used before it has traced anything.
 """
 
 from __future__ import annotations
@@ -30,9 +29,7 @@ from typing import Any
 from minippl.backend import current
 from minippl.distributions.util import shape_of
 
-__all__ = ["cache_dir", "enable_compile_cache", "program_dir", "run_hint"]
-
-_configured: dict[str, str | None] = {}
+__all__ = ["cache_dir", "enable_compile_cache", "run_hint"]
 
 
 def _off(name: str) -> bool:
@@ -50,34 +47,11 @@ def cache_dir() -> Path | None:
     return Path(base) / "minippl" / current().name
 
 
-def enable_compile_cache() -> Path | None:
-    """Point the active backend's persistent cache at :func:`cache_dir` (idempotent).
-
-    Returns the folder in use, or ``None`` when the cache is off. Failing to create the
-    folder (a read-only home, say) turns the cache off rather than failing the run.
-    """
-    backend = current()
-    folder = cache_dir()
-    wanted = None if folder is None else str(folder)
-    if backend.name in _configured and _configured[backend.name] == wanted:
-        return folder
-    if folder is not None:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            folder, wanted = None, None
-    backend.enable_compilation_cache(wanted)
-    _configured[backend.name] = wanted
-    return folder
-
-
-def program_dir(folder: Path | None) -> Path | None:
-    """Where the backend keeps compiled samplers beside the persistent cache in ``folder``:
-    only where it can (JAX with one device: a program's key does not say how its arguments
-    are laid out over devices), and not when ``MINIPPL_STORED_PROGRAMS=0``."""
-    if folder is None or _off("MINIPPL_STORED_PROGRAMS"):
-        return None
-    return folder / "programs" if current().can_store_programs() else None
+def enable_compile_cache() -> None:
+    """Have the active backend's compiler keep its programs in :func:`cache_dir` (each run
+    calls it; the compiler does nothing when nothing changed)."""
+    store = not _off("MINIPPL_STORED_PROGRAMS")
+    current().compiler().keep_programs(cache_dir(), store)
 
 
 def run_hint(

@@ -144,3 +144,8 @@ def strategy_parts(strategy: InitStrategy) -> tuple[Callable[..., Any], dict[str
     if isinstance(strategy, functools.partial):
         return strategy.func, dict(strategy.keywords)
     return strategy, {}
+
+
+def bound_strategy(strategy: InitStrategy) -> InitStrategy:
+    """The strategy with its options bound (``init_to_uniform`` -> ``init_to_uniform()``)."""
+    return strategy if isinstance(strategy, functools.partial) else strategy()

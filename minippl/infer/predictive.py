@@ -1,4 +1,5 @@
-"""Predictive distributions: run the model forward from prior or posterior draws.
+"""Predictive distributions: run the model forward from prior or posterior draws, and the
+pointwise log likelihood of posterior draws.
 
 Tutorial: "Predictions: Predictive" (``tutorial/s11_predictive.py``).
 
@@ -25,11 +26,11 @@ from minippl.backend import current
 from minippl.distributions.util import shape_of
 from minippl.handlers import seed, substitute, trace
 from minippl.infer.compile_cache import enable_compile_cache
-from minippl.infer.util import _batch_shape, _batched
+from minippl.infer.potential import batched
 from minippl.messages import Message
 from minippl.runtime import Messenger
 
-__all__ = ["Predictive"]
+__all__ = ["Predictive", "log_likelihood"]
 
 
 class _predict_observed(Messenger):
@@ -47,6 +48,22 @@ class _predict_observed(Messenger):
         msg.infer = {**msg.infer, "was_observed": True, "obs": msg.value}
         msg.value = None
         msg.is_observed = False
+
+
+def _batch_shape(samples: Mapping[str, Any], batch_ndims: int) -> tuple[int, ...] | None:
+    """The common leading ``batch_ndims`` dims of every value, checked to agree."""
+    found: tuple[int, ...] | None = None
+    first = ""
+    for name, value in samples.items():
+        shape = shape_of(value)[:batch_ndims]
+        if found is None:
+            found, first = shape, name
+        elif shape != found:
+            raise ValueError(
+                f"batch shapes disagree: site {name!r} has {shape} but {first!r} has {found} "
+                f"(batch_ndims={batch_ndims})"
+            )
+    return found
 
 
 def _predictive(
@@ -97,7 +114,7 @@ def _predictive(
     keys = keys.reshape(batch_shape + shape_of(rng_key))
     if not batch_shape:
         return single(keys, samples)
-    mapped: dict[str, Any] = _batched(single, len(batch_shape))(keys, samples)
+    mapped: dict[str, Any] = batched(single, len(batch_shape))(keys, samples)
     return mapped
 
 
@@ -193,3 +210,37 @@ class Predictive:
             rng_key, model, samples, self._batch_shape, self.return_sites,
             self.exclude_deterministic, args, kwargs,
         )  # fmt: skip
+
+
+def log_likelihood(
+    model: Callable[..., Any],
+    posterior_samples: Mapping[str, Any],
+    *args: Any,
+    batch_ndims: int = 1,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Pointwise log likelihood of every observed site, for each posterior sample.
+
+    Returns ``{site: array of shape batch_shape + site batch shape}`` (mask applied, scale
+    not), the input of WAIC and PSIS-LOO. ``batch_ndims=2`` takes samples grouped by chain.
+    """
+    xp = current().xp
+
+    def single(samples: dict[str, Any]) -> dict[str, Any]:
+        run = substitute(model, data=samples) if samples else model
+        model_trace = trace(run).get_trace(*args, **kwargs)
+        return {
+            name: site.fn.log_prob(site.value)
+            for name, site in model_trace.items()
+            if site.type == "sample"
+            and site.is_observed
+            and not site.infer.get("is_auxiliary", False)
+        }
+
+    samples = dict(posterior_samples)
+    batch_shape = _batch_shape(samples, batch_ndims)
+    if batch_shape is None:
+        one = single({})
+        return {k: xp.broadcast_to(v, (1,) * batch_ndims + shape_of(v)) for k, v in one.items()}
+    out: dict[str, Any] = batched(single, batch_ndims)(samples)
+    return out

@@ -15,8 +15,8 @@ without a bar, so the bar can never change the draws, and a run can be interrupt
 (Ctrl-C) between chunks.
 
 How long a chunk is (:class:`ChunkPlan`). A chunk boundary costs a dispatch, a wait for the
-device and a redraw, about a millisecond, so a fixed 1% of the iterations (100 chunks)
-added a third to a 0.3 s run of a small model. The plan times every chunk instead: with no
+device and a redraw, about a millisecond, so chunks of a fixed 1% of the iterations (100
+chunks) would add a third to a 0.3 s run of a small model. The plan times every chunk: with no
 earlier measurement it starts with one iteration (which also absorbs compiling) and grows
 chunks at most fourfold, towards about 0.2 s of work (tqdm redraws at most every 0.1 s);
 once the rest of the run is predicted to take under 0.5 s, the rest is one chunk. A first

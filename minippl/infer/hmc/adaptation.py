@@ -76,7 +76,7 @@ from minippl.infer.hmc.constants import (
     TERM_BUFFER,
     TERM_BUFFER_FRACTION,
 )
-from minippl.infer.hmc.integrator import IntegratorState, Step
+from minippl.infer.hmc.integrator import IntegratorState, Step, int_array
 from minippl.infer.hmc.metrics import (
     Block,
     MassLayout,
@@ -105,10 +105,6 @@ __all__ = [
 ]
 
 
-def _int(x: int) -> Array:
-    xp = current().xp
-    return xp.asarray(x, dtype=xp.result_type(int))
-
 
 # --------------------------------------------------------------------------- dual averaging
 
@@ -131,7 +127,7 @@ def dual_averaging_init(prox_center: Array) -> DualAveragingState:
     """A fresh scheme centred on ``prox_center``."""
     xp = current().xp
     zero = xp.zeros((), dtype=current().float_dtype())
-    return DualAveragingState(zero, zero, zero, _int(0), prox_center)
+    return DualAveragingState(zero, zero, zero, int_array(0), prox_center)
 
 
 def dual_averaging_update(
@@ -168,7 +164,7 @@ def welford_init(size: int, dense: bool) -> WelfordState:
     xp = current().xp
     dtype = current().float_dtype()
     m2 = xp.zeros((size, size) if dense else (size,), dtype=dtype)
-    return WelfordState(xp.zeros(size, dtype=dtype), m2, _int(0))
+    return WelfordState(xp.zeros(size, dtype=dtype), m2, int_array(0))
 
 
 def welford_update(state: WelfordState, x: Array) -> WelfordState:
@@ -282,7 +278,7 @@ def find_reasonable_step_size(
         new = step(IntegratorState(state.z, r, state.potential_energy, state.z_grad), eps)
         energy = state.potential_energy + metric.kinetic_energy(r)
         delta = new.potential_energy + metric.kinetic_energy(new.r) - energy
-        next_direction = xp.where(log_target < -delta, _int(1), _int(-1))
+        next_direction = xp.where(log_target < -delta, int_array(1), int_array(-1))
         return eps, direction, next_direction, key
 
     def keep_going(carry: tuple[Array, Array, Array, Key]) -> Array:
@@ -291,7 +287,7 @@ def find_reasonable_step_size(
         not_huge = (eps < finfo.max) | (direction <= 0)
         return not_tiny & not_huge & ((last == 0) | (direction == last))
 
-    eps, _, _, _ = bk.while_loop(keep_going, body, (step_size, _int(0), _int(0), key))
+    eps, _, _, _ = bk.while_loop(keep_going, body, (step_size, int_array(0), int_array(0), key))
     return eps
 
 
@@ -378,7 +374,7 @@ class WarmupAdapter:
             mass_matrix_sqrt_inv=sqrt_inv,
             ss_state=dual_averaging_init(xp.log(10 * step_size)),
             mm_state=self._welford_init(),
-            window_idx=_int(0),
+            window_idx=int_array(0),
             rng_key=rng_key,
         )
 

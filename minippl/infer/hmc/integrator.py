@@ -14,11 +14,12 @@ References
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from backends import Array
+from minippl.backend import current
 
-__all__ = ["IntegratorState", "Step", "velocity_verlet"]
+__all__ = ["IntegratorState", "Step", "int_array", "velocity_verlet"]
 
 
 class IntegratorState(NamedTuple):
@@ -32,6 +33,13 @@ class IntegratorState(NamedTuple):
 
 Step = Callable[[IntegratorState, Array], IntegratorState]
 """``step(state, step_size) -> state``; a negative step size integrates backwards in time."""
+
+
+def int_array(x: Any) -> Array:
+    """``x`` as an array of the backend's default integer type: the samplers' counters (steps,
+    tree depths, iterations) carried through loops, whose types must not change by pass."""
+    xp = current().xp
+    return xp.asarray(x, dtype=xp.result_type(int))
 
 
 def velocity_verlet(

@@ -36,23 +36,20 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
-
-import numpy as np
+from typing import Any, NamedTuple
 
 from backends import Array, Key
 from minippl.backend import current
+from minippl.infer.chain_batch import chain_params, key_batch_size, rerun_failed_chains
+from minippl.infer.fast_setup import KernelSetup, setup_model
 from minippl.infer.hmc.adaptation import HMCAdaptState, StepSizeSearch, WarmupAdapter
 from minippl.infer.hmc.adaptation import find_reasonable_step_size as _search_step_size
 from minippl.infer.hmc.constants import MAX_DELTA_ENERGY, MAX_TREE_DEPTH, TARGET_ACCEPT_PROB
-from minippl.infer.hmc.integrator import IntegratorState, Step, velocity_verlet
+from minippl.infer.hmc.integrator import IntegratorState, Step, int_array, velocity_verlet
 from minippl.infer.hmc.metrics import MassLayout, Metric, euclidean_metric, make_layout
 from minippl.infer.hmc.trajectory import build_tree, fixed_trajectory
 from minippl.infer.initialization import init_to_uniform
 from minippl.infer.program_cache import shape_key
-
-if TYPE_CHECKING:
-    from minippl.infer.util import ModelSetup
 
 __all__ = ["HMC", "NUTS", "HMCState", "TransitionInfo", "hmc_transition", "nuts_transition"]
 
@@ -90,10 +87,6 @@ class TransitionInfo(NamedTuple):
     accept_prob: Array
     diverging: Array
 
-
-def _int(x: Any) -> Array:
-    xp = current().xp
-    return xp.asarray(x, dtype=xp.result_type(int))
 
 
 def nuts_transition(
@@ -143,7 +136,7 @@ def hmc_transition(
     bk = current()
     xp = bk.xp
     if num_steps is None:
-        num_steps = _int(xp.ceil(trajectory_length / step_size))
+        num_steps = int_array(xp.ceil(trajectory_length / step_size))
     if trajectory_length is not None:
         step_size = trajectory_length / num_steps
     end = fixed_trajectory(step, state, step_size, num_steps)
@@ -156,20 +149,16 @@ def hmc_transition(
     new, energy = bk.cond(
         accept, lambda a: a[0], lambda a: a[1], ((end, energy_new), (state, energy_old))
     )
-    return new, TransitionInfo(energy, _int(num_steps), accept_prob, delta > MAX_DELTA_ENERGY)
+    return new, TransitionInfo(energy, int_array(num_steps), accept_prob, delta > MAX_DELTA_ENERGY)
+
+
+_MODEL_FUNCTIONS = ("_model", "_potential_fn", "_potential_fn_gen", "_postprocess_fn", "_setups")
+"""The attributes of a kernel that hold the model's functions or what was derived from them."""
 
 
 def _is_param_info(x: Any) -> bool:
     fields = getattr(x, "_fields", ())
     return "potential_energy" in fields and "z_grad" in fields
-
-
-def _batch_size(key: Key) -> int | None:
-    """Number of keys in a stack of keys, or ``None`` for one key (raw or typed)."""
-    shape = tuple(getattr(key, "shape", ()))
-    raw = str(getattr(key, "dtype", "")) == "uint32"
-    ndim = len(shape) - (1 if raw else 0)
-    return None if ndim == 0 else shape[0]
 
 
 class HMC:
@@ -254,7 +243,7 @@ class HMC:
         self._num_warmup = 0
         self._vectorized = False
         # Set-ups that depend on shapes only, by the layout of the key and the data.
-        self._setups: dict[Any, ModelSetup] = {}
+        self._setups: dict[Any, KernelSetup] = {}
 
     # -- the driver's interface ------------------------------------------------------------
 
@@ -273,6 +262,14 @@ class HMC:
     @property
     def is_ensemble_kernel(self) -> bool:
         return False
+
+    def cache_identity(self) -> dict[str, Any]:
+        """The settings that decide this kernel's compiled programs, by name.
+
+        The model's functions, and what the set-up derived from them, are left out: a
+        driver identifies those by what they compute (their traced program), not by value.
+        """
+        return {k: v for k, v in vars(self).items() if k not in _MODEL_FUNCTIONS}
 
     def get_diagnostics_str(self, state: HMCState) -> str:
         step_size, accept = state.adapt_state.step_size, state.mean_accept_prob
@@ -323,22 +320,18 @@ class HMC:
         """
         bk = current()
         model_kwargs = {} if model_kwargs is None else dict(model_kwargs)
-        batch = _batch_size(rng_key)
         data = (model_args, model_kwargs)
-        if batch is None:
+        if key_batch_size(rng_key) is None:
             start = self.chain_initializer(rng_key, num_warmup, init_params, *data)
             state: HMCState = start(rng_key, init_params, *data)[0]
             return state
-
-        def params_of(chain: int) -> Any:
-            return None if init_params is None else bk.tree_map(lambda x: x[chain], init_params)
-
-        start = self.chain_initializer(rng_key[0], num_warmup, params_of(0), *data)
+        start = self.chain_initializer(rng_key[0], num_warmup, chain_params(init_params, 0), *data)
         in_axes = (0, None if init_params is None else 0, None, None)
         states, is_valid = bk.vmap(start, in_axes=in_axes)(rng_key, init_params, *data)
-        for chain in np.flatnonzero(~np.asarray(bk.to_numpy(is_valid))):
-            # Run the failing chain alone: eagerly, it raises an error naming the sites.
-            self.init(rng_key[chain], num_warmup, params_of(int(chain)), *data)
+        rerun_failed_chains(
+            is_valid,
+            lambda c: self.init(rng_key[c], num_warmup, chain_params(init_params, c), *data),
+        )
         self._vectorized = True
         return states  # type: ignore[no-any-return]
 
@@ -358,31 +351,13 @@ class HMC:
         driver can compile it and map it over chains in one program instead of running every
         chain's search for a starting point operation by operation. ``is_valid`` is false
         for a chain with no finite starting point; run eagerly, that chain raises
-        :class:`~minippl.infer.util.InitError` naming the sites at fault.
+        :class:`~minippl.infer.starting_point.InitError` naming the sites at fault.
         """
-        from minippl.infer.util import setup_model
-
         bk = current()
         self._vectorized = False
         model_setup = None
         if self._model is not None:
-            layout = (shape_key(rng_key), shape_key((model_args, model_kwargs)))
-            model_setup = self._setups.get(layout)
-            if model_setup is None:
-                model_setup = setup_model(
-                    rng_key,
-                    self._model,
-                    init_strategy=self._init_strategy,
-                    model_args=model_args,
-                    model_kwargs=model_kwargs,
-                    dynamic_args=True,
-                    shapes_only=True,
-                    split_key=True,
-                )
-                if model_setup.model_trace is None:
-                    # Shapes only: the next run with data of this layout reuses it, as the
-                    # driver reuses its compiled programs.
-                    self._setups[layout] = model_setup
+            model_setup = self._model_setup(self._model, rng_key, model_args, model_kwargs)
             self._potential_fn_gen = model_setup.potential_fn
             self._postprocess_fn = model_setup.postprocess_fn
             z = model_setup.prototype if init_params is None else init_params
@@ -404,6 +379,33 @@ class HMC:
             return self._init_state(params, key, args, kwargs), is_valid
 
         return start
+
+    def _model_setup(
+        self,
+        model: Callable[..., Any],
+        rng_key: Key,
+        model_args: tuple[Any, ...],
+        model_kwargs: dict[str, Any],
+    ) -> KernelSetup:
+        """The model's set-up for data of this layout (traced for shapes only where it can)."""
+        layout = (shape_key(rng_key), shape_key((model_args, model_kwargs)))
+        model_setup = self._setups.get(layout)
+        if model_setup is None:
+            model_setup = setup_model(
+                rng_key,
+                model,
+                init_strategy=self._init_strategy,
+                model_args=model_args,
+                model_kwargs=model_kwargs,
+                dynamic_args=True,
+                shapes_only=True,
+                split_key=True,
+            )
+            if model_setup.model_trace is None:
+                # Shapes only: the next run with data of this layout reuses it, as the
+                # driver reuses its compiled programs.
+                self._setups[layout] = model_setup
+        return model_setup
 
     def sample(
         self,
@@ -514,14 +516,14 @@ class HMC:
         r = metric.sample_momentum(key_momentum)
         zero = xp.zeros((), dtype=dtype)
         return HMCState(
-            i=_int(0),
+            i=int_array(0),
             z=z,
             z_grad=unravel(grad_flat),
             potential_energy=potential_energy,
             energy=potential_energy + metric.kinetic_energy(r),
             r=None,
             trajectory_length=trajectory_length,
-            num_steps=_int(0),
+            num_steps=int_array(0),
             accept_prob=zero,
             mean_accept_prob=zero,
             diverging=xp.asarray(False),
@@ -608,6 +610,8 @@ class NUTS(HMC):
 
     _algo = "NUTS"
 
+    # HMC's parameters written out again, in NumPyro's positional order (``max_tree_depth``
+    # where HMC has ``num_steps``), so positional calls and ``help(NUTS)`` match NumPyro's.
     def __init__(
         self,
         model: Callable[..., Any] | None = None,

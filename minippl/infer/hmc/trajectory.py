@@ -34,14 +34,12 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from backends import Array, Key
 from minippl.backend import current
-from minippl.infer.chain_loop import one_chain_on_cpu
 from minippl.infer.hmc.constants import MAX_DELTA_ENERGY
-from minippl.infer.hmc.integrator import IntegratorState, Step
+from minippl.infer.hmc.integrator import IntegratorState, Step, int_array
 from minippl.infer.hmc.metrics import Metric
 from minippl.infer.hmc.proposal import (
     Proposal,
@@ -100,13 +98,6 @@ class _Dynamics(NamedTuple):
     energy0: Array
     max_delta_energy: float
     robust: bool
-    leaf_loop: bool
-    """Run a leaf's bookkeeping as a loop of its own (:func:`_loop_of_its_own`)."""
-
-
-def _int(x: int) -> Array:
-    xp = current().xp
-    return xp.asarray(x, dtype=xp.result_type(int))
 
 
 def _leaf(dyn: _Dynamics, state: IntegratorState) -> Tree:
@@ -118,19 +109,41 @@ def _leaf(dyn: _Dynamics, state: IntegratorState) -> Tree:
     delta = energy - dyn.energy0
     # A NaN energy (the potential is undefined there) counts as an infinite error.
     delta = xp.where(xp.isnan(delta), xp.inf, delta)
+    return _point_tree(
+        state,
+        v,
+        energy,
+        weight=-delta,
+        diverging=delta > dyn.max_delta_energy,
+        sum_accept_probs=xp.minimum(xp.exp(-delta), 1.0),
+        num_proposals=int_array(1),
+    )
+
+
+def _point_tree(
+    state: IntegratorState,
+    v: Array,
+    energy: Array,
+    *,
+    weight: Array,
+    diverging: Array,
+    sum_accept_probs: Array,
+    num_proposals: Array,
+) -> Tree:
+    """A tree of depth 0 at ``state`` (``v`` its ``M^-1 r``, ``energy`` its Hamiltonian)."""
     return Tree(
         left=state,
         right=state,
         left_v=v,
         right_v=v,
         proposal=Proposal(state.z, state.potential_energy, state.z_grad, energy),
-        depth=_int(0),
-        weight=-delta,
+        depth=int_array(0),
+        weight=weight,
         r_sum=state.r,
-        turning=xp.asarray(False),
-        diverging=delta > dyn.max_delta_energy,
-        sum_accept_probs=xp.minimum(xp.exp(-delta), 1.0),
-        num_proposals=_int(1),
+        turning=current().xp.asarray(False),
+        diverging=diverging,
+        sum_accept_probs=sum_accept_probs,
+        num_proposals=num_proposals,
     )
 
 
@@ -269,38 +282,18 @@ def _build_subtree(dyn: _Dynamics, tree: Tree, going_right: Array, key: Key, ckp
         def add_leaf(carry: tuple[Tree, Array, Array, Key]) -> tuple[Tree, Array, Array, Key]:
             return _add_leaf(dyn, carry, going_right, edge, edge_v, state)
 
-        if dyn.leaf_loop:
-            grown: tuple[Tree, Array, Array, Key] = _loop_of_its_own(
-                add_leaf, carry, carry[0].num_proposals
-            )
-            return grown
-        return add_leaf(carry)
+        # A compiler may run the leaf's bookkeeping as a loop of its own (on JAX, for one
+        # chain on a CPU: backends/jax/compiler.py); it computes add_leaf(carry) either way.
+        grown: tuple[Tree, Array, Array, Key] = bk.compiler().own_loop(
+            add_leaf, carry, carry[0].num_proposals
+        )
+        return grown
 
-    start = tree._replace(num_proposals=_int(0))
+    start = tree._replace(num_proposals=int_array(0))
     init = (start, current().xp.asarray(False), ckpts, key)
     sub: Tree
     sub, turning, _, _ = bk.while_loop(keep_going, body, init)
     return sub._replace(depth=tree.depth, turning=turning)
-
-
-def _loop_of_its_own(fn: Callable[[Any], Any], x: Any, n: Array) -> Any:
-    """``fn(x)``, run as a loop of one trip.
-
-    Where a model's gradient calls XLA's library kernels (sums over thousands of rows become
-    YNNPACK calls), XLA cannot compile the leaf loop as one function (``backends/xla_cpu.py``)
-    and dispatches each small operation of a leaf's bookkeeping on its own, ~3 us a leaf. A
-    loop holding only the bookkeeping is compiled whole: email regression, 16.0 to 13.1 us a
-    leapfrog step, the same draws. The trip count, ``min(n, 0) + 1`` for a count ``n >= 0``,
-    is one that XLA cannot fold, or it would remove the loop.
-
-    Only for one unbatched chain on a CPU (:func:`~minippl.infer.chain_loop.one_chain_on_cpu`):
-    under ``vmap`` the trip count is batched and every trip becomes a select over the whole
-    carry (vectorized eight schools, 1.12 to 1.39 us a step), and on a GPU each trip would
-    read its predicate back to the host.
-    """
-    bk = current()
-    one = bk.xp.minimum(n, 0) + 1
-    return bk.while_loop(lambda c: c[0] < one, lambda c: (c[0] + 1, fn(c[1])), (one - 1, x))[1]
 
 
 def _add_leaf(
@@ -338,6 +331,21 @@ def _add_leaf(
     return grown, turning, ckpts, key
 
 
+def _trivial_tree(state: IntegratorState, v0: Array, energy0: Array) -> Tree:
+    """The tree a transition starts from: its starting point alone, with no leaf counted
+    (the point is the previous transition's proposal, not a new leapfrog step)."""
+    xp = current().xp
+    return _point_tree(
+        state,
+        v0,
+        energy0,
+        weight=xp.zeros((), dtype=energy0.dtype),
+        diverging=xp.asarray(False),
+        sum_accept_probs=xp.zeros((), dtype=energy0.dtype),
+        num_proposals=int_array(0),
+    )
+
+
 def build_tree(
     step: Step,
     metric: Metric,
@@ -372,26 +380,11 @@ def build_tree(
     xp = bk.xp
     v0 = metric.turning_velocity(state.r)
     energy0 = state.potential_energy + metric.kinetic_energy_with(state.r, v0)
-    dyn = _Dynamics(
-        step, metric, step_size, energy0, max_delta_energy, robust_u_turn, one_chain_on_cpu()
-    )
+    dyn = _Dynamics(step, metric, step_size, energy0, max_delta_energy, robust_u_turn)
     # Without the extra checks, no memory of the leaf before each checkpoint is needed.
     rows = _V_PREV + 1 if robust_u_turn else _R_SUM + 1
     ckpts = xp.zeros((checkpoint_slots, rows, state.r.shape[0]), dtype=state.r.dtype)
-    tree = Tree(
-        left=state,
-        right=state,
-        left_v=v0,
-        right_v=v0,
-        proposal=Proposal(state.z, state.potential_energy, state.z_grad, energy0),
-        depth=_int(0),
-        weight=xp.zeros((), dtype=energy0.dtype),
-        r_sum=state.r,
-        turning=xp.asarray(False),
-        diverging=xp.asarray(False),
-        sum_accept_probs=xp.zeros((), dtype=energy0.dtype),
-        num_proposals=_int(0),
-    )
+    tree = _trivial_tree(state, v0, energy0)
 
     def keep_going(carry: tuple[Tree, Key]) -> Array:
         t, _ = carry

@@ -6,18 +6,17 @@ on a small model a leaf is a few dozen tiny kernels, so the dispatches, not the
 arithmetic, are most of the time. XLA can instead compile a whole ``while`` loop into one
 function with no per-kernel dispatch (its "small while loop hoisting"), but only for loops
 that touch under ``xla_cpu_small_while_loop_byte_threshold`` bytes, 1 KiB by default: the
-NUTS loops of eight schools or the linear regression are larger than that. Raised to
-:data:`SMALL_LOOP_BYTES`, a leapfrog step of those models costs about a third of what it
-did (in-loop time per gradient, 4 chains run one after another: eight schools 9.7 to
-3.2 us, linear regression 15.3 to 4.3 us; ``benchmarks/README.md``).
+NUTS loops of eight schools or the linear regression are larger than that; raised to
+:data:`SMALL_LOOP_BYTES`, they are compiled whole (the speed it buys: ``__init__.py``).
 
 Loops over larger data keep the thunk runtime, whose matrix kernels use every core. Loops
 that contain a scatter, sort or custom call are never compiled this way (XLA's rule), which
 is why the trajectory code writes its checkpoints with a select.
 
 The setting is process-wide and read when JAX starts its CPU client, so it is added to
-``XLA_FLAGS`` when ``backends`` is imported (with minippl), before any computation; a user
-who has already started JAX, or set the option themselves, keeps what they have.
+``XLA_FLAGS`` when the package ``backends.jax`` is imported (``import minippl`` does),
+before any computation; a user who has already started JAX, or set the option themselves,
+keeps what they have.
 ``MINIPPL_XLA_FLAGS=0`` turns it off. It also applies to any other JAX library in the
 process. Nothing here imports JAX.
 """

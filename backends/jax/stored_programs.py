@@ -10,25 +10,28 @@ digest of minippl's own source. A change in any of them gives a new key, so a st
 is never loaded; what is loaded is the very executable the ordinary path compiles, so it
 draws the same numbers.
 
-(``jax.export`` was tried first: loading an exported program still lowers a wrapper around
-it, initialises LAPACK and asks JAX's cache for the executable, about 0.3 s more per process.)
+The executable is serialized rather than exported (``jax.export``): loading an exported
+program still lowers a wrapper around it, initialises LAPACK and asks JAX's cache for the
+executable, a few tenths of a second more per process.
 
 JAX sets up its LAPACK kernels (function pointers taken from SciPy) while it *lowers* a
 linear-algebra operation. A process that loads a program instead of lowering it never does,
 and the program's first Cholesky would jump through a null pointer: each file therefore
 records whether its program calls LAPACK, and loading such a file sets LAPACK up first
-(0.18 s, the import of ``scipy.linalg``; programs without LAPACK do not pay it).
+(the import of ``scipy.linalg``, a fifth of a second; programs without LAPACK do not
+pay it).
 
 An executable that JAX itself loaded from its cache serializes into one that cannot run
 (XLA CPU drops its functions), so only freshly compiled programs are stored, and JAX's cache
 is not given a copy of them. A program's file is touched when it is used; whenever one is
 stored, files unused for :data:`UNUSED_DAYS` days are removed.
 
-Part of the JAX backend (``JaxBackend.stored_program``); the core asks for it through the
-backend protocol and never sees JAX. A program whose parts cannot be keyed (a kernel or function
-from outside minippl, say), or any failure to store or load, falls back silently to the
-ordinary compiled program (logged at debug level). The files are trusted like JAX's own
-cache entries (both hold machine code): keep the cache folder private.
+Part of the JAX backend's compiler (``compiler.py``, ``JaxCompiler.program``); the core asks
+for programs through the protocol's ``Compiler`` and never sees JAX. A program whose parts
+cannot be keyed (a kernel or function from outside minippl, say), or any failure to store or
+load, falls back silently to the ordinary compiled program (logged at debug level). The
+files are trusted like JAX's own cache entries (both hold machine code): keep the cache
+folder private.
 """
 
 from __future__ import annotations
@@ -53,8 +56,8 @@ import jax
 import numpy as np
 from jax.experimental import serialize_executable as se
 
-from backends import program_prefetch as prefetch
-from backends.program_keys import UnkeyableError, canonical, source_digest
+from backends.jax import prefetch
+from backends.jax.program_keys import UnkeyableError, canonical, source_digest
 
 __all__ = [
     "FORMAT",
@@ -64,7 +67,6 @@ __all__ = [
     "jaxpr_digest",
     "load",
     "remove_unused",
-    "rows",
     "store",
     "write_atomically",
 ]
@@ -141,8 +143,9 @@ def jaxpr_digest(fn: Callable[..., Any], *args: Any) -> str:
 def _lookup_key(args: Sequence[Any]) -> Hashable:
     """What tells this call's program from another's: the arguments' structure, shapes,
     dtypes and weak types, and the x64 setting, which decides how a NumPy or Python value is
-    typed. Cheap enough for every call (12 us for a chain state's ~40 leaves; formatting
-    ``jax.typeof`` of each took 217 us); its ``repr`` names the program's file."""
+    typed. Cheap enough for every call (shapes and dtypes as they are, where formatting
+    ``jax.typeof`` of each leaf costs about twenty times more); its ``repr`` names the
+    program's file."""
     leaves, treedef = jax.tree_util.tree_flatten(tuple(args))
     kinds = tuple(
         [
@@ -289,8 +292,7 @@ def remove_unused(folder: Path, days: float = UNUSED_DAYS, now: float | None = N
 def _kept_here_only() -> contextlib.AbstractContextManager[Any]:
     """While compiling a program stored here, JAX's own cache does not write it too.
 
-    A second copy would cost a cold process its write (about 0.1 s for a sampler's
-    programs, cProfile of a cold email process) and disk space, and it would be found
+    A second copy would cost a cold process its write and disk space, and it would be found
     instead of compiled once minippl's source changes, and an executable from JAX's cache
     cannot be stored here: the program would then never be stored again. JAX reads this
     setting per thread at write time; it is not part of any key. (A private module: if it
@@ -378,7 +380,7 @@ def compile_ahead(program: Any, args: Callable[[], tuple[Any, ...]]) -> Callable
 
 def expect_programs(folder: Path, hint: str) -> Callable[[], None]:
     """Start loading the programs the last run under ``hint`` used, in the background
-    (:mod:`backends.program_prefetch`); call what is returned when the run has succeeded."""
+    (:mod:`backends.jax.prefetch`); call what is returned when the run has succeeded."""
     return prefetch.expect_programs(folder, hint, load, write_atomically)
 
 
@@ -430,12 +432,3 @@ def write_atomically(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def rows(tree: Any) -> Any:
-    """The shapes of one row (chain) of a batched tree: the leading axis dropped."""
-
-    def row(x: Any) -> Any:
-        return jax.ShapeDtypeStruct(tuple(x.shape)[1:], x.dtype)  # type: ignore[no-untyped-call]
-
-    return jax.tree_util.tree_map(row, tree)

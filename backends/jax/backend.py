@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -18,8 +17,9 @@ import jax.scipy.special as jss
 import numpy as np
 from jax.flatten_util import ravel_pytree as _ravel_pytree
 
-from backends.jax_control_flow import apply_if_as_loop, cond_with_flat_matrices
-from backends.protocol import Array, Key, PyTree, Shape
+from backends.jax.compiler import JaxCompiler
+from backends.jax.control_flow import apply_if_as_loop, cond_with_flat_matrices
+from backends.protocol import Array, Compiler, Key, PyTree, Shape
 
 _FAST_COMPILE = {
     "xla_backend_optimization_level": 0,
@@ -27,7 +27,7 @@ _FAST_COMPILE = {
     "xla_cpu_use_fusion_emitters": False,
 }
 """XLA options for a program that runs once: on a CPU they cut the compile time of the
-chains' initialisation about tenfold (6.3 s to 0.6 s for the linear regression). The last
+chains' initialisation about tenfold (the linear regression's). The last
 one picks XLA's older CPU code generator over its MLIR fusion emitters, which compiles in
 about half the time and runs slower only on loops over thousands of elements; it halves
 what the first two leave. (A GPU ignores them.)"""
@@ -39,6 +39,9 @@ class JaxBackend:
     name = "jax"
     xp: Any = jnp
     special: Any = jss
+
+    def __init__(self) -> None:
+        self._compiler = JaxCompiler(self)
 
     # -- dtypes and arrays -------------------------------------------------------------
     def float_dtype(self) -> Any:
@@ -70,9 +73,6 @@ class JaxBackend:
     def device_count(self) -> int:
         return jax.device_count()
 
-    def compiles_for_cpu(self) -> bool:
-        return jax.default_backend() == "cpu"
-
     def concurrent_programs(self) -> int:
         if jax.default_backend() != "cpu":
             return 1  # one stream per device: concurrent calls would queue
@@ -102,9 +102,6 @@ class JaxBackend:
     def split(self, key: Key, num: int = 2) -> Key:
         return jax.random.split(key, num)
 
-    def fold_in(self, key: Key, data: int) -> Key:
-        return jax.random.fold_in(key, data)
-
     # -- draws --------------------------------------------------------------------------
     def _dtype(self, dtype: Any) -> Any:
         return self.float_dtype() if dtype is None else dtype
@@ -132,9 +129,6 @@ class JaxBackend:
     def gumbel(self, key: Key, shape: Shape, dtype: Any = None) -> Array:
         return jax.random.gumbel(key, shape, self._dtype(dtype))
 
-    def t(self, key: Key, df: Array, shape: Shape, dtype: Any = None) -> Array:
-        return jax.random.t(key, df, shape, self._dtype(dtype))
-
     def weibull_min(
         self, key: Key, scale: Array, concentration: Array, shape: Shape, dtype: Any = None
     ) -> Array:
@@ -142,9 +136,6 @@ class JaxBackend:
 
     def gamma(self, key: Key, a: Array, shape: Shape, dtype: Any = None) -> Array:
         return jax.random.gamma(key, a, shape, self._dtype(dtype))
-
-    def beta(self, key: Key, a: Array, b: Array, shape: Shape, dtype: Any = None) -> Array:
-        return jax.random.beta(key, a, b, shape, self._dtype(dtype))
 
     def dirichlet(self, key: Key, alpha: Array, shape: Shape, dtype: Any = None) -> Array:
         return jax.random.dirichlet(key, alpha, shape, self._dtype(dtype))
@@ -163,9 +154,6 @@ class JaxBackend:
 
     def randint(self, key: Key, shape: Shape, minval: int, maxval: int) -> Array:
         return jax.random.randint(key, shape, minval, maxval)
-
-    def permutation(self, key: Key, n: int) -> Array:
-        return jax.random.permutation(key, n)
 
     # -- derivatives and program transformations --------------------------------------
     def value_and_grad(
@@ -222,10 +210,12 @@ class JaxBackend:
     ) -> tuple[Any, Any]:
         return jax.lax.scan(fn, init, xs, length)
 
-    def callback(self, fn: Callable[..., None], *args: Any) -> None:
-        jax.debug.callback(fn, *args, ordered=False)
+    # -- running chains: devices, programs, waiting --------------------------------------
+    def compiler(self) -> Compiler:
+        """:class:`backends.jax.compiler.JaxCompiler`: stored programs, loading ahead,
+        compiling ahead, and loops shaped for XLA's CPU compiler."""
+        return self._compiler
 
-    # -- running chains: devices, compiled-code cache, waiting ---------------------------
     def shard_over_devices(
         self,
         fn: Callable[..., Any],
@@ -273,65 +263,8 @@ class JaxBackend:
 
         return Mesh(np.array(jax.devices()[:num_devices]), ("chains",))
 
-    _cache_dir_set: str | None = None
-
-    def enable_compilation_cache(self, path: str | None) -> None:
-        configured = jax.config.jax_compilation_cache_dir  # type: ignore[attr-defined]
-        if configured and configured != self._cache_dir_set:
-            return  # the user pointed JAX's cache somewhere themselves: leave it there
-        jax.config.update("jax_compilation_cache_dir", path)  # type: ignore[no-untyped-call]
-        self._cache_dir_set = path
-        if path is not None:
-            # Keep every program, however quick to compile or small: a sampler's start-up
-            # is many small programs, and all of them count.
-            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # type: ignore[no-untyped-call]
-            jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # type: ignore[no-untyped-call]
-
-    def can_store_programs(self) -> bool:
-        # A stored program's key does not say how its arguments lie over several devices.
-        return jax.device_count() == 1
-
-    def stored_program(
-        self,
-        name: str,
-        jitted: Callable[..., Any],
-        folder: Path,
-        describe: Callable[[tuple[Any, ...]], Any],
-        on_load: Callable[[], None],
-    ) -> Callable[..., Any]:
-        from backends.jax_programs import StoredProgram  # loads JAX's serialization lazily
-
-        return StoredProgram(name, jitted, folder, describe, on_load)
-
-    def expect_programs(self, folder: Path, hint: str) -> Callable[[], None]:
-        from backends.jax_programs import expect_programs
-
-        return expect_programs(folder, hint)
-
-    def program_ready(self, program: Callable[..., Any], *args: Any) -> bool:
-        from backends.jax_programs import StoredProgram
-
-        return isinstance(program, StoredProgram) and program.ready(*args)
-
-    def compile_ahead(
-        self, program: Callable[..., Any], args: Callable[[], tuple[Any, ...]]
-    ) -> Callable[[], None]:
-        from backends.jax_programs import compile_ahead
-
-        return compile_ahead(program, args)
-
-    def function_digest(self, fn: Callable[..., Any], *args: Any) -> str:
-        from backends.jax_programs import jaxpr_digest
-
-        return jaxpr_digest(fn, *args)
-
-    def row_shapes(self, tree: PyTree) -> PyTree:
-        from backends.jax_programs import rows
-
-        return rows(tree)
-
     def eval_shape(self, fn: Callable[..., Any], *args: Any) -> PyTree:
-        from backends.jax_programs import StoredProgram
+        from backends.jax.stored_programs import StoredProgram
 
         if isinstance(fn, StoredProgram):
             # Its jitted function's trace, which compiling it will reuse.

@@ -1,16 +1,15 @@
 """Stored programs loaded on a background thread while a warm process sets up its run.
 
-A warm process spends about a fifth of a second deserializing the sampler's executables
-(eight schools, 4 chains one after another: 0.13 s the chain program, 0.05 s the
-initialisation, 0.05 s the driver's small programs), and XLA releases the GIL while it
-does. Their keys, though, are known only once the model has been traced and set up, which
-takes about as long again. So each run leaves a note, ``expect-<hint>.txt`` beside the
-programs, naming the files it used; ``hint`` is a cheap guess at "the same run again" (the
-model's code, the sampler's settings, the data's shapes), made by the core before any
-tracing. The next run with that hint starts loading those files at once, on one thread, and
-:class:`backends.jax_programs.StoredProgram` takes a file from here when the key it
-computes in the usual way names it. A wrong guess costs background work, never a wrong
-program: nothing is used that its key did not name.
+A warm process spends a good part of its start deserializing the sampler's executables (the
+chain program most, then the initialisation and the driver's small programs), and XLA
+releases the GIL while it does. Their keys, though, are known only once the model has been
+traced and set up, which takes about as long again. So each run leaves a note,
+``expect-<hint>.txt`` beside the programs, naming the files it used; ``hint`` is a cheap
+guess at "the same run again" (the model's code, the sampler's settings, the data's shapes),
+made by the core before any tracing. The next run with that hint starts loading those files
+at once, on one thread, and :class:`backends.jax.stored_programs.StoredProgram` takes a file
+from here when the key it computes in the usual way names it. A wrong guess costs background
+work, never a wrong program: nothing is used that its key did not name.
 """
 
 from __future__ import annotations

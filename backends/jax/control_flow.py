@@ -5,7 +5,7 @@ XLA's layout assignment lets that choice spread from the call to the results of 
 conditional (or loop) around it, while the loop outside keeps its matrices row-major. Each
 pass then transposes the matrices in and out, also through the branch that leaves them
 alone: with a dense mass matrix at dimension 100 (factorised at the end of each adaptation
-window) that was 30 of the 49 us of a one-leaf NUTS iteration. A vector has one layout, so
+window) the transposes are most of a one-leaf NUTS iteration. A vector has one layout, so
 matrices cross these boundaries flattened; reshaping them back where they are used is free.
 
 Copies: XLA gives a conditional's results buffers of their own, so a conditional whose
@@ -78,7 +78,7 @@ def apply_if_as_loop(pred: Any, fn: Callable[[Any], Any], state: Any) -> Any:
     """``fn(state)`` if ``pred`` else ``state``, as a loop that runs once or never.
 
     Besides the copies it saves (dense mass, dimension 100: eight of 40 KB per NUTS
-    iteration, the largest item under ``perf``), a loop also behaves better under ``vmap``:
+    iteration), a loop also behaves better under ``vmap``:
     a conditional whose predicate differs between chains runs both branches for every chain
     (an adaptation window's end, with its Cholesky, triangular solve and step-size search,
     on every warmup iteration), where a loop runs only while some chain needs it.
