@@ -16,7 +16,7 @@
 #
 # **Source beside the text:** `minippl/handlers/inspection.py` (`seed.process_message` splits
 # the key; `trace.postprocess_message` records each site; `trace.get_trace`),
-# `minippl/messages.py` (`Message.__repr__`).
+# `minippl/messages.py` (`Message`, and its repr in `_NumPyroView`).
 #
 # Everything else is built on these two: `seed` supplies randomness, `trace` records what
 # happened.

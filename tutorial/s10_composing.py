@@ -79,8 +79,9 @@ print(
 # You do not have to reason this out: `minippl.explain` runs a model and prints, for every
 # site, the stack it met (bottom to top), and what each handler changed in the message in
 # phase 1 (`process_message`), in phase 2 (the default draw) and in phase 3
-# (`postprocess_message`). It is built on one hook in `apply_stack`, a watcher called around
-# every handler call (`minippl.runtime.watching`). NumPyro has nothing like it.
+# (`postprocess_message`). It is built on one hook in `apply_stack`, a watcher that wraps each
+# handler of the stack a message meets, so every handler call is reported
+# (`minippl.runtime.watching`). NumPyro has nothing like it.
 #
 # The first nesting, `slope`'s story in the middle:
 
