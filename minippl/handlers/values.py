@@ -65,7 +65,9 @@ class condition(_NamesData):
     ``condition_fn`` reads), writes ``value`` and ``is_observed``. It overrides an ``obs=``
     given in the model; a ``None`` in ``data`` leaves the site alone. Give exactly one of
     ``data`` and ``condition_fn``. On exit it warns about names in ``data`` that no sample
-    site used (a typo, or a site hidden by a ``block`` inside it).
+    site used (a typo, or a site hidden by a ``block`` inside it). On a ``control_flow``
+    message (``scan``, ``cond``) it appends itself to ``kwargs["substitute_stack"]``, to be
+    applied inside each step, and it leaves the sites sent back from there alone.
     """
 
     def __init__(
@@ -81,9 +83,15 @@ class condition(_NamesData):
         super().__init__(fn)
 
     def process_message(self, msg: Message) -> None:
+        if msg.type == "control_flow":  # scan/cond apply this handler inside each step
+            given = self.data if self.data is not None else self.condition_fn
+            msg.kwargs["substitute_stack"].append(("condition", given))
+            return
         if msg.type != "sample":
             return
         self._saw(msg.name)
+        if msg.infer.get("_control_flow_done", False):
+            return
         if self.data is not None:
             value = self.data.get(msg.name) if msg.name is not None else None
         else:
@@ -101,7 +109,8 @@ class substitute(_NamesData):
     messages; reads ``name`` (or whatever ``substitute_fn`` reads), writes ``value`` only
     (``is_observed`` is left as it was, also for observed sites, whose data it replaces).
     On a plate the value is the subsample indices. Give exactly one of ``data`` and
-    ``substitute_fn``. On exit it warns about names in ``data`` that no site used.
+    ``substitute_fn``. On exit it warns about names in ``data`` that no site used. On a
+    ``control_flow`` message it acts inside each step, as ``condition`` does.
     """
 
     def __init__(
@@ -117,9 +126,15 @@ class substitute(_NamesData):
         super().__init__(fn)
 
     def process_message(self, msg: Message) -> None:
+        if msg.type == "control_flow":  # scan/cond apply this handler inside each step
+            given = self.data if self.data is not None else self.substitute_fn
+            msg.kwargs["substitute_stack"].append(("substitute", given))
+            return
         if msg.type not in ("sample", "param", "plate", "deterministic"):
             return
         self._saw(msg.name)
+        if msg.infer.get("_control_flow_done", False):
+            return
         if self.data is not None:
             value = self.data.get(msg.name) if msg.name is not None else None
         else:
