@@ -5,6 +5,7 @@ from minippl.infer.compile_cache import enable_compile_cache
 from minippl.infer.hmc.kernels import HMC, NUTS, HMCState
 from minippl.infer.initialization import (
     init_to_feasible,
+    init_to_mean,
     init_to_median,
     init_to_sample,
     init_to_uniform,
@@ -33,6 +34,7 @@ __all__ = [
     "Predictive",
     "constrain_fn",
     "init_to_feasible",
+    "init_to_mean",
     "init_to_median",
     "init_to_sample",
     "init_to_uniform",
