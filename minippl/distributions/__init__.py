@@ -23,6 +23,7 @@ from minippl.distributions.continuous import (
     Uniform,
     Weibull,
 )
+from minippl.distributions.directional import VonMises
 from minippl.distributions.discrete import (
     Bernoulli,
     BernoulliLogits,
@@ -55,6 +56,13 @@ from minippl.distributions.distribution import (
     Unit,
     enable_validation,
     validation_enabled,
+)
+from minippl.distributions.mixtures import MixtureSameFamily
+from minippl.distributions.more_multivariate import (
+    Multinomial,
+    MultinomialLogits,
+    MultinomialProbs,
+    ZeroSumNormal,
 )
 from minippl.distributions.multivariate import LKJ, Dirichlet, LKJCholesky, MultivariateNormal
 from minippl.distributions.transformed import FoldedDistribution, TransformedDistribution
@@ -129,4 +137,12 @@ __all__ = [
     "enable_validation",
     "transforms",
     "validation_enabled",
+]
+__all__ += [
+    "MixtureSameFamily",
+    "Multinomial",
+    "MultinomialLogits",
+    "MultinomialProbs",
+    "VonMises",
+    "ZeroSumNormal",
 ]
