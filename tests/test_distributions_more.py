@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import scipy.stats as st
 
+import minippl
 import minippl.distributions as dist
 from backends import Backend
+from minippl.infer import MCMC, NUTS
 
 N = 20_000
 
@@ -91,3 +93,22 @@ def test_mixture_same_family_density_moments_and_draws(backend: Backend) -> None
         dist.MixtureSameFamily(
             dist.Categorical(probs=np.array([0.2, 0.3, 0.5])), dist.Normal(loc, scale)
         )
+
+
+def test_zero_sum_normal_is_a_latent_site_for_nuts(backend: Backend) -> None:
+    transform = dist.biject_to(dist.ZeroSumNormal(1.0, (3, 2)).support)
+    x = np.random.default_rng(0).normal(size=(5, 2, 1))
+    y = np.asarray(transform(x))
+    assert y.shape == (5, 3, 2)
+    np.testing.assert_allclose([np.abs(y.sum(-1)).max(), np.abs(y.sum(-2)).max()], 0.0, atol=1e-5)
+    np.testing.assert_allclose((y**2).sum((-1, -2)), (x**2).sum((-1, -2)), rtol=1e-5)  # an isometry
+    np.testing.assert_allclose(np.asarray(transform.inv(y)), x, atol=1e-5)
+
+    def model() -> None:
+        minippl.sample("b", dist.ZeroSumNormal(2.0, (3,)))
+
+    mcmc = MCMC(NUTS(model, max_tree_depth=3), num_warmup=20, num_samples=20, progress_bar=False)
+    mcmc.run(backend.key(0))
+    draws = np.asarray(mcmc.get_samples()["b"])
+    assert draws.shape == (20, 3)
+    np.testing.assert_allclose(draws.sum(-1), 0.0, atol=1e-5)

@@ -16,6 +16,7 @@ from minippl.backend import current
 from minippl.distributions import constraints
 from minippl.distributions.constraints import Constraint
 from minippl.distributions.distribution import Distribution
+from minippl.distributions.transforms import Transform, biject_to
 from minippl.distributions.util import (
     Shape,
     broadcast_shapes,
@@ -24,7 +25,13 @@ from minippl.distributions.util import (
     shape_of,
 )
 
-__all__ = ["Multinomial", "MultinomialLogits", "MultinomialProbs", "ZeroSumNormal"]
+__all__ = [
+    "Multinomial",
+    "MultinomialLogits",
+    "MultinomialProbs",
+    "ZeroSumNormal",
+    "ZeroSumTransform",
+]
 
 
 class _MultinomialSupport(Constraint):
@@ -224,3 +231,56 @@ class ZeroSumNormal(Distribution):
         for n in self.event_shape:
             shrink *= (n - 1) / n
         return xp.broadcast_to(self._scale() ** 2 * shrink, self.batch_shape + self.event_shape)
+
+
+class ZeroSumTransform(Transform):
+    """An isometry from ``R^(n-1)`` onto the vectors of ``R^n`` that sum to zero, along each
+    of the ``transform_ndims`` rightmost axes (how a sampler moves on ``ZeroSumNormal``).
+
+    Along one axis: append a coordinate, then reflect the space in the hyperplane that
+    swaps the new axis with the direction ``-(1, ..., 1) / sqrt(n)`` (a Householder
+    reflection). Reflections keep lengths, so the log-Jacobian is zero, and the appended
+    axis, being orthogonal to the others, lands on the sum direction only, which the
+    reflection sends to zero sum. NumPyro uses the same map.
+    """
+
+    def __init__(self, transform_ndims: int = 1) -> None:
+        self.transform_ndims = transform_ndims
+        self.domain = constraints.independent(constraints.real, transform_ndims)
+        self.codomain = _ZeroSum(transform_ndims)
+
+    def __call__(self, x: Any) -> Any:
+        xp = current().xp
+        for axis in range(-self.transform_ndims, 0):
+            n = shape_of(x)[axis] + 1
+            total = xp.sum(x, axis=axis, keepdims=True)
+            shift = total / (math.sqrt(n) + n)
+            last = shift - total / math.sqrt(n)
+            x = xp.concatenate([x, last], axis=axis) - shift
+        return x
+
+    def _inverse(self, y: Any) -> Any:
+        xp = current().xp
+        for axis in range(-self.transform_ndims, 0):
+            n = shape_of(y)[axis]
+            last = xp.take(y, xp.asarray([n - 1]), axis=axis)
+            shift = -last * math.sqrt(n) / (math.sqrt(n) + n)
+            y = xp.take(y, xp.arange(n - 1), axis=axis) + shift
+        return y
+
+    def log_abs_det_jacobian(self, x: Any, y: Any, intermediates: Any = None) -> Any:
+        shape = shape_of(x)
+        return current().xp.zeros(shape[: len(shape) - self.transform_ndims])
+
+    def forward_shape(self, shape: Shape) -> Shape:
+        cut = len(shape) - self.transform_ndims
+        return shape[:cut] + tuple(n + 1 for n in shape[cut:])
+
+    def inverse_shape(self, shape: Shape) -> Shape:
+        cut = len(shape) - self.transform_ndims
+        return shape[:cut] + tuple(n - 1 for n in shape[cut:])
+
+
+@biject_to.register(_ZeroSum)
+def _to_zero_sum(constraint: _ZeroSum) -> Transform:
+    return ZeroSumTransform(constraint.event_dim)
