@@ -95,6 +95,7 @@ def test_mixture_same_family_density_moments_and_draws(backend: Backend) -> None
         )
 
 
+@pytest.mark.filterwarnings("ignore:.*divergent")
 def test_zero_sum_normal_is_a_latent_site_for_nuts(backend: Backend) -> None:
     transform = dist.biject_to(dist.ZeroSumNormal(1.0, (3, 2)).support)
     x = np.random.default_rng(0).normal(size=(5, 2, 1))
@@ -112,3 +113,32 @@ def test_zero_sum_normal_is_a_latent_site_for_nuts(backend: Backend) -> None:
     draws = np.asarray(mcmc.get_samples()["b"])
     assert draws.shape == (20, 3)
     np.testing.assert_allclose(draws.sum(-1), 0.0, atol=1e-5)
+
+
+def test_wishart_and_its_cholesky_factor(backend: Backend) -> None:
+    S = np.array([[2.0, 0.3, 0.1], [0.3, 1.0, -0.2], [0.1, -0.2, 0.5]])
+    X = st.wishart(df=6, scale=S).rvs(2, random_state=1)
+    expected = st.wishart.logpdf(np.moveaxis(X, 0, -1), 6, S)
+    for form in (
+        {"scale_matrix": S},
+        {"rate_matrix": np.linalg.inv(S)},
+        {"scale_tril": np.linalg.cholesky(S)},
+    ):
+        np.testing.assert_allclose(
+            np.asarray(dist.Wishart(6.0, **form).log_prob(X)), expected, rtol=1e-5
+        )
+    # The factor's density: the Wishart's at C C^T times the Jacobian 2^p prod C_ii^(p - i).
+    C = np.linalg.cholesky(X)
+    jacobian = 3 * np.log(2.0) + np.sum(
+        np.array([3, 2, 1]) * np.log(np.diagonal(C, axis1=-2, axis2=-1)), -1
+    )
+    np.testing.assert_allclose(
+        np.asarray(dist.WishartCholesky(6.0, scale_matrix=S).log_prob(C)),
+        expected + jacobian,
+        rtol=1e-5,
+    )
+    d = dist.Wishart(6.0, scale_matrix=S)
+    s = _draws(d, backend)
+    assert s.shape == (N, 3, 3) and bool(np.all(np.asarray(d.support(s[:100]))))
+    np.testing.assert_allclose(s.mean(0), np.asarray(d.mean), atol=0.1)
+    np.testing.assert_allclose(s.var(0), np.asarray(d.variance), rtol=0.06)

@@ -75,6 +75,7 @@ from minippl.distributions.truncated import (
     TruncatedNormal,
     TwoSidedTruncatedDistribution,
 )
+from minippl.distributions.wishart import Wishart, WishartCholesky
 
 __all__ = [
     "LKJ",
@@ -144,5 +145,7 @@ __all__ += [
     "MultinomialLogits",
     "MultinomialProbs",
     "VonMises",
+    "Wishart",
+    "WishartCholesky",
     "ZeroSumNormal",
 ]

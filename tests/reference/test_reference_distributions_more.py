@@ -50,6 +50,10 @@ CASES: dict[str, tuple[Callable[[Any], Any], np.ndarray]] = {
         ),
         np.array([[0.0, 0.0], [1.0, 2.0]]),
     ),
+    "Wishart": (
+        lambda D: D.Wishart(np.array([6.0, 4.0]), scale_matrix=np.array([[2.0, 0.3], [0.3, 1.0]])),
+        np.array([[[3.0, 0.5], [0.5, 2.0]], [[1.0, 0.2], [0.2, 0.5]]]),
+    ),
 }
 
 
@@ -77,3 +81,19 @@ def test_new_families_match_numpyro(jax_backend: Backend, case: str) -> None:
         )
     draw = ours.sample(jax_backend.key(0), (4,))
     assert tuple(np.shape(draw)) == tuple(np.shape(theirs.sample(jax_backend.key(0), (4,))))
+
+
+def test_wishart_cholesky_matches_numpyro(jax_backend: Backend) -> None:
+    rate = np.array([[1.0, -0.4], [-0.4, 2.0]])
+    ours = dist.WishartCholesky(5.0, rate_matrix=rate)
+    theirs = ndist.WishartCholesky(5.0, rate_matrix=jnp.asarray(rate))
+    factors = np.linalg.cholesky(np.array([[[3.0, 0.5], [0.5, 2.0]], [[1.0, 0.2], [0.2, 0.5]]]))
+    assert ours.event_shape == theirs.event_shape and ours.batch_shape == theirs.batch_shape
+    np.testing.assert_allclose(
+        np.asarray(ours.log_prob(factors)),
+        np.asarray(theirs.log_prob(jnp.asarray(factors))),
+        rtol=1e-5,
+    )
+    np.testing.assert_allclose(
+        np.asarray(ours.scale_tril), np.asarray(theirs.scale_tril), rtol=1e-5
+    )
