@@ -23,9 +23,10 @@ The lesson in four moves:
 
 Keys, values and the order of sites match NumPyro's scan, so on JAX the same seed gives the
 same trace bit for bit. Not supported, as in NumPyro: ``scan`` under a ``plate`` (put the plate
-inside the body), ``param`` sites and nested scans inside the body, enumeration (``history``
-other than 1). Unlike NumPyro, with ``reverse=True`` a series given to ``condition`` is read by
-position (step ``t`` takes ``value[t]``), the same way the trace stores it.
+inside the body), ``param`` sites and nested scans inside the body. Not built: NumPyro's
+enumeration of discrete sites over time (its ``history`` argument). Unlike NumPyro, with
+``reverse=True`` a series given to ``condition`` is read by position (step ``t`` takes
+``value[t]``), the same way the trace stores it.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def scan(
     """``(carry, ys)`` of ``f`` scanned over the leading axis of ``xs``, as ``lax.scan``.
 
     ``f(carry, x) -> (carry, y)`` may call ``sample`` and ``deterministic``; each such site
-    appears once in a trace, with a leading time axis of length ``length``.
+    appears once in a trace, with a leading time axis of length ``length``. ``history`` is
+    accepted and ignored, as NumPyro ignores it when it does not enumerate.
 
     >>> import minippl
     >>> import minippl.distributions as dist
@@ -68,8 +70,7 @@ def scan(
     >>> tuple(tr["level"]["value"].shape), tr["level"]["fn"].batch_shape
     ((5,), (5,))
     """
-    if history != 1:
-        raise NotImplementedError("scan: only history=1 (no enumeration) is supported")
+    del history  # how many steps enumeration keeps in view; minippl does not enumerate
     if not stack():
         carry, ys, _ = _scan_steps(f, init, xs, length, reverse)
         return carry, ys
