@@ -77,7 +77,8 @@ class MixtureSameFamily(Distribution):
         # Put a component axis into the value, so every component scores it.
         value = xp.expand_dims(value, self.mixture_dim)
         component_lp = self.component_distribution.log_prob(value)
-        log_weights = backend.special.log_softmax(self.mixing_distribution.logits, axis=-1)
+        logits = self.mixing_distribution.logits
+        log_weights = logits - backend.special.logsumexp(logits, axis=-1, keepdims=True)
         return backend.special.logsumexp(component_lp + log_weights, axis=-1)
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
