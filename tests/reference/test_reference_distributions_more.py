@@ -80,7 +80,7 @@ def test_new_families_match_numpyro(jax_backend: Backend, case: str) -> None:
             atol=1e-6,
         )
     draw = ours.sample(jax_backend.key(0), (4,))
-    assert tuple(np.shape(draw)) == tuple(np.shape(theirs.sample(jax_backend.key(0), (4,))))
+    assert tuple(np.shape(draw)) == theirs.shape((4,))
 
 
 def test_wishart_cholesky_matches_numpyro(jax_backend: Backend) -> None:
