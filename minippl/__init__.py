@@ -7,8 +7,10 @@ NumPyro's effect-handler system rebuilt from scratch: ``import minippl as numpyr
 from minippl import distributions, handlers
 from minippl.arviz import to_arviz
 from minippl.backend import enable_x64, set_backend, set_host_device_count
+from minippl.distributions.distribution import enable_validation, validation_enabled
 from minippl.explain import explain
 from minippl.messages import CondIndepStackFrame, Message
+from minippl.plate_stack import plate_stack
 from minippl.primitives import (
     deterministic,
     factor,
@@ -28,6 +30,7 @@ __all__ = [
     "apply_stack",
     "deterministic",
     "distributions",
+    "enable_validation",
     "enable_x64",
     "explain",
     "factor",
@@ -35,6 +38,7 @@ __all__ = [
     "handlers",
     "param",
     "plate",
+    "plate_stack",
     "prng_key",
     "render_model",
     "sample",
@@ -42,4 +46,5 @@ __all__ = [
     "set_host_device_count",
     "subsample",
     "to_arviz",
+    "validation_enabled",
 ]

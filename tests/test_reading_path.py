@@ -54,6 +54,9 @@ NOT_WALKED = {
     # The dict-like view of a message for code written for NumPyro (``msg["value"]``) and its
     # repr: no step of the walk reads a message through it.
     ("minippl.messages", "_NumPyroView"),
+    # What ``condition`` does inside ``scan``/``cond`` (a ``control_flow`` message): not on
+    # the walk of a plain sample site.
+    ("minippl.handlers.values", "_in_control_flow"),
 }
 """Module-level names the walked code mentions that a learner need not read for the walk."""
 

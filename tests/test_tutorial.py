@@ -450,7 +450,19 @@ def test_full_size_fits(common: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     assert schools["n_divergences_centered"] > schools["n_divergences_noncentered"]
 
 
-def test_tutorial_package_lists_twelve_sections() -> None:
-    assert len(tutorial.SECTIONS) == 12
+def test_tutorial_package_lists_its_sections() -> None:
+    assert len(tutorial.SECTIONS) == 13
     for module, _ in SECTIONS:
         assert (REPO / "tutorial" / f"{module}.py").is_file()
+
+
+def test_control_flow_section_traces_conditions_and_forecasts(
+    run: Callable[[str], tuple[str, dict[str, Any]]],
+) -> None:
+    printed, namespace = run("s13")
+    assert " level: value shape (5,), batch shape (5,)" in lines(printed)
+    assert "control_flow: has a key: True, handlers to apply inside: ['condition']" in printed
+    assert "level is_observed: True value: [0. 1. 2. 3. 4.]" in printed
+    draws = namespace["level_draws"]
+    assert draws.shape == (200, 50)
+    assert (draws[:, :40] == namespace["samples"]["level"]).all()

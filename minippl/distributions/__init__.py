@@ -23,6 +23,7 @@ from minippl.distributions.continuous import (
     Uniform,
     Weibull,
 )
+from minippl.distributions.directional import VonMises
 from minippl.distributions.discrete import (
     Bernoulli,
     BernoulliLogits,
@@ -56,6 +57,13 @@ from minippl.distributions.distribution import (
     enable_validation,
     validation_enabled,
 )
+from minippl.distributions.mixtures import MixtureSameFamily
+from minippl.distributions.more_multivariate import (
+    Multinomial,
+    MultinomialLogits,
+    MultinomialProbs,
+    ZeroSumNormal,
+)
 from minippl.distributions.multivariate import LKJ, Dirichlet, LKJCholesky, MultivariateNormal
 from minippl.distributions.transformed import FoldedDistribution, TransformedDistribution
 from minippl.distributions.transforms import biject_to
@@ -67,6 +75,7 @@ from minippl.distributions.truncated import (
     TruncatedNormal,
     TwoSidedTruncatedDistribution,
 )
+from minippl.distributions.wishart import Wishart, WishartCholesky
 
 __all__ = [
     "LKJ",
@@ -129,4 +138,14 @@ __all__ = [
     "enable_validation",
     "transforms",
     "validation_enabled",
+]
+__all__ += [
+    "MixtureSameFamily",
+    "Multinomial",
+    "MultinomialLogits",
+    "MultinomialProbs",
+    "VonMises",
+    "Wishart",
+    "WishartCholesky",
+    "ZeroSumNormal",
 ]

@@ -35,11 +35,31 @@ _VALIDATION = False
 def enable_validation(is_validate: bool = True) -> None:
     """Check parameters on construction and values in ``log_prob`` (off by default, as NumPyro)."""
     global _VALIDATION
-    _VALIDATION = is_validate
+    _VALIDATION = bool(is_validate)
 
 
-def validation_enabled() -> bool:
-    return _VALIDATION
+class validation_enabled:  # noqa: N801 - NumPyro's name, used as a function
+    """Whether validation is on, and, as a context manager, validation on (or off) inside.
+
+    ``if validation_enabled():`` asks; ``with validation_enabled():`` (or
+    ``validation_enabled(False)``) switches it for the block and restores it after, as
+    NumPyro's context manager does.
+    """
+
+    def __init__(self, is_validate: bool = True) -> None:
+        self.is_validate = is_validate
+        self._asked = _VALIDATION  # the answer to the query: the state when called
+        self._previous: list[bool] = []
+
+    def __bool__(self) -> bool:
+        return self._asked
+
+    def __enter__(self) -> None:
+        self._previous.append(_VALIDATION)
+        enable_validation(self.is_validate)
+
+    def __exit__(self, *exc: object) -> None:
+        enable_validation(self._previous.pop())
 
 
 def check_param(owner: object, name: str, constraint: Constraint, value: Any) -> None:

@@ -34,12 +34,11 @@ class seed(Messenger):
 
     Acts in process_message on ``sample``, ``prng_key``, ``plate`` and ``control_flow``
     messages (minus ``hide_types``) that have neither ``kwargs["rng_key"]`` nor a ``value``;
-    writes ``kwargs["rng_key"]``: ``self.rng_key`` is split, the site gets the second half
-    and the handler keeps the first, as in NumPyro, so draws agree bit for bit. A wrapped
-    model (``seed(model, 0)``) starts from ``rng_seed`` on every call; a handler used in
-    ``with`` blocks advances from one block to the next. A key split under ``jit`` is reset on
-    exit to its key on entry, so no tracer leaks (NumPyro raises), and so a handler entered
-    twice in one jitted function repeats its keys.
+    writes ``kwargs["rng_key"]``: ``self.rng_key`` is split, the site gets the second half and
+    the handler keeps the first, as in NumPyro, so draws agree bit for bit. A wrapped model
+    (``seed(model, 0)``) starts from ``rng_seed`` on every call; in ``with`` blocks it advances
+    from block to block. A key split under ``jit`` is reset on exit to its key on entry, so no
+    tracer leaks (NumPyro raises) and a handler entered twice in one jitted function repeats.
 
     >>> seeded = handlers.seed(lambda: minippl.sample("x", dist.Normal(0.0, 1.0)), rng_seed=0)
     >>> bool(seeded() == seeded())  # each call starts again from rng_seed

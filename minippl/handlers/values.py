@@ -31,6 +31,8 @@ class _NamesData(Messenger):
 
     def _value_for(self, msg: Message) -> Any:
         """The value ``data`` (or ``value_fn``) gives this site, or ``None``; notes the name."""
+        if msg.type == "control_flow" or "_control_flow_done" in msg.infer:
+            return _in_control_flow(self, msg)
         if msg.name is not None:
             self._seen.add(msg.name)
         if self.value_fn is not None:
@@ -45,13 +47,24 @@ class _NamesData(Messenger):
             warnings.warn(f"{text} here; its sites are {sorted(self._seen)}", stacklevel=3)
 
 
+def _in_control_flow(handler: _NamesData, msg: Message) -> None:
+    """``scan`` and ``cond`` take ``handler`` into each of their steps: it leaves its data on
+    their ``control_flow`` message, and the sites they send back after the steps (marked
+    ``_control_flow_done``) were given their values inside, so it only notes their names."""
+    if msg.type == "control_flow":
+        given = handler.value_fn if handler.data is None else handler.data
+        msg.kwargs["substitute_stack"].append((type(handler).__name__, given))
+    elif msg.name is not None:
+        handler._seen.add(msg.name)
+
+
 class condition(_NamesData):
     """Observe sample sites: ``value = data[name]`` (or ``condition_fn(msg)``), ``is_observed``.
 
     Acts in process_message on ``sample`` messages; reads ``name`` (or whatever
     ``condition_fn`` reads), writes ``value`` and ``is_observed``. It overrides an ``obs=``
     given in the model; a ``None`` value leaves the site alone. On exit it warns about names
-    in ``data`` that no sample site used (a typo, or a site hidden by a ``block`` inside it).
+    in ``data`` that no sample site used (a typo, or a site hidden by an inner ``block``).
 
     >>> model = lambda: minippl.sample("x", dist.Normal(0.0, 1.0))
     >>> site = handlers.trace(handlers.condition(model, data={"x": 0.5})).get_trace()["x"]
@@ -71,7 +84,7 @@ class condition(_NamesData):
         super().__init__(fn)
 
     def process_message(self, msg: Message) -> None:
-        if msg.type == "sample":
+        if msg.type in ("sample", "control_flow"):
             value = self._value_for(msg)
             if value is not None:
                 msg.value = value
@@ -108,7 +121,7 @@ class substitute(_NamesData):
         super().__init__(fn)
 
     def process_message(self, msg: Message) -> None:
-        if msg.type in ("sample", "param", "plate", "deterministic"):
+        if msg.type in ("sample", "param", "plate", "deterministic", "control_flow"):
             value = self._value_for(msg)
             if value is not None:
                 msg.value = value

@@ -4,6 +4,7 @@ they are built from (``from minippl.infer import MCMC, NUTS, Predictive``)."""
 from minippl.infer.hmc.kernels import HMC, NUTS, HMCState
 from minippl.infer.initialization import (
     init_to_feasible,
+    init_to_mean,
     init_to_median,
     init_to_sample,
     init_to_uniform,
@@ -23,6 +24,7 @@ __all__ = [
     "Predictive",
     "constrain_fn",
     "init_to_feasible",
+    "init_to_mean",
     "init_to_median",
     "init_to_sample",
     "init_to_uniform",

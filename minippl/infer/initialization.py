@@ -149,3 +149,26 @@ def strategy_parts(strategy: InitStrategy) -> tuple[Callable[..., Any], dict[str
 def bound_strategy(strategy: InitStrategy) -> InitStrategy:
     """The strategy with its options bound (``init_to_uniform`` -> ``init_to_uniform()``)."""
     return strategy if isinstance(strategy, functools.partial) else strategy()
+
+
+def init_to_mean(site: Message | None = None) -> Any:
+    """The prior mean of each site; the median of prior draws where the mean is not defined
+    (or not finite, as for a Cauchy), as NumPyro does."""
+    if site is None:
+        return init_to_mean
+    if not _is_latent(site):
+        return None
+    if site.value is not None:
+        return _keep_existing(site, "init_to_mean")
+    xp = current().xp
+    try:
+        mean = site.fn.mean
+    except NotImplementedError:
+        return init_to_median(site)
+    if current().is_concrete(mean) and not bool(xp.all(xp.isfinite(mean))):
+        return init_to_median(site)
+    sample_shape = tuple(site.kwargs.get("sample_shape", ()))
+    return xp.broadcast_to(mean, sample_shape + tuple(site.fn.shape()))
+
+
+__all__ += ["init_to_mean"]

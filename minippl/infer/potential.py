@@ -124,6 +124,7 @@ def unconstrained_substitute_fn(params: Mapping[str, Any]) -> Callable[[Message]
         u = params[site.name]
         if site.type != "sample":
             return u
+        u = _at_scan_step(site, u)
         support = site.fn.support
         if _is_real(support):
             return u
@@ -135,6 +136,17 @@ def unconstrained_substitute_fn(params: Mapping[str, Any]) -> Callable[[Message]
         return value
 
     return substitute_fn
+
+
+def _at_scan_step(site: Message, u: Any) -> Any:
+    """Inside ``scan`` a site is one step but ``params`` hold its whole series, time first:
+    take the step's slice before transforming, so each step's log-Jacobian counts once."""
+    step = site.infer.get("_scan_current_index")
+    if step is None:
+        return u
+    sample_shape = tuple(site.kwargs.get("sample_shape", ()))
+    step_ndim = len(bijection_of(site).inverse_shape(site.fn.shape(sample_shape)))
+    return u[step] if len(shape_of(u)) > step_ndim else u
 
 
 class _log_joint(Messenger):
