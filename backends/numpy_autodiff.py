@@ -319,23 +319,22 @@ def xlog1py(x: Any, y: Any) -> Any:
     return sps.xlog1py(x, y)
 
 
-def _zero_where_x_zero(x: Any, ratio: Any) -> Any:
-    # d/dy of x*log(y) is x/y, taken as 0 where x is 0 (as the function is 0 there).
+def _ratio_or_zero(x: Any, y: Any) -> Any:
+    """``x / y``, and 0 where ``x`` is 0: d/dy of ``x * log(y)`` is ``x / y``, taken as 0
+    where ``x`` is 0 (the function is 0 there for every ``y``, 0 included)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(np.asarray(x) == 0, 0.0, ratio)
+        return np.where(np.asarray(x) == 0, 0.0, np.asarray(x) / y)
 
 
 defvjp(
     xlogy,
     lambda ans, x, y: lambda g: _unbroadcast(sps.xlogy(g, y), np.shape(x)),
-    lambda ans, x, y: lambda g: _unbroadcast(g * _zero_where_x_zero(x, x / y), np.shape(y)),
+    lambda ans, x, y: lambda g: _unbroadcast(g * _ratio_or_zero(x, y), np.shape(y)),
 )
 defvjp(
     xlog1py,
     lambda ans, x, y: lambda g: _unbroadcast(sps.xlog1py(g, y), np.shape(x)),
-    lambda ans, x, y: lambda g: _unbroadcast(
-        g * _zero_where_x_zero(x, x / (1.0 + y)), np.shape(y)
-    ),
+    lambda ans, x, y: lambda g: _unbroadcast(g * _ratio_or_zero(x, 1.0 + y), np.shape(y)),
 )
 
 
@@ -389,6 +388,7 @@ linalg = _namespace("minippl NumPy-backend linalg", vars(anp.linalg), {"cholesky
 
 xp = _namespace(
     "minippl NumPy-backend xp (autograd.numpy)",
+    vars(np),  # what autograd leaves out (``s_``, ``index_exp``, ``mgrid``, ...) is NumPy's
     vars(anp),
     {
         "linalg": linalg,
