@@ -160,17 +160,17 @@ def test_reference_posterior_on_jax(jax_backend: Backend, name: str, model: Any)
 
 # -- NumPy: the same models, and the same answers as JAX ----------------------------------------
 #
-# The NumPy backend fits each case with 4 chains, as JAX does, but of 200 + 200 iterations
+# The NumPy backend fits each case with 4 chains, as JAX does, but of 150 + 150 iterations
 # instead of 1000 + 1000: eager NUTS in Python costs a few milliseconds a leapfrog step, and
 # the full size would take several minutes per model on a CI machine's two cores
 # (benchmarks/README.md, "The NumPy backend"). It is held to the reference checks, with the sds
-# to max(10%, three standard errors of the sd estimate), since 800 draws do not pin down a
+# to max(10%, three standard errors of the sd estimate), since 600 draws do not pin down a
 # heavy-tailed sd (eight schools' tau) to 10%/3 of it; and it is compared with JAX's fit
 # of the same model: for every parameter the two means differ by less than 4 combined Monte
 # Carlo standard errors (``sd / sqrt(ESS)`` of each), and the two sds by less than 4 combined
 # standard errors of an sd estimate.
 
-NUMPY_SIZES = {"num_warmup": 200, "num_samples": 200, "num_chains": 4}
+NUMPY_SIZES = {"num_warmup": 150, "num_samples": 150, "num_chains": 4}
 
 
 def sd_tolerance(x: np.ndarray) -> float:
