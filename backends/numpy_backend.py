@@ -10,11 +10,11 @@ Keys
     The numbers differ from JAX's, by design: only the contract (same key, same draw) holds.
 
 Gradients
-    Fourth-order central finite differences in float64,
-    ``f'(x) ~ (f(x-2h) - 8f(x-h) + 8f(x+h) - f(x+2h)) / 12h`` with ``h = 1e-3 * max(1, |x|)``:
-    truncation error of order ``h**4`` and rounding error of order ``1e-16 |f| / h``, so about
-    1e-9 relative on smooth potentials. Each gradient costs ``4 * dim`` evaluations, which is
-    fine for the small models this backend is meant for.
+    Exact, reverse mode, by autograd (``backends/numpy_autodiff.py`` says why autograd, and
+    lists the few functions without a gradient and what happens there). ``xp`` is
+    ``autograd.numpy`` and ``special`` ``autograd.scipy.special``, each completed there: the
+    same NumPy and SciPy functions, which also record what they do to an array being
+    differentiated. A gradient costs a few evaluations' time whatever the dimension.
 
 Program transformations
     ``jit`` is the identity, ``vmap`` a Python loop, ``cond``/``while_loop``/``fori_loop``/
@@ -28,10 +28,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import scipy.linalg as spl
-import scipy.special as sps
 
-from backends import pytree
+from backends import numpy_autodiff, pytree
 from backends.plain_compiler import PlainCompiler
 from backends.protocol import Array, Compiler, Key, PyTree, Shape
 
@@ -126,8 +124,8 @@ class NumpyBackend:
     """:class:`backends.protocol.Backend` on NumPy and SciPy."""
 
     name = "numpy"
-    xp: Any = np
-    special: Any = sps
+    xp: Any = numpy_autodiff.xp
+    special: Any = numpy_autodiff.special
 
     def __init__(self) -> None:
         self._compiler = PlainCompiler(self)
@@ -143,15 +141,13 @@ class NumpyBackend:
         return True
 
     def to_numpy(self, x: Array) -> Any:
-        return np.asarray(x)
+        return np.asarray(numpy_autodiff.getval(x))
 
     def index_update(self, x: Array, index: Any, value: Array) -> Array:
-        out = np.array(x, copy=True)
-        out[index] = value
-        return out
+        return numpy_autodiff.index_update(x, index, value)
 
     def stop_gradient(self, x: Array) -> Array:
-        return x
+        return numpy_autodiff.getval(x)
 
     def enable_x64(self, use_x64: bool = True) -> None:
         """NumPy computes in float64 always; nothing to switch."""
@@ -168,10 +164,10 @@ class NumpyBackend:
 
     # -- linear algebra -----------------------------------------------------------------
     def cholesky(self, a: Array) -> Array:
-        return np.linalg.cholesky(a)
+        return numpy_autodiff.cholesky(a)
 
     def solve_triangular(self, a: Array, b: Array, lower: bool) -> Array:
-        return spl.solve_triangular(a, b, lower=lower)
+        return numpy_autodiff.solve_triangular(a, b, lower=lower)
 
     # -- keys ---------------------------------------------------------------------------
     def key(self, seed: int) -> Key:
@@ -272,31 +268,7 @@ class NumpyBackend:
     def value_and_grad(
         self, fn: Callable[..., Any], argnums: int = 0, has_aux: bool = False
     ) -> Callable[..., Any]:
-        def wrapped(*args: Any, **kwargs: Any) -> Any:
-            flat, unravel = self.ravel_pytree(args[argnums])
-            flat = np.asarray(flat, dtype=np.float64)
-
-            def at(x: Array) -> Any:
-                new_args = list(args)
-                new_args[argnums] = unravel(x)
-                return fn(*new_args, **kwargs)
-
-            out = at(flat)
-            value = out[0] if has_aux else out
-            grad = np.empty_like(flat)
-            for i in range(flat.size):
-                h = 1e-3 * max(1.0, abs(float(flat[i])))
-                f = []
-                for step in (-2.0, -1.0, 1.0, 2.0):
-                    x = flat.copy()
-                    x[i] += step * h
-                    y = at(x)
-                    f.append(float(y[0] if has_aux else y))
-                grad[i] = (f[0] - 8.0 * f[1] + 8.0 * f[2] - f[3]) / (12.0 * h)
-            g = unravel(grad)
-            return ((value, out[1]), g) if has_aux else (value, g)
-
-        return wrapped
+        return numpy_autodiff.value_and_grad(fn, argnums, has_aux)
 
     def grad(self, fn: Callable[..., Any], argnums: int = 0) -> Callable[..., Any]:
         vg = self.value_and_grad(fn, argnums)
@@ -423,25 +395,4 @@ class NumpyBackend:
         return pytree.tree_unflatten(treedef, leaves)
 
     def ravel_pytree(self, tree: PyTree) -> tuple[Array, Callable[[Array], PyTree]]:
-        leaves, treedef = pytree.tree_flatten(tree)
-        arrays = [np.asarray(leaf) for leaf in leaves]
-        shapes = [a.shape for a in arrays]
-        dtypes = [a.dtype for a in arrays]
-        sizes = [a.size for a in arrays]
-        flat = (
-            np.concatenate([a.ravel().astype(np.float64) for a in arrays])
-            if arrays
-            else np.zeros(0)
-        )
-
-        def unravel(vec: Array) -> PyTree:
-            vec = np.asarray(vec)
-            parts, start = [], 0
-            for shape, dtype, size in zip(shapes, dtypes, sizes, strict=True):
-                chunk = vec[start : start + size].reshape(shape)
-                # Keep float64 perturbations of float leaves; cast back only non-floats.
-                parts.append(chunk if np.issubdtype(dtype, np.floating) else chunk.astype(dtype))
-                start += size
-            return pytree.tree_unflatten(treedef, parts)
-
-        return flat, unravel
+        return numpy_autodiff.ravel_values(tree)

@@ -74,7 +74,27 @@ def tree_unflatten(treedef: TreeDef, leaves: Sequence[Any]) -> Any:
 
 
 def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
-    """Apply ``fn`` leaf-wise over trees of the same structure."""
-    leaves, treedef = tree_flatten(tree)
-    others = [tree_flatten(r)[0] for r in rest]
-    return tree_unflatten(treedef, [fn(*xs) for xs in zip(leaves, *others, strict=True)])
+    """Apply ``fn`` leaf-wise over trees of the same structure (leaves in the order of
+    :func:`tree_flatten`).
+
+    It walks the trees directly instead of flattening and rebuilding them: the samplers map
+    over their states several times per leapfrog step, and on NumPy building the
+    :class:`TreeDef` records cost as much as the arithmetic on the leaves.
+    """
+
+    def walk(node: Any, *others: Any) -> Any:
+        if node is None:
+            return None
+        if isinstance(node, dict):
+            keys = sorted(node)
+            if any(len(o) != len(keys) for o in others):
+                raise ValueError("tree_map: dicts with different keys")
+            return type(node)((k, walk(node[k], *(o[k] for o in others))) for k in keys)
+        if isinstance(node, (list, tuple)):
+            children = [walk(*items) for items in zip(node, *others, strict=True)]
+            if _is_namedtuple(node):
+                return type(node)(*children)
+            return children if isinstance(node, list) else tuple(children)
+        return fn(node, *others)
+
+    return walk(tree, *rest)

@@ -194,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             n = suite.NUMPY_CONFIG
             notes.append(
                 f"minippl-numpy runs at most {n.chains} chains x ({n.warmup} + {n.samples}), "
-                "once: its gradients are finite differences in Python."
+                "once: it runs NUTS eagerly in Python."
             )
     if "fresh" not in args.skip and args.fresh_models:
         log(" fresh processes")

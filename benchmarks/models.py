@@ -59,8 +59,8 @@ class ModelSpec:
     target_accept: float = 0.8
     dense_mass: bool = False
     numpy_ok: bool = False
-    """Whether the NumPy backend runs it: its gradients are finite differences in Python, so
-    only the models with few parameters *and* few rows."""
+    """Whether the NumPy backend runs it: it runs NUTS eagerly in Python (gradients by
+    autograd), so only the models with few parameters *and* few rows."""
 
 
 # --------------------------------------------------------------------------- eight schools

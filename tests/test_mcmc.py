@@ -350,17 +350,15 @@ def test_a_first_run_compiles_its_chain_program_ahead(
 
 
 def test_progress_bar_shows_phases_and_never_changes_results(
-    jax_backend: Backend, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    backend: Backend, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import jax
-
-    y = data(jax_backend)
+    y = data(backend)
     results = {}
     for shown in (False, True):
         monkeypatch.setattr(mcmc_module, "stderr_is_terminal", lambda: True)
         mcmc = quiet_mcmc(RWM(normal_model), num_warmup=50, num_samples=50, num_chains=2,
                           chain_method="vectorized", progress_bar=shown)  # fmt: skip
-        mcmc.run(jax.random.key(0), y)
+        mcmc.run(backend.key(0), y)
         results[shown] = np.asarray(mcmc.get_samples()["mu"])
     err = capsys.readouterr().err
     assert "sample chain 1" in err and "step size" in err and "divergences 0" in err

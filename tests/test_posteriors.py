@@ -4,8 +4,9 @@ For every parameter: the mean within 4 Monte Carlo standard errors of the refere
 (``sd * sqrt(1/10000 + 1/ESS)``: the reference's own error plus ours, as
 ``../shared/refposteriors/README.md`` suggests), and the sd within 10%; no divergences on
 the non-centred models. On JAX at the reference's size (4 chains of 1000 + 1000); on the
-NumPy backend (finite-difference gradients, eager) for eight schools and the linear
-regression, one chain each at the size its speed allows (see the NumPy section).
+NumPy backend with 4 shorter chains, whose means and sds must also agree with JAX's fit
+within their Monte Carlo errors (see the NumPy section); the NumPy backend's draws repeat
+bit for bit from one process to the next.
 
 The data and references are read from ``../shared/refposteriors`` (or
 ``$MINIPPL_SHARED_DIR/refposteriors``); nothing is copied into the repository.
@@ -136,6 +137,9 @@ def fit(model: Callable[..., Any], data: dict[str, Any], seed: int, **sizes: Any
 
 # -- JAX at the reference's size ----------------------------------------------------------------
 
+_JAX_FITS: dict[str, dict[str, Any]] = {}
+"""JAX's draws of each case (chains, draws), kept from the JAX test for the NumPy one."""
+
 CASES = [
     ("eight_schools-eight_schools_noncentered", eight_schools_noncentered),
     ("sblrc-blr", blr),
@@ -149,49 +153,113 @@ def test_reference_posterior_on_jax(jax_backend: Backend, name: str, model: Any)
     mcmc = fit(model, data, seed=0)
     diverging = int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum())
     assert diverging == 0
-    compare(mcmc.get_samples(group_by_chain=True), reference)
+    samples = mcmc.get_samples(group_by_chain=True)
+    _JAX_FITS[name] = {k: np.asarray(v) for k, v in samples.items()}
+    compare(samples, reference)
 
 
-# -- NumPy: eager, finite-difference gradients, so one shorter chain -------------------------
+# -- NumPy: the same models, and the same answers as JAX ----------------------------------------
 #
-# A NumPy gradient costs 4 * dim + 1 model runs, so each model gets one chain of about a
-# minute. The means are held to 4 MCSE as on JAX. The sds are held to 10%, or, where the run
-# is too short for that to mean anything (the sd of a heavy-tailed marginal such as eight
-# schools' tau, estimated from a few hundred draws, is itself uncertain by more than 10%/3),
-# to three standard errors of the sd estimate, computed from the draws.
+# The NumPy backend fits each case with 4 chains, as JAX does, but of 150 + 150 iterations
+# instead of 1000 + 1000: eager NUTS in Python costs a few milliseconds a leapfrog step, and
+# the full size would take several minutes per model on a CI machine's two cores
+# (benchmarks/README.md, "The NumPy backend"). It is held to the reference checks, with the sds
+# to max(10%, three standard errors of the sd estimate), since 600 draws do not pin down a
+# heavy-tailed sd (eight schools' tau) to 10%/3 of it; and it is compared with JAX's fit
+# of the same model: for every parameter the two means differ by less than 4 combined Monte
+# Carlo standard errors (``sd / sqrt(ESS)`` of each), and the two sds by less than 4 combined
+# standard errors of an sd estimate.
+
+NUMPY_SIZES = {"num_warmup": 150, "num_samples": 150, "num_chains": 4}
 
 
 def sd_tolerance(x: np.ndarray) -> float:
     """max(10%, 3 relative standard errors of the sd estimate) for draws (chains, n)."""
+    return max(0.10, 3 * sd_standard_error(x) / x.std(ddof=1))
+
+
+def sd_standard_error(x: np.ndarray) -> float:
+    """The standard error of the sd estimated from draws ``x`` (chains, draws)."""
     centred = (x - x.mean()) ** 2
     ess = float(effective_sample_size(centred))
     relative_se_of_variance = centred.std(ddof=1) / (centred.mean() * np.sqrt(ess))
-    return max(0.10, 3 * relative_se_of_variance / 2)
+    return float(x.std(ddof=1) * relative_se_of_variance / 2)
 
 
-NUMPY_CASES = [
-    # name, model, warmup, draws, target acceptance (0.8 here: fewer leapfrog steps)
-    ("eight_schools-eight_schools_noncentered", eight_schools_noncentered, 150, 800, 0.8),
-    ("sblrc-blr", blr, 150, 500, 0.8),
-]
+def compare_fits(a: dict[str, Any], b: dict[str, Any], names: list[str]) -> None:
+    """Means and sds of two fits agree within 4 combined Monte Carlo errors."""
+    problems = []
+    for name in names:
+        x, y = draws_of(a, name), draws_of(b, name)
+        mcse = [z.std(ddof=1) / np.sqrt(float(effective_sample_size(z))) for z in (x, y)]
+        bound = 4 * np.hypot(*mcse)
+        if abs(x.mean() - y.mean()) > bound:
+            problems.append(f"{name}: means {x.mean():.4g} vs {y.mean():.4g} (4 MCSE {bound:.3g})")
+        sd_bound = 4 * np.hypot(sd_standard_error(x), sd_standard_error(y))
+        if abs(x.std(ddof=1) - y.std(ddof=1)) > sd_bound:
+            problems.append(
+                f"{name}: sds {x.std(ddof=1):.4g} vs {y.std(ddof=1):.4g} (4 SE {sd_bound:.3g})"
+            )
+    assert not problems, "; ".join(problems)
 
 
-@pytest.mark.parametrize(
-    "name,model,warmup,draws,target", NUMPY_CASES, ids=[c[0].split("-")[1] for c in NUMPY_CASES]
-)
-def test_reference_posterior_on_numpy(
-    name: str, model: Any, warmup: int, draws: int, target: float
-) -> None:
+def jax_fit(name: str, model: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """JAX's draws for a case: those of the JAX test if it ran, else a fit made here."""
+    if name not in _JAX_FITS:
+        previous = minippl.backend.current().name
+        minippl.set_backend("jax")
+        try:
+            samples = fit(model, data, seed=0).get_samples(group_by_chain=True)
+            _JAX_FITS[name] = {k: np.asarray(v) for k, v in samples.items()}
+        finally:
+            minippl.set_backend(previous)
+    return _JAX_FITS[name]
+
+
+@pytest.mark.parametrize("name,model", CASES, ids=[c[0].split("-")[1] for c in CASES])
+def test_reference_posterior_on_numpy_agrees_with_jax(name: str, model: Any) -> None:
     data, reference = load(name)
     previous = minippl.backend.current().name
     minippl.set_backend("numpy")
     try:
-        mcmc = MCMC(NUTS(model, target_accept_prob=target), num_warmup=warmup,
-                    num_samples=draws, progress_bar=False)  # fmt: skip
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            mcmc.run(minippl.backend.current().key(1), **arrays(data))
+        mcmc = fit(model, data, seed=0, **NUMPY_SIZES)
     finally:
         minippl.set_backend(previous)
     assert int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum()) == 0
-    compare(mcmc.get_samples(group_by_chain=True), reference, sd_tolerance=sd_tolerance)
+    samples = mcmc.get_samples(group_by_chain=True)
+    compare(samples, reference, sd_tolerance=sd_tolerance)
+    compare_fits(samples, jax_fit(name, model, data), sorted(reference))
+
+
+_REPEAT_SCRIPT = """
+import hashlib, sys
+import numpy as np
+import minippl
+sys.path.insert(0, {tests!r})
+import test_posteriors as tp
+minippl.set_backend("numpy")
+data, _ = tp.load("sblrc-blr")
+mcmc = tp.fit(tp.blr, data, seed=5, num_warmup=20, num_samples=20, num_chains=2)
+h = hashlib.sha256()
+for name, value in sorted(mcmc.get_samples(group_by_chain=True).items()):
+    h.update(name.encode() + np.ascontiguousarray(np.asarray(value)).tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_numpy_draws_are_the_same_from_one_process_to_the_next() -> None:
+    """A fixed seed gives the NumPy backend's draws bit for bit in fresh processes (with
+    Python's hash seed differing between them, as it does by default)."""
+    import subprocess
+    import sys
+
+    tests = str(Path(__file__).resolve().parent)
+    script = _REPEAT_SCRIPT.format(tests=tests)
+    root = Path(__file__).resolve().parents[1]
+    digests = []
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "MINIPPL_BACKEND": "numpy"}
+        out = subprocess.run([sys.executable, "-c", script], cwd=root, env=env,
+                             capture_output=True, text=True, check=True)  # fmt: skip
+        digests.append(out.stdout.strip().splitlines()[-1])
+    assert digests[0] == digests[1] and len(digests[0]) == 64

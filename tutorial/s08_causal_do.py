@@ -168,7 +168,9 @@ graph = numpyro.render_model(
 save_graph(graph, "s08_email_model")
 
 # %% [markdown]
-# Fit it with NUTS, at the guide's sizes (four chains of 1000 warmup and 1000 kept draws):
+# Fit it with NUTS, at the guide's sizes (four chains of 1000 warmup and 1000 kept draws).
+# In a terminal a progress bar per chain shows the time left (the longest run of the
+# tutorial, on the NumPy backend above all); in a log or a notebook's captured output, none.
 
 # %%
 # Fit the model with MCMC
@@ -179,7 +181,6 @@ mcmc = MCMC(
     num_warmup=num_warmup,
     num_samples=num_samples,
     num_chains=num_chains,
-    progress_bar=False,
 )
 mcmc.run(backend.key(0), credit_limit, risk_score, email=email, payments=payments)
 mcmc.print_summary()
