@@ -1,7 +1,8 @@
-"""Inference: MCMC with HMC and NUTS, predictive distributions, and the model utilities
-they are built from (``from minippl.infer import MCMC, NUTS, Predictive``)."""
+"""Inference: MCMC with HMC and NUTS, SVI with ELBOs, predictive distributions, and the
+model utilities they are built from (``from minippl.infer import MCMC, NUTS, Predictive``)."""
 
 from minippl.infer.compile_cache import enable_compile_cache
+from minippl.infer.elbo import ELBO, Trace_ELBO, TraceMeanField_ELBO
 from minippl.infer.hmc.kernels import HMC, NUTS, HMCState
 from minippl.infer.initialization import (
     init_to_feasible,
@@ -12,6 +13,7 @@ from minippl.infer.initialization import (
 )
 from minippl.infer.mcmc import MCMC, MCMCWarning
 from minippl.infer.predictive import Predictive
+from minippl.infer.svi import SVI, SVIRunResult, SVIState
 from minippl.infer.util import (
     constrain_fn,
     initialize_model,
@@ -25,12 +27,18 @@ from minippl.infer.util import (
 enable_compile_cache()
 
 __all__ = [
+    "ELBO",
     "HMC",
     "MCMC",
     "NUTS",
     "HMCState",
     "MCMCWarning",
+    "SVI",
     "Predictive",
+    "SVIRunResult",
+    "SVIState",
+    "TraceMeanField_ELBO",
+    "Trace_ELBO",
     "constrain_fn",
     "init_to_feasible",
     "init_to_median",
