@@ -59,15 +59,16 @@ class SVIRunResult(NamedTuple):
 class NonFiniteLossError(FloatingPointError):
     """The loss (or the updated params) stopped being finite during :meth:`SVI.run`.
 
-    ``step`` is the 1-based step that failed; ``result`` holds the params and state of the
-    step before it, and the losses up to it, so nothing fitted is lost.
+    ``step`` is the 1-based step that failed; ``result`` holds the params and state at
+    which the last finite loss was computed, and the losses up to that one, so nothing
+    fitted is lost.
     """
 
     def __init__(self, step: int, loss: float, result: SVIRunResult) -> None:
         super().__init__(
             f"SVI.run: the loss at step {step} is {loss} (or that step made a param "
             "non-finite); stopped there. The error's .result keeps the params and state of "
-            f"step {step - 1}. Lower the step size, check the model's supports, or pass "
+            "the last finite loss. Lower the step size, check the model's supports, or pass "
             "stable_update=True to skip such steps."
         )
         self.step = step
@@ -128,7 +129,9 @@ class SVI:
         model_trace = trace(model_run).get_trace(*args, **all_kwargs)
         params, self.transforms = _unconstrained_params(model_trace, guide_trace)
         _warn_discrete_latents(model_trace, self.loss)
-        params = backend.tree_map(backend.xp.asarray, params)
+        # Strongly typed arrays (a Python float's array is "weak" on JAX): the state that
+        # init returns and the one a step returns then compile to the same program.
+        params = backend.tree_map(lambda x: backend.xp.asarray(x, dtype=x.dtype), params)
         return SVIState(self.optim.init(params), None, keys[0])
 
     def get_params(self, svi_state: SVIState) -> dict[str, Any]:
@@ -201,9 +204,11 @@ class SVI:
             else:
                 program = current().jit(self._step_fn(stable, statics))
             self._programs[key] = program
-        return lambda state, args, kwargs, *rest: program(
-            state, _dynamic_parts(args, kwargs), *rest
-        )
+        if chunk:
+            return lambda prev, state, args, kwargs, n: program(
+                prev, state, _dynamic_parts(args, kwargs), n
+            )
+        return lambda state, args, kwargs: program(state, _dynamic_parts(args, kwargs))
 
     def _step_fn(self, stable: bool, statics: Any) -> Callable[..., Any]:
         def step(state: SVIState, dynamic: Any) -> tuple[SVIState, Any]:
@@ -213,30 +218,33 @@ class SVI:
         return step
 
     def _chunk_fn(self, size: int, stable: bool, statics: Any) -> Callable[..., Any]:
-        """Up to ``size`` steps in one program: ``fori_loop`` over the first ``n`` of them
-        (``n`` is an argument, so the last, shorter chunk reuses the program). From the first
-        step whose loss or new params are not finite (its index is returned, else -1), the
-        state stays where it was before that step."""
+        """Up to ``size`` steps in one program, the first ``n`` of them (``n`` is an
+        argument, so a shorter last chunk reuses the program). It stops at the first step
+        whose loss or new params are not finite, and returns that step's index (else -1)
+        with the states before it: ``prev`` (where the step before started) and ``cur``."""
         backend = current()
         xp = backend.xp
 
-        def chunk(state: SVIState, dynamic: Any, n: Any) -> tuple[SVIState, Any, Any]:
+        def chunk(prev: SVIState, state: SVIState, dynamic: Any, n: Any) -> Any:
             args, kwargs = _join(statics, dynamic)
-            losses = xp.full((size,), xp.nan, dtype=backend.float_dtype())
 
-            def body(i: Any, carry: tuple[SVIState, Any, Any]) -> tuple[SVIState, Any, Any]:
-                old, losses, failed_at = carry
+            def going(carry: Any) -> Any:
+                i, _, _, _, failed_at = carry
+                return (i < n) & (failed_at < 0)
+
+            def body(carry: Any) -> Any:
+                i, prev, old, losses, failed_at = carry
                 new, loss = self._step(old, args, kwargs, stable)
-                new_params = self.optim.get_params(new.optim_state)
-                ok = (xp.isfinite(loss) | stable) & xp.all(
-                    xp.isfinite(backend.ravel_pytree(new_params)[0])
-                )
-                failed_at = xp.where((failed_at < 0) & ~ok, i, failed_at)
-                kept = backend.cond(failed_at >= 0, lambda: old, lambda: new)
-                return kept, backend.index_update(losses, i, loss), failed_at
+                new_params = backend.ravel_pytree(self.optim.get_params(new.optim_state))[0]
+                ok = (xp.isfinite(loss) | stable) & xp.all(xp.isfinite(new_params))
+                failed_at = xp.where(ok, failed_at, i)
+                prev, cur = backend.cond(ok, lambda: (old, new), lambda: (prev, old))
+                return i + 1, prev, cur, backend.index_update(losses, i, loss), failed_at
 
-            start = (state, losses, xp.asarray(-1, dtype="int32"))
-            return backend.fori_loop(0, n, body, start)  # type: ignore[no-any-return]
+            losses = xp.full((size,), xp.nan, dtype=backend.float_dtype())
+            start = (xp.asarray(0, dtype="int32"), prev, state, losses, xp.asarray(-1, "int32"))
+            _, prev, cur, losses, failed_at = backend.while_loop(going, body, start)
+            return prev, cur, losses, failed_at
 
         return chunk
 
@@ -271,16 +279,17 @@ class SVI:
         losses: list[Any] = []
         bar = _progress(num_steps, progress_bar)
         done = 0
+        prev = state
         while done < num_steps:
             n = min(size, num_steps - done)
-            new_state, chunk_losses, failed_at = program(state, args, kwargs, n)
+            prev, new_state, chunk_losses, failed_at = program(prev, state, args, kwargs, n)
             chunk_losses = np.asarray(current().to_numpy(chunk_losses))[:n]
             bad = int(failed_at)
             if bad >= 0:
-                losses.extend(chunk_losses[:bad])
-                result = SVIRunResult(self.get_params(new_state), new_state, np.asarray(losses))
                 bar.close()
-                raise NonFiniteLossError(done + bad + 1, float(chunk_losses[bad]), result)
+                raise self._stopped(
+                    done + bad, prev, new_state, [*losses, *chunk_losses[: bad + 1]]
+                )
             state = new_state
             losses.extend(chunk_losses)
             done += n
@@ -291,6 +300,19 @@ class SVI:
         bar.close()
         stacked = current().xp.asarray(np.asarray(losses))
         return SVIRunResult(self.get_params(state), state, stacked)
+
+    def _stopped(
+        self, index: int, prev: SVIState, cur: SVIState, losses: list[Any]
+    ) -> NonFiniteLossError:
+        """The error for a run stopped at step ``index`` (0-based), holding the state at which
+        the last finite loss was computed: ``prev`` when the loss itself is not finite,
+        ``cur`` when the loss was finite but the update made a param non-finite."""
+        if np.isfinite(losses[-1]):
+            kept, finite = cur, losses
+        else:
+            kept, finite = prev, losses[:-1]
+        result = SVIRunResult(self.get_params(kept), kept, np.asarray(finite))
+        return NonFiniteLossError(index + 1, float(losses[-1]), result)
 
 
 # -- helpers --------------------------------------------------------------------------------------
