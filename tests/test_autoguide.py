@@ -144,3 +144,21 @@ def test_predictive_with_a_guide(backend: Backend) -> None:
         schools, guide=guide, params=result.params, num_samples=7, return_sites=["tau"]
     )(as_key(1), 8, xp.asarray(SIGMA))
     assert list(chosen) == ["tau"] and chosen["tau"].shape == (7,)
+
+
+@pytest.mark.slow
+def test_multivariate_normal_recovers_a_100d_covariance(jax_backend: Backend) -> None:
+    """JAX only: 5,150 params, which the NumPy backend's finite differences cannot afford."""
+    from benchmarks.models import correlated_gaussian, gaussian_data
+
+    data = gaussian_data()
+    covariance = np.linalg.inv(data.args[0] + np.eye(100))
+    model = correlated_gaussian(numpyro, dist)
+    guide = AutoMultivariateNormal(model)
+    steps = 4000
+    schedule = Adam(lambda i: 0.02 * 0.02 ** (i / steps))
+    svi = SVI(model, guide, schedule, Trace_ELBO(num_particles=32))
+    result = svi.run(0, steps, jax_backend.xp.asarray(data.args[0]), progress_bar=False)
+    tril = np.asarray(result.params["auto_scale_tril"], dtype=float)
+    error = np.linalg.norm(tril @ tril.T - covariance) / np.linalg.norm(covariance)
+    assert error < 0.05
