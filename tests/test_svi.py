@@ -276,3 +276,55 @@ def test_non_finite_loss_names_the_step_and_keeps_the_last_finite_state(backend:
     assert float(err.result.params["loc"]) < 0.5
     # The state kept is the one the last finite loss was computed at: it evaluates to it.
     assert float(svi.evaluate(err.result.state)) == pytest.approx(err.result.losses[-1])
+
+
+def test_stable_update_skips_non_finite_steps(backend: Backend) -> None:
+    def model() -> None:
+        numpyro.sample("z", dist.Normal(5.0, 0.1))
+
+    svi = SVI(model, _wall_guide, Adam(0.1), Trace_ELBO())
+    with np.errstate(invalid="ignore"):
+        result = svi.run(0, 30, progress_bar=False, stable_update=True)
+    losses = np.asarray(result.losses)
+    first = int(np.flatnonzero(np.isnan(losses))[0])
+    # Every step from there is skipped (the state does not move, so its loss stays NaN),
+    # and nothing is raised: NumPyro's stable_update.
+    assert first > 0 and np.all(np.isnan(losses[first:]))
+    assert np.isfinite(float(result.params["loc"]))
+
+
+def test_particles_vectorized_or_not_agree(backend: Backend) -> None:
+    x = backend.xp.asarray(DATA)
+    at = {"loc": 1.0, "scale": 0.5}
+    values = [
+        float(Trace_ELBO(num_particles=3, vectorize_particles=v).loss(
+            as_key(4), at, normal_model, normal_guide, x
+        ))
+        for v in (True, False)
+    ]  # fmt: skip
+    assert values[0] == pytest.approx(values[1], rel=1e-6)
+
+
+def test_subsample_scale_applies_to_model_and_guide(backend: Backend) -> None:
+    # The guide equals the prior at every local site: if both terms are scaled by
+    # size / subsample_size they cancel exactly; scaling only the model's would not.
+    def model() -> None:
+        with numpyro.plate("n", 20, subsample_size=5):
+            numpyro.sample("z", dist.Normal(0.0, 1.0))
+
+    def guide() -> None:
+        with numpyro.plate("n", 20, subsample_size=5):
+            numpyro.sample("z", dist.Normal(0.0, 1.0))
+
+    assert float(Trace_ELBO().loss(as_key(0), {}, model, guide)) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_discrete_latent_sites_warn(backend: Backend) -> None:
+    def model() -> None:
+        numpyro.sample("k", dist.Bernoulli(probs=0.3))
+
+    def guide() -> None:
+        numpyro.sample("k", dist.Bernoulli(probs=numpyro.param("p", 0.5)))
+
+    with pytest.warns(UserWarning, match="site 'k' is a discrete latent variable"):
+        SVI(model, guide, Adam(0.01), Trace_ELBO()).init(0)
