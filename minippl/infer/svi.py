@@ -205,8 +205,8 @@ class SVI:
                 program = current().jit(self._step_fn(stable, statics))
             self._programs[key] = program
         if chunk:
-            return lambda prev, state, args, kwargs, n: program(
-                prev, state, _dynamic_parts(args, kwargs), n
+            return lambda before, state, args, kwargs, n: program(
+                before, state, _dynamic_parts(args, kwargs), n
             )
         return lambda state, args, kwargs: program(state, _dynamic_parts(args, kwargs))
 
@@ -220,31 +220,41 @@ class SVI:
     def _chunk_fn(self, size: int, stable: bool, statics: Any) -> Callable[..., Any]:
         """Up to ``size`` steps in one program, the first ``n`` of them (``n`` is an
         argument, so a shorter last chunk reuses the program). It stops at the first step
-        whose loss or new params are not finite, and returns that step's index (else -1)
-        with the states before it: ``prev`` (where the step before started) and ``cur``."""
+        whose loss or new params are not finite and returns that step's index (else -1),
+        with the last three states: the one before the failing step started, the one it
+        started from, and the one it made (the last is the result when none failed). They
+        rotate through the loop rather than being chosen by a conditional on every step."""
         backend = current()
         xp = backend.xp
 
-        def chunk(prev: SVIState, state: SVIState, dynamic: Any, n: Any) -> Any:
+        def chunk(before: SVIState, state: SVIState, dynamic: Any, n: Any) -> Any:
             args, kwargs = _join(statics, dynamic)
 
             def going(carry: Any) -> Any:
-                i, _, _, _, failed_at = carry
+                i, _, _, losses, failed_at = carry
                 return (i < n) & (failed_at < 0)
 
             def body(carry: Any) -> Any:
-                i, prev, old, losses, failed_at = carry
+                i, _, (before, old), losses, failed_at = carry
                 new, loss = self._step(old, args, kwargs, stable)
                 new_params = backend.ravel_pytree(self.optim.get_params(new.optim_state))[0]
                 ok = (xp.isfinite(loss) | stable) & xp.all(xp.isfinite(new_params))
                 failed_at = xp.where(ok, failed_at, i)
-                prev, cur = backend.cond(ok, lambda: (old, new), lambda: (prev, old))
-                return i + 1, prev, cur, backend.index_update(losses, i, loss), failed_at
+                losses = backend.index_update(losses, i, loss)
+                return i + 1, before, (old, new), losses, failed_at
 
             losses = xp.full((size,), xp.nan, dtype=backend.float_dtype())
-            start = (xp.asarray(0, dtype="int32"), prev, state, losses, xp.asarray(-1, "int32"))
-            _, prev, cur, losses, failed_at = backend.while_loop(going, body, start)
-            return prev, cur, losses, failed_at
+            start = (
+                xp.asarray(0, "int32"),
+                before,
+                (before, state),
+                losses,
+                xp.asarray(-1, "int32"),
+            )
+            _, earliest, (previous, last), losses, failed_at = backend.while_loop(
+                going, body, start
+            )
+            return earliest, previous, last, losses, failed_at
 
         return chunk
 
@@ -279,18 +289,19 @@ class SVI:
         losses: list[Any] = []
         bar = _progress(num_steps, progress_bar)
         done = 0
-        prev = state
+        before = state  # one step back: where the last loss was computed
         while done < num_steps:
             n = min(size, num_steps - done)
-            prev, new_state, chunk_losses, failed_at = program(prev, state, args, kwargs, n)
+            earliest, previous, last, chunk_losses, failed_at = program(
+                before, state, args, kwargs, n
+            )
             chunk_losses = np.asarray(current().to_numpy(chunk_losses))[:n]
             bad = int(failed_at)
             if bad >= 0:
                 bar.close()
-                raise self._stopped(
-                    done + bad, prev, new_state, [*losses, *chunk_losses[: bad + 1]]
-                )
-            state = new_state
+                found = [*losses, *chunk_losses[: bad + 1]]
+                raise self._stopped(done + bad, earliest, previous, found)
+            before, state = previous, last
             losses.extend(chunk_losses)
             done += n
             bar.update(n)
