@@ -127,3 +127,22 @@ def test_optax_adapter_equals_the_hand_written_adam(jax_backend: Backend) -> Non
     ours = _run(optim.Adam(0.05), jax_backend)
     for a, b in zip(got, ours, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "minippl.optim",
+        "minippl.infer.svi",
+        "minippl.infer.elbo",
+        "minippl.distributions.kl",
+        "minippl.distributions.softplus",
+        "minippl.distributions.lowrank",
+    ],
+)
+def test_variational_docstring_examples_run(backend: Backend, module: str) -> None:
+    import doctest
+    import importlib
+
+    failures, tried = doctest.testmod(importlib.import_module(module), verbose=False)
+    assert tried > 0 and failures == 0

@@ -18,7 +18,7 @@ of many steps; on NumPy every step runs eagerly, line by line.
 ...     numpyro.sample("z", dist.Normal(numpyro.param("m", 0.0), 1.0))
 >>> svi = SVI(model, guide, Adam(0.1), Trace_ELBO())
 >>> result = svi.run(0, 300, progress_bar=False)
->>> abs(float(result.params["m"]) - 1.0) < 0.2
+>>> 0.5 < float(result.params["m"]) < 1.5  # the posterior mean is 1
 True
 """
 
