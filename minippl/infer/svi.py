@@ -172,13 +172,30 @@ class SVI:
             (loss, _), optim_state = self.optim.eval_and_update(loss_fn, svi_state.optim_state)
         return SVIState(optim_state, svi_state.mutable_state, keys[0]), loss
 
-    def update(self, svi_state: SVIState, *args: Any, **kwargs: Any) -> tuple[SVIState, Any]:
-        """One step of SVI: returns the new state and the loss at the old params."""
+    def update(
+        self,
+        svi_state: SVIState,
+        *args: Any,
+        forward_mode_differentiation: bool = False,
+        **kwargs: Any,
+    ) -> tuple[SVIState, Any]:
+        """One step of SVI: returns the new state and the loss at the old params.
+
+        ``forward_mode_differentiation`` is NumPyro's switch; only reverse mode (``False``)
+        is available here (the backend protocol has one gradient)."""
+        _reverse_mode_only(forward_mode_differentiation)
         return self._program("update", args, kwargs)(svi_state, args, kwargs)  # type: ignore[no-any-return]
 
-    def stable_update(self, svi_state: SVIState, *args: Any, **kwargs: Any) -> tuple[SVIState, Any]:
+    def stable_update(
+        self,
+        svi_state: SVIState,
+        *args: Any,
+        forward_mode_differentiation: bool = False,
+        **kwargs: Any,
+    ) -> tuple[SVIState, Any]:
         """As :meth:`update`, but a step with a non-finite loss or gradient is skipped (the
         state is returned unchanged, the loss as NaN)."""
+        _reverse_mode_only(forward_mode_differentiation)
         return self._program("stable", args, kwargs)(svi_state, args, kwargs)  # type: ignore[no-any-return]
 
     def evaluate(self, svi_state: SVIState, *args: Any, **kwargs: Any) -> Any:
@@ -268,6 +285,7 @@ class SVI:
         stable_update: bool = False,
         init_state: SVIState | None = None,
         init_params: Mapping[str, Any] | None = None,
+        forward_mode_differentiation: bool = False,
         **kwargs: Any,
     ) -> SVIRunResult:
         """``num_steps`` steps from ``init_state`` (or from :meth:`init` with ``rng_key``).
@@ -277,6 +295,7 @@ class SVI:
         loss raises :class:`NonFiniteLossError` naming the step, with the last finite state
         in it (with ``stable_update=True`` such steps are skipped instead, as in NumPyro).
         """
+        _reverse_mode_only(forward_mode_differentiation)
         if not isinstance(num_steps, int | np.integer) or num_steps < 1:
             raise ValueError(f"SVI.run: num_steps must be a positive integer, got {num_steps!r}")
         num_steps = int(num_steps)
@@ -327,6 +346,14 @@ class SVI:
 
 
 # -- helpers --------------------------------------------------------------------------------------
+
+
+def _reverse_mode_only(forward_mode_differentiation: bool) -> None:
+    if forward_mode_differentiation:
+        raise NotImplementedError(
+            "SVI: forward_mode_differentiation=True is not supported; gradients are taken "
+            "in reverse mode (the backend's value_and_grad)"
+        )
 
 
 def _progress(total: int, enabled: bool) -> Any:
