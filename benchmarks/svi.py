@@ -37,7 +37,6 @@ from typing import Any
 
 import numpy as np
 
-from backends.xla_cpu import flags_before
 from benchmarks.metrics import median
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,10 +160,20 @@ def steps_per_second(
     return rows
 
 
+def _flags_before(environ: dict[str, str]) -> dict[str, str]:
+    """``environ`` without the XLA setting importing minippl adds, so NumPyro runs as its
+    users run it (the helper lives beside the JAX backend, a package or one module)."""
+    try:
+        from backends.jax.xla_flags import flags_before
+    except ImportError:
+        from backends.xla_cpu import flags_before
+    return flags_before(environ)
+
+
 def _launch(library: str, model: str, env: dict[str, str]) -> float:
     full_env = {k: v for k, v in os.environ.items() if k not in _CACHE_VARS}
     if library == "numpyro":
-        full_env = flags_before(full_env)
+        full_env = _flags_before(full_env)
     full_env.update(env)
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full_env.get("PYTHONPATH")]))
     start = time.time()
