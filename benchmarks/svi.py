@@ -261,11 +261,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="a tenth of the steps, 1 repeat")
     parser.add_argument("--skip-fresh", action="store_true", help="no fresh processes")
+    parser.add_argument("--skip-throughput", action="store_true", help="fresh processes only")
     parser.add_argument("--out", help="write the results as JSON here (and .md beside it)")
     args = parser.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     repeats = 1 if args.quick else args.repeats
-    throughput = steps_per_second(models, repeats, args.quick)
+    throughput = [] if args.skip_throughput else steps_per_second(models, repeats, args.quick)
     fresh = [] if args.skip_fresh else first_step(models, repeats)
     table = markdown(throughput, fresh)
     print(table)

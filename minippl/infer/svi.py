@@ -35,6 +35,7 @@ from minippl.distributions import constraints
 from minippl.distributions.transforms import biject_to
 from minippl.handlers import replay, seed, substitute, trace
 from minippl.handlers.inspection import as_key
+from minippl.infer.compile_cache import enable_compile_cache
 from minippl.infer.elbo import ELBO
 from minippl.optim import Optimizer, optax_to_minippl
 
@@ -112,6 +113,7 @@ class SVI:
 
         Keys split as in NumPyro: ``(next, model, guide) = split(rng_key, 3)``.
         """
+        enable_compile_cache()  # compiled steps are kept on disk for the next process
         backend = current()
         keys = backend.split(as_key(rng_key), 3)
         guide_run: Callable[..., Any] = seed(self.guide, keys[2])
@@ -296,6 +298,7 @@ class SVI:
         in it (with ``stable_update=True`` such steps are skipped instead, as in NumPyro).
         """
         _reverse_mode_only(forward_mode_differentiation)
+        enable_compile_cache()
         if not isinstance(num_steps, int | np.integer) or num_steps < 1:
             raise ValueError(f"SVI.run: num_steps must be a positive integer, got {num_steps!r}")
         num_steps = int(num_steps)
