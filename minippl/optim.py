@@ -1,6 +1,6 @@
 """Optimizers for SVI, with NumPyro's names and its ``init / update / get_params`` API.
 
-Tutorial: "Variational inference: SVI from the handlers" (``tutorial/s13_svi.py``).
+Tutorial: "Variational inference: SVI from the handlers" (``tutorial/s14_svi.py``).
 
 An optimizer's state is ``(step, slots)``: ``step`` counts the updates made (a schedule
 reads it), and ``slots`` is a tuple of pytrees shaped like the params, the first being the

@@ -27,7 +27,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("s10_composing", "Composing handlers: nesting and order"),
     ("s11_predictive", "Practical recipe: posterior predictive with handlers"),
     ("s12_summary", "Summary and references"),
-    ("s13_svi", "Variational inference: SVI from the handlers"),
+    ("s14_svi", "Variational inference: SVI from the handlers"),
 )
 
 

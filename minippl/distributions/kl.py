@@ -1,6 +1,6 @@
 """Closed-form KL divergences, ``kl_divergence(p, q) = E_p[log p - log q]``.
 
-Tutorial: "Variational inference: SVI from the handlers" (``tutorial/s13_svi.py``), where
+Tutorial: "Variational inference: SVI from the handlers" (``tutorial/s14_svi.py``), where
 ``TraceMeanField_ELBO`` uses them in place of a Monte Carlo estimate.
 
 A pair without a rule raises ``NotImplementedError`` (what ``TraceMeanField_ELBO`` catches

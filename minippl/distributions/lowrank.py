@@ -1,6 +1,6 @@
 """The Gaussian with a low-rank-plus-diagonal covariance ``W W^T + diag(D)``.
 
-Tutorial: "Variational inference: SVI from the handlers" (``tutorial/s13_svi.py``), where
+Tutorial: "Variational inference: SVI from the handlers" (``tutorial/s14_svi.py``), where
 ``AutoLowRankMultivariateNormal`` uses it.
 
 With ``W`` of shape ``(n, k)`` and ``k << n`` its density costs ``O(n k^2)`` rather than

@@ -1,6 +1,6 @@
 """Constraints whose bijection goes through softplus, for the scales of autoguides.
 
-Tutorial: "Variational inference: SVI from the handlers" (``tutorial/s13_svi.py``).
+Tutorial: "Variational inference: SVI from the handlers" (``tutorial/s14_svi.py``).
 
 ``softplus_positive`` is ``positive`` with ``softplus`` (not ``exp``) as its bijection: a
 scale then moves linearly in its unconstrained coordinate once it is large, so a gradient

@@ -1,6 +1,6 @@
 """Automatic guides: a guide built from the model's own trace, with NumPyro's names.
 
-Tutorial: "Variational inference: SVI from the handlers" (``tutorial/s13_svi.py``).
+Tutorial: "Variational inference: SVI from the handlers" (``tutorial/s14_svi.py``).
 
 An autoguide is a callable object used as ``SVI(model, AutoNormal(model), ...)``. On its
 first call it runs the model once, under ``block`` so that no handler outside sees that

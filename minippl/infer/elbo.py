@@ -1,6 +1,6 @@
 """The evidence lower bound (ELBO): what SVI maximises, built from four handlers.
 
-Tutorial: "Variational inference: SVI from the handlers" (``tutorial/s13_svi.py``).
+Tutorial: "Variational inference: SVI from the handlers" (``tutorial/s14_svi.py``).
 
 For a model ``p(x, z)`` and a guide ``q(z; phi)`` (a program with ``param`` sites ``phi``
 and the model's latent sites), Jensen's inequality gives

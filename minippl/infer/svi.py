@@ -1,6 +1,6 @@
 """Stochastic variational inference: fit a guide's ``param`` sites by descending ``-ELBO``.
 
-Tutorial: "Variational inference: SVI from the handlers" (``tutorial/s13_svi.py``); the
+Tutorial: "Variational inference: SVI from the handlers" (``tutorial/s14_svi.py``); the
 loss itself is in :mod:`minippl.infer.elbo`.
 
 The params live in unconstrained space: a ``param(..., constraint=positive)`` is optimised

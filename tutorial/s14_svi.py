@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # 13. Variational inference: SVI from the handlers
+# # 14. Variational inference: SVI from the handlers
 #
 # **Source beside the text:** `minippl/infer/elbo.py` (`run_guide_and_model`,
 # `Trace_ELBO.particle`), `minippl/infer/svi.py` (`SVI.init`, `SVI._step`, `SVI.run`),
@@ -181,4 +181,4 @@ for ax, (name, label) in zip(
     ax.hist(a, bins=bins, density=True, alpha=0.5, label="SVI, AutoNormal")
     ax.set(title=label)
 axes[1].legend()
-save_figure(fig, "s13_svi_eight_schools")
+save_figure(fig, "s14_svi_eight_schools")
