@@ -634,7 +634,8 @@ class AutoLaplaceApproximation(AutoContinuous):
 
 def _hessian(fn: Callable[[Any], Any], x: Any) -> Any:
     """The Hessian of scalar ``fn`` at vector ``x``: each row the gradient of one coordinate
-    of the gradient (reverse over reverse; on NumPy, differences of differences)."""
+    of the gradient (reverse over reverse). A backend whose gradients do not nest gets the
+    central differences of the gradient instead (step ``1e-4 * max(1, |x_i|)``)."""
     backend = current()
     xp = backend.xp
     gradient = backend.grad(fn)
@@ -642,7 +643,17 @@ def _hessian(fn: Callable[[Any], Any], x: Any) -> Any:
     def row(direction: Any) -> Any:
         return backend.grad(lambda z: xp.sum(gradient(z) * direction))(x)
 
-    return backend.vmap(row)(xp.eye(x.shape[0], dtype=x.dtype))
+    try:
+        return backend.vmap(row)(xp.eye(x.shape[0], dtype=x.dtype))
+    except (TypeError, ValueError):
+        steps = 1e-4 * xp.maximum(1.0, xp.abs(x))
+        rows = []
+        for i in range(x.shape[0]):
+            shift = xp.zeros_like(x)
+            shift = backend.index_update(shift, i, steps[i])
+            rows.append((gradient(x + shift) - gradient(x - shift)) / (2 * steps[i]))
+        hess = xp.stack(rows)
+        return 0.5 * (hess + hess.T)
 
 
 def _cholesky_of_inverse(precision: Any) -> Any:
