@@ -306,7 +306,7 @@ class NumpyBackend:
                     for arg, ax in zip(args, axes, strict=True)
                 ]
                 outs.append(fn(*call_args))
-            return pytree.tree_map(lambda *xs: np.stack(xs, axis=out_axes), *outs)
+            return pytree.tree_map(lambda *xs: self.xp.stack(xs, axis=out_axes), *outs)
 
         return wrapped
 

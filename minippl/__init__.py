@@ -4,7 +4,7 @@ NumPyro's effect-handler system rebuilt from scratch: ``import minippl as numpyr
 ``from minippl import handlers`` run NumPyro code on JAX (bit for bit) or on NumPy.
 """
 
-from minippl import distributions, handlers
+from minippl import distributions, handlers, optim
 from minippl.arviz import to_arviz
 from minippl.backend import enable_x64, set_backend, set_host_device_count
 from minippl.distributions.distribution import enable_validation, validation_enabled
@@ -36,6 +36,7 @@ __all__ = [
     "factor",
     "get_mask",
     "handlers",
+    "optim",
     "param",
     "plate",
     "plate_stack",

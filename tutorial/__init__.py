@@ -28,6 +28,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("s11_predictive", "Practical recipe: posterior predictive with handlers"),
     ("s12_summary", "Summary and references"),
     ("s13_control_flow", "Effect handlers meet compiled control flow: scan"),
+    ("s14_svi", "Variational inference: SVI from the handlers"),
 )
 
 

@@ -1,6 +1,7 @@
-"""Inference: MCMC with HMC and NUTS, predictive distributions, and the model utilities
-they are built from (``from minippl.infer import MCMC, NUTS, Predictive``)."""
+"""Inference: MCMC with HMC and NUTS, SVI with ELBOs, predictive distributions, and the
+model utilities they are built from (``from minippl.infer import MCMC, NUTS, Predictive``)."""
 
+from minippl.infer.elbo import ELBO, Trace_ELBO, TraceMeanField_ELBO
 from minippl.infer.hmc.kernels import HMC, NUTS, HMCState
 from minippl.infer.initialization import (
     init_to_feasible,
@@ -14,14 +15,21 @@ from minippl.infer.mcmc import MCMC, MCMCWarning
 from minippl.infer.potential import constrain_fn, log_density, potential_energy, transform_fn
 from minippl.infer.predictive import Predictive, log_likelihood
 from minippl.infer.starting_point import initialize_model
+from minippl.infer.svi import SVI, SVIRunResult, SVIState
 
 __all__ = [
+    "ELBO",
     "HMC",
     "MCMC",
     "NUTS",
     "HMCState",
     "MCMCWarning",
+    "SVI",
     "Predictive",
+    "SVIRunResult",
+    "SVIState",
+    "TraceMeanField_ELBO",
+    "Trace_ELBO",
     "constrain_fn",
     "init_to_feasible",
     "init_to_mean",

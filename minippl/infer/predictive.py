@@ -180,7 +180,8 @@ class Predictive:
             batch_shape = found
         else:
             assert num_samples is not None
-            batch_shape = (1,) * (ndims - 1) + (num_samples,) if ndims else ()
+            # NumPyro's shape: with a guide (batch_ndims 0) still one draw per sample.
+            batch_shape = (1,) * (ndims - 1) + (num_samples,)
         self.model = model
         self.posterior_samples = samples
         self.guide = guide
@@ -200,12 +201,12 @@ class Predictive:
         if self.guide is not None:
             keys = backend.split(rng_key)
             rng_key, guide_key = keys[0], keys[1]
-            guide = substitute(self.guide, data=self.params) if self.params else self.guide
+            guide = _with_params(self.guide, self.params)
             samples = _predictive(
                 guide_key, guide, samples, self._batch_shape, "", self.exclude_deterministic,
                 args, kwargs,
             )  # fmt: skip
-        model = substitute(self.model, data=self.params) if self.params else self.model
+        model = _with_params(self.model, self.params)
         return _predictive(
             rng_key, model, samples, self._batch_shape, self.return_sites,
             self.exclude_deterministic, args, kwargs,
@@ -244,3 +245,12 @@ def log_likelihood(
         return {k: xp.broadcast_to(v, (1,) * batch_ndims + shape_of(v)) for k, v in one.items()}
     out: dict[str, Any] = batched(single, batch_ndims)(samples)
     return out
+
+
+def _with_params(fn: Callable[..., Any], params: Mapping[str, Any]) -> Callable[..., Any]:
+    """``fn`` with ``params`` at its sites of those names; by ``substitute_fn``, since the
+    guide's params are not in the model (nor the model's in the guide), and ``data=`` would
+    warn about each of them."""
+    if not params:
+        return fn
+    return substitute(fn, substitute_fn=lambda msg: params.get(msg.name) if msg.name else None)
