@@ -84,7 +84,7 @@ class _LocationScale(Distribution):
 
     The five real-line families below share the parameters, their checks and the draw (one
     backend draw of ``Z``, the same NumPyro makes); their densities, cdfs and moments are
-    their own.
+    their own (``duplicates`` pairs them by shape; the formulas differ).
     """
 
     arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
@@ -406,6 +406,8 @@ class HalfCauchy(_HalfOfSymmetric):
             scale, Cauchy(0.0, scale, validate_args=False), validate_args=validate_args
         )
 
+    # Neither moment is finite. ``duplicates`` pairs these two with Categorical's (NaN there):
+    # alike in shape, each family's own values.
     @property
     def mean(self) -> Any:
         return current().xp.full(self.batch_shape, current().xp.inf)

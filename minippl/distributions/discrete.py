@@ -166,6 +166,9 @@ class Bernoulli(_ProbsOrLogits):
         return current().xp.broadcast_to(self.probs * (1 - self.probs), self.batch_shape)
 
 
+# The named forms (``BernoulliProbs``, ``GeometricLogits``, ...) repeat one shape, which
+# ``duplicates`` pairs: each is NumPyro's public class with its own signature, docstring and
+# ``arg_constraints``, as ``help`` and type checkers see them; what they share is above.
 class BernoulliProbs(Bernoulli):
     """:class:`Bernoulli` given by ``probs``."""
 

@@ -167,6 +167,8 @@ class LeftTruncatedDistribution(_Truncated):
         return mu + sigma * ratio, sigma**2 * (1 + a * ratio - ratio**2)
 
 
+# Right mirrors Left's head (``duplicates`` pairs them): each names its own bound, with its
+# constraint and support; the checks they share are ``_Truncated.__init__``.
 class RightTruncatedDistribution(_Truncated):
     """``base_dist`` conditioned on being at most ``high``."""
 
@@ -214,6 +216,8 @@ class TwoSidedTruncatedDistribution(_Truncated):
     }
     reparametrized_params = ("low", "high")
 
+    # NumPyro's signature, one parameter a line (``duplicates`` pairs it with StudentT's by
+    # shape alone).
     def __init__(
         self,
         base_dist: Distribution,
@@ -298,6 +302,24 @@ def TruncatedDistribution(
     return TwoSidedTruncatedDistribution(base_dist, low, high, validate_args=validate_args)
 
 
+def _truncated_family(
+    family: type[Normal | Cauchy],
+    loc: Any,
+    scale: Any,
+    low: Any,
+    high: Any,
+    validate_args: bool | None,
+) -> Distribution:
+    """``family(loc, scale)`` truncated, a bad parameter reported as ``Truncated<family>``."""
+    try:
+        base = family(loc, scale, validate_args=validate_args)
+    except ValueError as err:
+        raise ValueError(f"Truncated{family.__name__}: {err}") from None
+    return TruncatedDistribution(base, low, high, validate_args=validate_args)
+
+
+# TruncatedNormal and TruncatedCauchy keep NumPyro's two signatures written out (``duplicates``
+# pairs them), so that each reads, and shows in ``help``, as the constructor users call.
 def TruncatedNormal(
     loc: Any = 0.0,
     scale: Any = 1.0,
@@ -307,11 +329,7 @@ def TruncatedNormal(
     validate_args: bool | None = None,
 ) -> Distribution:
     """A Normal(loc, scale) restricted to ``[low, high]`` (either bound may be ``None``)."""
-    try:
-        base = Normal(loc, scale, validate_args=validate_args)
-    except ValueError as err:
-        raise ValueError(f"TruncatedNormal: {err}") from None
-    return TruncatedDistribution(base, low, high, validate_args=validate_args)
+    return _truncated_family(Normal, loc, scale, low, high, validate_args)
 
 
 def TruncatedCauchy(
@@ -323,8 +341,4 @@ def TruncatedCauchy(
     validate_args: bool | None = None,
 ) -> Distribution:
     """A Cauchy(loc, scale) restricted to ``[low, high]`` (either bound may be ``None``)."""
-    try:
-        base = Cauchy(loc, scale, validate_args=validate_args)
-    except ValueError as err:
-        raise ValueError(f"TruncatedCauchy: {err}") from None
-    return TruncatedDistribution(base, low, high, validate_args=validate_args)
+    return _truncated_family(Cauchy, loc, scale, low, high, validate_args)
