@@ -93,9 +93,10 @@ class _ProbsOrLogits(Distribution):
     The form given is stored under its own name (so it alone is validated, and ``_from_logits``
     says which it was); the other is a lazy property, computed on first use. Here they are a
     success probability and its log-odds, with one parameter setting the batch shape
-    (Bernoulli, Geometric); a subclass with more parameters (Binomial, NegativeBinomial)
-    writes its own ``__init__`` around :meth:`_given` and :meth:`_keep`, and Categorical
-    replaces the pair by the softmax forms.
+    (Bernoulli, Geometric). A subclass with more parameters (Binomial, NegativeBinomial,
+    Categorical) writes its own ``__init__`` around :meth:`_given` and :meth:`_keep` and calls
+    ``Distribution.__init__`` with its batch shape; Categorical also replaces the pair by the
+    softmax forms.
     """
 
     arg_constraints: dict[str, Constraint] = {
@@ -542,6 +543,8 @@ class GammaPoisson(Distribution):
         return current().xp.broadcast_to(a / b * (1 + 1 / b), self.batch_shape)
 
 
+# The probs-or-logits forms come first in the bases; the draw, support and moments are
+# GammaPoisson's.
 class NegativeBinomial(_ProbsOrLogits, GammaPoisson):
     """Counts of successes (each with probability ``probs``, or ``sigmoid(logits)``) before
     ``total_count`` failures; a :class:`GammaPoisson` with rate ``(1 - probs) / probs``."""
