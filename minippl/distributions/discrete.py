@@ -95,8 +95,8 @@ class _ProbsOrLogits(Distribution):
     success probability and its log-odds, with one parameter setting the batch shape
     (Bernoulli, Geometric). A subclass with more parameters (Binomial, NegativeBinomial,
     Categorical) writes its own ``__init__`` around :meth:`_given` and :meth:`_keep` and calls
-    ``Distribution.__init__`` with its batch shape; Categorical also replaces the pair by the
-    softmax forms.
+    ``Distribution.__init__`` with its shapes; over categories the pair is the softmax forms
+    of :class:`_OverCategories`.
     """
 
     arg_constraints: dict[str, Constraint] = {
@@ -273,13 +273,28 @@ class BinomialLogits(Binomial):
         super().__init__(total_count, logits=logits, validate_args=validate_args)
 
 
-class Categorical(_ProbsOrLogits):
-    """One of ``K`` categories (0 .. K-1), with probabilities ``probs`` or ``softmax(logits)``."""
+class _OverCategories(_ProbsOrLogits):
+    """The two forms over ``K`` categories (the last dim): ``probs`` on the simplex, or
+    unnormalised ``logits``, with ``probs = softmax(logits)``."""
 
     arg_constraints: dict[str, Constraint] = {
         "probs": constraints.simplex,
         "logits": constraints.real_vector,
     }
+
+    @lazy_property
+    def probs(self) -> Any:
+        sp = current().special
+        return current().xp.exp(self.logits - sp.logsumexp(self.logits, axis=-1, keepdims=True))
+
+    @lazy_property
+    def logits(self) -> Any:
+        return probs_to_logits_multinomial(self.probs)
+
+
+class Categorical(_OverCategories):
+    """One of ``K`` categories (0 .. K-1), with probabilities ``probs`` or ``softmax(logits)``."""
+
     has_enumerate_support = True
 
     def __init__(
@@ -296,15 +311,6 @@ class Categorical(_ProbsOrLogits):
         self.num_categories = shape[-1]
         self.support = constraints.integer_interval(0, shape[-1] - 1)
         Distribution.__init__(self, shape[:-1], validate_args=validate_args)
-
-    @lazy_property
-    def probs(self) -> Any:
-        sp = current().special
-        return current().xp.exp(self.logits - sp.logsumexp(self.logits, axis=-1, keepdims=True))
-
-    @lazy_property
-    def logits(self) -> Any:
-        return probs_to_logits_multinomial(self.probs)
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
         backend = current()
