@@ -77,6 +77,8 @@ from minippl.distributions.truncated import (
 )
 from minippl.distributions.wishart import Wishart, WishartCholesky
 
+# The public names, listed once more (``duplicates`` pairs this list with each module's): the
+# package's own literal list is what readers, ``from ... import *`` and type checkers read.
 __all__ = [
     "LKJ",
     "Bernoulli",

@@ -100,6 +100,10 @@ class _GreaterThanEq(_GreaterThan):
         return f"greater_than_eq(lower_bound={self.lower_bound})"
 
 
+# The named special cases (``positive``, ``nonnegative`` here, ``nonnegative_integer`` and
+# ``positive_integer`` below) repeat one shape, which ``duplicates`` pairs: each is a class of
+# its own because ``biject_to`` dispatches on the constraint's type, and its ``repr`` is
+# NumPyro's name.
 class _Positive(_GreaterThan):
     """Reals strictly above zero."""
 

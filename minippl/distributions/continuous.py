@@ -14,7 +14,7 @@ from typing import Any
 from minippl.backend import current
 from minippl.distributions import constraints
 from minippl.distributions.constraints import Constraint
-from minippl.distributions.distribution import Distribution, check_param
+from minippl.distributions.distribution import Distribution, check_bounds
 from minippl.distributions.multivariate import Dirichlet
 from minippl.distributions.transformed import TransformedDistribution
 from minippl.distributions.transforms import ExpTransform, PowerTransform
@@ -79,8 +79,13 @@ def _two_params(name: str, a: str, x: Any, b: str, y: Any) -> tuple[Any, Any, Sh
 # -- the real line --------------------------------------------------------------------------------
 
 
-class Normal(Distribution):
-    """The Gaussian with mean ``loc`` and standard deviation ``scale``."""
+class _LocationScale(Distribution):
+    """``loc + scale * Z`` for a standard variable ``Z`` (a subclass draws it in ``_standard``).
+
+    The five real-line families below share the parameters, their checks and the draw (one
+    backend draw of ``Z``, the same NumPyro makes); their densities, cdfs and moments are
+    their own (``duplicates`` pairs them by shape; the formulas differ).
+    """
 
     arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
     support = constraints.real
@@ -89,12 +94,23 @@ class Normal(Distribution):
     def __init__(
         self, loc: Any = 0.0, scale: Any = 1.0, *, validate_args: bool | None = None
     ) -> None:
-        self.loc, self.scale, batch = _two_params("Normal", "loc", loc, "scale", scale)
+        self.loc, self.scale, batch = _two_params(type(self).__name__, "loc", loc, "scale", scale)
         super().__init__(batch, validate_args=validate_args)
 
+    def _standard(self, key: Any, shape: Shape) -> Any:
+        """A draw of ``Z`` (``loc = 0``, ``scale = 1``) of ``shape``."""
+        raise NotImplementedError
+
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
-        eps = current().normal(key, tuple(sample_shape) + self.batch_shape)
-        return self.loc + eps * self.scale
+        z = self._standard(key, tuple(sample_shape) + self.batch_shape)
+        return self.loc + z * self.scale
+
+
+class Normal(_LocationScale):
+    """The Gaussian with mean ``loc`` and standard deviation ``scale``."""
+
+    def _standard(self, key: Any, shape: Shape) -> Any:
+        return current().normal(key, shape)
 
     def _log_prob(self, value: Any) -> Any:
         xp = current().xp
@@ -119,22 +135,11 @@ class Normal(Distribution):
         return _full(self.scale**2, self.batch_shape)
 
 
-class Cauchy(Distribution):
+class Cauchy(_LocationScale):
     """The Cauchy (Lorentz) distribution centred at ``loc`` with half-width ``scale``."""
 
-    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
-    support = constraints.real
-    reparametrized_params = ("loc", "scale")
-
-    def __init__(
-        self, loc: Any = 0.0, scale: Any = 1.0, *, validate_args: bool | None = None
-    ) -> None:
-        self.loc, self.scale, batch = _two_params("Cauchy", "loc", loc, "scale", scale)
-        super().__init__(batch, validate_args=validate_args)
-
-    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
-        eps = current().cauchy(key, tuple(sample_shape) + self.batch_shape)
-        return self.loc + eps * self.scale
+    def _standard(self, key: Any, shape: Shape) -> Any:
+        return current().cauchy(key, shape)
 
     def _log_prob(self, value: Any) -> Any:
         xp = current().xp
@@ -218,22 +223,11 @@ class StudentT(Distribution):
         return _full(xp.where(df <= 1, xp.nan, var), self.batch_shape)
 
 
-class Laplace(Distribution):
+class Laplace(_LocationScale):
     """The double-exponential distribution centred at ``loc`` with scale ``scale``."""
 
-    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
-    support = constraints.real
-    reparametrized_params = ("loc", "scale")
-
-    def __init__(
-        self, loc: Any = 0.0, scale: Any = 1.0, *, validate_args: bool | None = None
-    ) -> None:
-        self.loc, self.scale, batch = _two_params("Laplace", "loc", loc, "scale", scale)
-        super().__init__(batch, validate_args=validate_args)
-
-    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
-        eps = current().laplace(key, tuple(sample_shape) + self.batch_shape)
-        return self.loc + eps * self.scale
+    def _standard(self, key: Any, shape: Shape) -> Any:
+        return current().laplace(key, shape)
 
     def _log_prob(self, value: Any) -> Any:
         xp = current().xp
@@ -258,22 +252,11 @@ class Laplace(Distribution):
         return _full(2 * self.scale**2, self.batch_shape)
 
 
-class Logistic(Distribution):
+class Logistic(_LocationScale):
     """The logistic distribution (sigmoid cdf) centred at ``loc`` with scale ``scale``."""
 
-    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
-    support = constraints.real
-    reparametrized_params = ("loc", "scale")
-
-    def __init__(
-        self, loc: Any = 0.0, scale: Any = 1.0, *, validate_args: bool | None = None
-    ) -> None:
-        self.loc, self.scale, batch = _two_params("Logistic", "loc", loc, "scale", scale)
-        super().__init__(batch, validate_args=validate_args)
-
-    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
-        z = current().logistic(key, tuple(sample_shape) + self.batch_shape)
-        return self.loc + z * self.scale
+    def _standard(self, key: Any, shape: Shape) -> Any:
+        return current().logistic(key, shape)
 
     def _log_prob(self, value: Any) -> Any:
         xp = current().xp
@@ -295,22 +278,11 @@ class Logistic(Distribution):
         return _full(self.scale**2 * math.pi**2 / 3, self.batch_shape)
 
 
-class Gumbel(Distribution):
+class Gumbel(_LocationScale):
     """The Gumbel (type-I extreme value) distribution with mode ``loc`` and scale ``scale``."""
 
-    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
-    support = constraints.real
-    reparametrized_params = ("loc", "scale")
-
-    def __init__(
-        self, loc: Any = 0.0, scale: Any = 1.0, *, validate_args: bool | None = None
-    ) -> None:
-        self.loc, self.scale, batch = _two_params("Gumbel", "loc", loc, "scale", scale)
-        super().__init__(batch, validate_args=validate_args)
-
-    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
-        g = current().gumbel(key, tuple(sample_shape) + self.batch_shape)
-        return self.loc + self.scale * g
+    def _standard(self, key: Any, shape: Shape) -> Any:
+        return current().gumbel(key, shape)
 
     def _log_prob(self, value: Any) -> Any:
         xp = current().xp
@@ -348,9 +320,7 @@ class Uniform(Distribution):
         super().__init__(batch, validate_args=validate_args)
 
     def _validate_params(self) -> None:
-        check_param(self, "low", constraints.real, self.low)
-        check_param(self, "high", constraints.real, self.high)
-        check_param(self, "high", constraints.greater_than(self.low), self.high)
+        check_bounds(self, self.low, self.high)
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
         shape = tuple(sample_shape) + self.batch_shape
@@ -380,29 +350,44 @@ class Uniform(Distribution):
 # -- the positive half-line ------------------------------------------------------------------------
 
 
-class HalfNormal(Distribution):
-    """``|X|`` for ``X ~ Normal(0, scale)``."""
+class _HalfOfSymmetric(Distribution):
+    """``|X|`` for ``X`` symmetric about zero with scale ``scale`` (a subclass says which ``X``).
+
+    Folding doubles the density on the positive half-line, so the log density gains
+    ``log 2``, the cdf is ``2 F(x) - 1`` and the quantile of ``q`` is ``X``'s quantile of
+    ``(q + 1) / 2``; a draw is the absolute value of ``X``'s draw (the same key, the same
+    numbers as NumPyro).
+    """
 
     arg_constraints = {"scale": constraints.positive}
     support = constraints.positive
     reparametrized_params = ("scale",)
 
-    def __init__(self, scale: Any = 1.0, *, validate_args: bool | None = None) -> None:
+    def __init__(self, scale: Any, symmetric: Distribution, *, validate_args: bool | None) -> None:
         self.scale = scale
-        self._normal = Normal(0.0, scale, validate_args=False)
+        self._symmetric = symmetric
         super().__init__(shape_of(scale), validate_args=validate_args)
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
-        return current().xp.abs(self._normal.sample(key, sample_shape))
+        return current().xp.abs(self._symmetric.sample(key, sample_shape))
 
     def _log_prob(self, value: Any) -> Any:
-        return self._normal._log_prob(value) + math.log(2.0)
+        return self._symmetric._log_prob(value) + math.log(2.0)
 
     def cdf(self, value: Any) -> Any:
-        return 2 * self._normal.cdf(value) - 1
+        return 2 * self._symmetric.cdf(value) - 1
 
     def icdf(self, q: Any) -> Any:
-        return self._normal.icdf((q + 1) / 2)
+        return self._symmetric.icdf((q + 1) / 2)
+
+
+class HalfNormal(_HalfOfSymmetric):
+    """``|X|`` for ``X ~ Normal(0, scale)``."""
+
+    def __init__(self, scale: Any = 1.0, *, validate_args: bool | None = None) -> None:
+        super().__init__(
+            scale, Normal(0.0, scale, validate_args=False), validate_args=validate_args
+        )
 
     @property
     def mean(self) -> Any:
@@ -413,30 +398,16 @@ class HalfNormal(Distribution):
         return _full((1 - 2 / math.pi) * self.scale**2, self.batch_shape)
 
 
-class HalfCauchy(Distribution):
+class HalfCauchy(_HalfOfSymmetric):
     """``|X|`` for ``X ~ Cauchy(0, scale)``: the usual weakly-informative scale prior."""
 
-    arg_constraints = {"scale": constraints.positive}
-    support = constraints.positive
-    reparametrized_params = ("scale",)
-
     def __init__(self, scale: Any = 1.0, *, validate_args: bool | None = None) -> None:
-        self.scale = scale
-        self._cauchy = Cauchy(0.0, scale, validate_args=False)
-        super().__init__(shape_of(scale), validate_args=validate_args)
+        super().__init__(
+            scale, Cauchy(0.0, scale, validate_args=False), validate_args=validate_args
+        )
 
-    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
-        return current().xp.abs(self._cauchy.sample(key, sample_shape))
-
-    def _log_prob(self, value: Any) -> Any:
-        return self._cauchy._log_prob(value) + math.log(2.0)
-
-    def cdf(self, value: Any) -> Any:
-        return 2 * self._cauchy.cdf(value) - 1
-
-    def icdf(self, q: Any) -> Any:
-        return self._cauchy.icdf((q + 1) / 2)
-
+    # Neither moment is finite. ``duplicates`` pairs these two with Categorical's (NaN there):
+    # alike in shape, each family's own values.
     @property
     def mean(self) -> Any:
         return current().xp.full(self.batch_shape, current().xp.inf)

@@ -17,7 +17,7 @@ import numpy as np
 from minippl.backend import current
 from minippl.distributions import constraints
 from minippl.distributions.constraints import Constraint
-from minippl.distributions.distribution import Distribution, check_param
+from minippl.distributions.distribution import Distribution, check_bounds, check_param
 from minippl.distributions.util import (
     Shape,
     broadcast_shapes,
@@ -87,27 +87,47 @@ def _homogeneous_count(name: str, total_count: Any) -> int:
     return int(counts.max()) if counts.size else 0
 
 
-class Bernoulli(Distribution):
-    """A coin that comes up 1 with probability ``probs`` (or ``sigmoid(logits)``)."""
+class _ProbsOrLogits(Distribution):
+    """A discrete distribution given by exactly one of ``probs`` and ``logits``.
+
+    The form given is stored under its own name (so it alone is validated, and ``_from_logits``
+    says which it was); the other is a lazy property, computed on first use. Here they are a
+    success probability and its log-odds, with one parameter setting the batch shape
+    (Bernoulli, Geometric). A subclass with more parameters (Binomial, NegativeBinomial,
+    Categorical) writes its own ``__init__`` around :meth:`_given` and :meth:`_keep` and calls
+    ``Distribution.__init__`` with its shapes; over categories the pair is the softmax forms
+    of :class:`_OverCategories`.
+    """
 
     arg_constraints: dict[str, Constraint] = {
         "probs": constraints.unit_interval,
         "logits": constraints.real,
     }
-    support = constraints.boolean
     is_discrete = True
-    has_enumerate_support = True
 
     def __init__(
         self, probs: Any = None, logits: Any = None, *, validate_args: bool | None = None
     ) -> None:
+        param = self._given(probs, logits)
+        self._keep(param)
+        super().__init__(shape_of(param), validate_args=validate_args)
+
+    def _given(self, probs: Any, logits: Any) -> Any:
+        """Check that exactly one form is given, note which, and return it."""
         _exactly_one(type(self).__name__, probs, logits)
         self._from_logits = probs is None
-        if probs is None:
-            self.logits = logits
+        return logits if probs is None else probs
+
+    @property
+    def _given_name(self) -> str:
+        return "logits" if self._from_logits else "probs"
+
+    def _keep(self, param: Any) -> None:
+        """Store the given form (after any shape promotion) under its own name."""
+        if self._from_logits:
+            self.logits = param
         else:
-            self.probs = probs
-        super().__init__(shape_of(logits if probs is None else probs), validate_args=validate_args)
+            self.probs = param
 
     @lazy_property
     def probs(self) -> Any:
@@ -116,6 +136,13 @@ class Bernoulli(Distribution):
     @lazy_property
     def logits(self) -> Any:
         return probs_to_logits(self.probs)
+
+
+class Bernoulli(_ProbsOrLogits):
+    """A coin that comes up 1 with probability ``probs`` (or ``sigmoid(logits)``)."""
+
+    support = constraints.boolean
+    has_enumerate_support = True
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
         xp = current().xp
@@ -140,6 +167,9 @@ class Bernoulli(Distribution):
         return current().xp.broadcast_to(self.probs * (1 - self.probs), self.batch_shape)
 
 
+# The named forms (``BernoulliProbs``, ``GeometricLogits``, ...) repeat one shape, which
+# ``duplicates`` pairs: each is NumPyro's public class with its own signature, docstring and
+# ``arg_constraints``, as ``help`` and type checkers see them; what they share is above.
 class BernoulliProbs(Bernoulli):
     """:class:`Bernoulli` given by ``probs``."""
 
@@ -158,7 +188,7 @@ class BernoulliLogits(Bernoulli):
         super().__init__(logits=logits, validate_args=validate_args)
 
 
-class Binomial(Distribution):
+class Binomial(_ProbsOrLogits):
     """The number of successes in ``total_count`` independent ``probs`` (or ``logits``) trials."""
 
     arg_constraints: dict[str, Constraint] = {
@@ -166,7 +196,6 @@ class Binomial(Distribution):
         "probs": constraints.unit_interval,
         "logits": constraints.real,
     }
-    is_discrete = True
     has_enumerate_support = True
 
     def __init__(
@@ -177,31 +206,17 @@ class Binomial(Distribution):
         *,
         validate_args: bool | None = None,
     ) -> None:
-        name = type(self).__name__
-        _exactly_one(name, probs, logits)
-        self._from_logits = probs is None
-        param = logits if probs is None else probs
+        param = self._given(probs, logits)
         batch = broadcast_shapes(
             shape_of(total_count),
             shape_of(param),
-            what=f"{name}: total_count and {'logits' if probs is None else 'probs'} shapes",
+            what=f"{type(self).__name__}: total_count and {self._given_name} shapes",
         )
         total_count, param = promote_shapes(total_count, param)
         self.total_count = total_count
-        if probs is None:
-            self.logits = param
-        else:
-            self.probs = param
+        self._keep(param)
         self.support = constraints.integer_interval(0, total_count)
-        super().__init__(batch, validate_args=validate_args)
-
-    @lazy_property
-    def probs(self) -> Any:
-        return current().special.expit(self.logits)
-
-    @lazy_property
-    def logits(self) -> Any:
-        return probs_to_logits(self.probs)
+        Distribution.__init__(self, batch, validate_args=validate_args)
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
         backend = current()
@@ -258,36 +273,14 @@ class BinomialLogits(Binomial):
         super().__init__(total_count, logits=logits, validate_args=validate_args)
 
 
-class Categorical(Distribution):
-    """One of ``K`` categories (0 .. K-1), with probabilities ``probs`` or ``softmax(logits)``."""
+class _OverCategories(_ProbsOrLogits):
+    """The two forms over ``K`` categories (the last dim): ``probs`` on the simplex, or
+    unnormalised ``logits``, with ``probs = softmax(logits)``."""
 
     arg_constraints: dict[str, Constraint] = {
         "probs": constraints.simplex,
         "logits": constraints.real_vector,
     }
-    is_discrete = True
-    has_enumerate_support = True
-
-    def __init__(
-        self, probs: Any = None, logits: Any = None, *, validate_args: bool | None = None
-    ) -> None:
-        name = type(self).__name__
-        _exactly_one(name, probs, logits)
-        param = logits if probs is None else probs
-        shape = shape_of(param)
-        if len(shape) < 1:
-            which = "logits" if probs is None else "probs"
-            raise ValueError(
-                f"{name}: parameter {which!r} needs a trailing dim of categories, got a scalar"
-            )
-        self._from_logits = probs is None
-        if probs is None:
-            self.logits = logits
-        else:
-            self.probs = probs
-        self.num_categories = shape[-1]
-        self.support = constraints.integer_interval(0, shape[-1] - 1)
-        super().__init__(shape[:-1], validate_args=validate_args)
 
     @lazy_property
     def probs(self) -> Any:
@@ -297,6 +290,27 @@ class Categorical(Distribution):
     @lazy_property
     def logits(self) -> Any:
         return probs_to_logits_multinomial(self.probs)
+
+
+class Categorical(_OverCategories):
+    """One of ``K`` categories (0 .. K-1), with probabilities ``probs`` or ``softmax(logits)``."""
+
+    has_enumerate_support = True
+
+    def __init__(
+        self, probs: Any = None, logits: Any = None, *, validate_args: bool | None = None
+    ) -> None:
+        param = self._given(probs, logits)
+        shape = shape_of(param)
+        if len(shape) < 1:
+            raise ValueError(
+                f"{type(self).__name__}: parameter {self._given_name!r} needs a trailing dim "
+                "of categories, got a scalar"
+            )
+        self._keep(param)
+        self.num_categories = shape[-1]
+        self.support = constraints.integer_interval(0, shape[-1] - 1)
+        Distribution.__init__(self, shape[:-1], validate_args=validate_args)
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
         backend = current()
@@ -371,9 +385,7 @@ class DiscreteUniform(Distribution):
         super().__init__(batch, validate_args=validate_args)
 
     def _validate_params(self) -> None:
-        check_param(self, "low", constraints.integer, self.low)
-        check_param(self, "high", constraints.integer, self.high)
-        check_param(self, "high", constraints.greater_than_eq(self.low), self.high)
+        check_bounds(self, self.low, self.high, constraints.integer, constraints.greater_than_eq)
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
         shape = tuple(sample_shape) + self.batch_shape
@@ -438,34 +450,10 @@ class Poisson(Distribution):
         return current().xp.broadcast_to(_as_float(self.rate), self.batch_shape)
 
 
-class Geometric(Distribution):
+class Geometric(_ProbsOrLogits):
     """The number of failures before the first success of ``probs`` (or ``logits``) trials."""
 
-    arg_constraints: dict[str, Constraint] = {
-        "probs": constraints.unit_interval,
-        "logits": constraints.real,
-    }
     support = constraints.nonnegative_integer
-    is_discrete = True
-
-    def __init__(
-        self, probs: Any = None, logits: Any = None, *, validate_args: bool | None = None
-    ) -> None:
-        _exactly_one(type(self).__name__, probs, logits)
-        self._from_logits = probs is None
-        if probs is None:
-            self.logits = logits
-        else:
-            self.probs = probs
-        super().__init__(shape_of(logits if probs is None else probs), validate_args=validate_args)
-
-    @lazy_property
-    def probs(self) -> Any:
-        return current().special.expit(self.logits)
-
-    @lazy_property
-    def logits(self) -> Any:
-        return probs_to_logits(self.probs)
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
         backend = current()
@@ -561,7 +549,9 @@ class GammaPoisson(Distribution):
         return current().xp.broadcast_to(a / b * (1 + 1 / b), self.batch_shape)
 
 
-class NegativeBinomial(GammaPoisson):
+# The probs-or-logits forms come first in the bases; the draw, support and moments are
+# GammaPoisson's.
+class NegativeBinomial(_ProbsOrLogits, GammaPoisson):
     """Counts of successes (each with probability ``probs``, or ``sigmoid(logits)``) before
     ``total_count`` failures; a :class:`GammaPoisson` with rate ``(1 - probs) / probs``."""
 
@@ -580,33 +570,21 @@ class NegativeBinomial(GammaPoisson):
         validate_args: bool | None = None,
     ) -> None:
         xp = current().xp
-        name = type(self).__name__
-        _exactly_one(name, probs, logits)
-        self._from_logits = probs is None
-        param = logits if probs is None else probs
+        param = self._given(probs, logits)
         broadcast_shapes(
             shape_of(total_count),
             shape_of(param),
-            what=f"{name}: total_count and {'logits' if probs is None else 'probs'} shapes",
+            what=f"{type(self).__name__}: total_count and {self._given_name} shapes",
         )
         total_count, param = promote_shapes(total_count, param)
         self.total_count = total_count
-        if probs is None:
-            self.logits = param
+        self._keep(param)
+        if self._from_logits:
             rate = xp.exp(-xp.asarray(param))
         else:
-            self.probs = param
             rate = 1.0 / xp.asarray(param) - 1.0
         self._set_gamma(total_count, rate)
         Distribution.__init__(self, self._batch, validate_args=validate_args)
-
-    @lazy_property
-    def probs(self) -> Any:
-        return current().special.expit(self.logits)
-
-    @lazy_property
-    def logits(self) -> Any:
-        return probs_to_logits(self.probs)
 
     def _log_prob(self, value: Any) -> Any:
         sp = current().special

@@ -14,6 +14,7 @@ outside the support is ``-inf``, never an exception and never NaN.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -74,6 +75,20 @@ def check_param(owner: object, name: str, constraint: Constraint, value: Any) ->
             f"{type(owner).__name__}: parameter {name!r} must satisfy the constraint "
             f"{constraint!r}, got {value!r}"
         )
+
+
+def check_bounds(
+    owner: object,
+    low: Any,
+    high: Any,
+    each: Constraint = constraints.real,
+    above: Callable[[Any], Constraint] = constraints.greater_than,
+) -> None:
+    """Check the parameters ``low`` and ``high`` of a bounded distribution: each satisfies
+    ``each``, and ``high`` satisfies ``above(low)`` (``greater_than``: a non-empty interval)."""
+    check_param(owner, "low", each, low)
+    check_param(owner, "high", each, high)
+    check_param(owner, "high", above(low), high)
 
 
 class Distribution:
@@ -307,7 +322,30 @@ def _expansion(
     return tuple(out), tuple(expanded), tuple(interstitial)
 
 
-class Independent(Distribution):
+class _Wrapper(Distribution):
+    """A distribution around ``base_dist`` that draws as it does and has its moments; only its
+    shapes, support or log density differ (:class:`Independent`, :class:`MaskedDistribution`)."""
+
+    base_dist: Distribution
+
+    def sample_with_intermediates(
+        self, key: Any, sample_shape: Shape = ()
+    ) -> tuple[Any, list[Any]]:
+        return self.base_dist.sample_with_intermediates(key, sample_shape)
+
+    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        return self.base_dist.sample(key, sample_shape)
+
+    @property
+    def mean(self) -> Any:
+        return self.base_dist.mean
+
+    @property
+    def variance(self) -> Any:
+        return self.base_dist.variance
+
+
+class Independent(_Wrapper):
     """``base`` with its rightmost ``reinterpreted_batch_ndims`` batch dims made event dims."""
 
     def __init__(self, base: Distribution, reinterpreted_batch_ndims: int) -> None:
@@ -326,14 +364,6 @@ class Independent(Distribution):
         self.support = constraints.independent(base.support, n)
         self.is_discrete = base.is_discrete
 
-    def sample_with_intermediates(
-        self, key: Any, sample_shape: Shape = ()
-    ) -> tuple[Any, list[Any]]:
-        return self.base_dist.sample_with_intermediates(key, sample_shape)
-
-    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
-        return self.base_dist.sample(key, sample_shape)
-
     def log_prob(self, value: Any) -> Any:
         return sum_rightmost(self.base_dist.log_prob(value), self.reinterpreted_batch_ndims)
 
@@ -347,16 +377,8 @@ class Independent(Distribution):
         kept = self.event_shape[: self.reinterpreted_batch_ndims]
         return self.base_dist.expand(batch_shape + kept).to_event(self.reinterpreted_batch_ndims)
 
-    @property
-    def mean(self) -> Any:
-        return self.base_dist.mean
 
-    @property
-    def variance(self) -> Any:
-        return self.base_dist.variance
-
-
-class MaskedDistribution(Distribution):
+class MaskedDistribution(_Wrapper):
     """``base`` whose log density is zero where ``mask`` is False (missing or held-out data)."""
 
     def __init__(self, base: Distribution, mask: Any) -> None:
@@ -382,14 +404,6 @@ class MaskedDistribution(Distribution):
     def enumerate_support(self, expand: bool = True) -> Any:
         return self.base_dist.enumerate_support(expand)
 
-    def sample_with_intermediates(
-        self, key: Any, sample_shape: Shape = ()
-    ) -> tuple[Any, list[Any]]:
-        return self.base_dist.sample_with_intermediates(key, sample_shape)
-
-    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
-        return self.base_dist.sample(key, sample_shape)
-
     def log_prob(self, value: Any) -> Any:
         xp = current().xp
         if self._mask is False:
@@ -408,14 +422,6 @@ class MaskedDistribution(Distribution):
             value = xp.where(keep, value, stand_in)
         lp = self.base_dist.log_prob(value)
         return xp.where(self._mask, lp, xp.zeros((), dtype=xp.result_type(lp)))
-
-    @property
-    def mean(self) -> Any:
-        return self.base_dist.mean
-
-    @property
-    def variance(self) -> Any:
-        return self.base_dist.variance
 
 
 class Delta(Distribution):

@@ -289,6 +289,8 @@ class LKJCholesky(Distribution):
         return unnormalized - log_norm
 
 
+# LKJ repeats LKJCholesky's parameters and signature (``duplicates`` pairs them): it is the
+# public constructor NumPyro users call for the matrices themselves, and passes them on.
 class LKJ(TransformedDistribution):
     """Correlation matrices with density proportional to ``det(C) ** (concentration - 1)``."""
 

@@ -323,6 +323,8 @@ class AffineTransform(Transform):
         return f"AffineTransform(loc={self.loc}, scale={self.scale})"
 
 
+# Each parametrised transform answers the same questions (shapes, sign, repr) from its own
+# parameters; ``duplicates`` pairs their answers by shape, e.g. with AffineTransform's above.
 class PowerTransform(Transform):
     """``y = x ** exponent`` on the positive reals."""
 

@@ -16,7 +16,7 @@ from minippl.backend import current
 from minippl.distributions import constraints
 from minippl.distributions.constraints import Constraint
 from minippl.distributions.continuous import Cauchy, Laplace, Logistic, Normal
-from minippl.distributions.distribution import Distribution, check_param
+from minippl.distributions.distribution import Distribution, check_bounds
 from minippl.distributions.util import Shape, broadcast_shapes, clamp_probs, shape_of
 
 __all__ = [
@@ -51,13 +51,60 @@ def _log_phi_over(z: Any, log_mass: Any) -> Any:
 
 
 class _Truncated(Distribution):
-    """Shared pieces of the three truncations."""
+    """What the three truncations share: the checks, the draw, the density and the moments.
+
+    A subclass stores its bounds and gives the pieces that depend on them: ``icdf``, ``cdf``,
+    ``_log_mass`` (the log of the base's probability inside the bounds) and, for a Normal
+    base, ``_normal_moments``.
+    """
 
     reparametrized_params: tuple[str, ...] = ()
     base_dist: Any
 
+    def __init__(
+        self,
+        base_dist: Distribution,
+        bounds: dict[str, Any],
+        support: Constraint,
+        *,
+        validate_args: bool | None,
+    ) -> None:
+        name = type(self).__name__
+        _check_base(name, base_dist)
+        *first, last = bounds
+        batch = broadcast_shapes(
+            base_dist.batch_shape,
+            *(shape_of(bound) for bound in bounds.values()),
+            what=", ".join([f"{name}: base", *first]) + f" and {last}",
+        )
+        self.base_dist = base_dist
+        self.support = support
+        super().__init__(batch, validate_args=validate_args)
+
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
         return self.icdf(_uniform_open_at_zero(key, tuple(sample_shape) + self.batch_shape))
+
+    def _log_mass(self) -> Any:
+        raise NotImplementedError
+
+    def _log_prob(self, value: Any) -> Any:
+        return self.base_dist.log_prob(value) - self._log_mass()
+
+    def _normal_moments(self) -> tuple[Any, Any]:
+        """The mean and variance for a Normal base."""
+        raise NotImplementedError
+
+    @property
+    def mean(self) -> Any:
+        if isinstance(self.base_dist, Normal):
+            return current().xp.broadcast_to(self._normal_moments()[0], self.batch_shape)
+        return self._moments_unavailable()
+
+    @property
+    def variance(self) -> Any:
+        if isinstance(self.base_dist, Normal):
+            return current().xp.broadcast_to(self._normal_moments()[1], self.batch_shape)
+        return self._moments_unavailable()
 
     def _moments_unavailable(self) -> Any:
         if isinstance(self.base_dist, Cauchy):
@@ -76,14 +123,10 @@ class LeftTruncatedDistribution(_Truncated):
     def __init__(
         self, base_dist: Distribution, low: Any = 0.0, *, validate_args: bool | None = None
     ) -> None:
-        _check_base("LeftTruncatedDistribution", base_dist)
-        batch = broadcast_shapes(
-            base_dist.batch_shape, shape_of(low), what="LeftTruncatedDistribution: base and low"
-        )
-        self.base_dist = base_dist
         self.low = low
-        self.support = constraints.greater_than_eq(low)
-        super().__init__(batch, validate_args=validate_args)
+        super().__init__(
+            base_dist, {"low": low}, constraints.greater_than_eq(low), validate_args=validate_args
+        )
 
     def _sign(self) -> Any:
         # +1 when low is left of the centre; otherwise mirror through loc.
@@ -111,9 +154,6 @@ class LeftTruncatedDistribution(_Truncated):
             return current().special.log_ndtr((base.loc - self.low) / base.scale)
         return xp.log(self._sign() * (self._tail_high() - self._tail_low()))
 
-    def _log_prob(self, value: Any) -> Any:
-        return self.base_dist.log_prob(value) - self._log_mass()
-
     def cdf(self, value: Any) -> Any:
         xp = current().xp
         base_low = self.base_dist.cdf(self.low)
@@ -126,19 +166,9 @@ class LeftTruncatedDistribution(_Truncated):
         ratio = _log_phi_over(a, self._log_mass())
         return mu + sigma * ratio, sigma**2 * (1 + a * ratio - ratio**2)
 
-    @property
-    def mean(self) -> Any:
-        if isinstance(self.base_dist, Normal):
-            return current().xp.broadcast_to(self._normal_moments()[0], self.batch_shape)
-        return self._moments_unavailable()
 
-    @property
-    def variance(self) -> Any:
-        if isinstance(self.base_dist, Normal):
-            return current().xp.broadcast_to(self._normal_moments()[1], self.batch_shape)
-        return self._moments_unavailable()
-
-
+# Right mirrors Left's head (``duplicates`` pairs them): each names its own bound, with its
+# constraint and support; the checks they share are ``_Truncated.__init__``.
 class RightTruncatedDistribution(_Truncated):
     """``base_dist`` conditioned on being at most ``high``."""
 
@@ -148,14 +178,10 @@ class RightTruncatedDistribution(_Truncated):
     def __init__(
         self, base_dist: Distribution, high: Any = 0.0, *, validate_args: bool | None = None
     ) -> None:
-        _check_base("RightTruncatedDistribution", base_dist)
-        batch = broadcast_shapes(
-            base_dist.batch_shape, shape_of(high), what="RightTruncatedDistribution: base and high"
-        )
-        self.base_dist = base_dist
         self.high = high
-        self.support = constraints.less_than_eq(high)
-        super().__init__(batch, validate_args=validate_args)
+        super().__init__(
+            base_dist, {"high": high}, constraints.less_than_eq(high), validate_args=validate_args
+        )
 
     def _cdf_high(self) -> Any:
         return self.base_dist.cdf(self.high)
@@ -169,9 +195,6 @@ class RightTruncatedDistribution(_Truncated):
             return self.base_dist.log_cdf(self.high)
         return current().xp.log(self._cdf_high())
 
-    def _log_prob(self, value: Any) -> Any:
-        return self.base_dist.log_prob(value) - self._log_mass()
-
     def cdf(self, value: Any) -> Any:
         xp = current().xp
         inside = self.base_dist.cdf(value) / self._cdf_high()
@@ -183,18 +206,6 @@ class RightTruncatedDistribution(_Truncated):
         ratio = _log_phi_over(b, self._log_mass())
         return mu - sigma * ratio, sigma**2 * (1 - b * ratio - ratio**2)
 
-    @property
-    def mean(self) -> Any:
-        if isinstance(self.base_dist, Normal):
-            return current().xp.broadcast_to(self._normal_moments()[0], self.batch_shape)
-        return self._moments_unavailable()
-
-    @property
-    def variance(self) -> Any:
-        if isinstance(self.base_dist, Normal):
-            return current().xp.broadcast_to(self._normal_moments()[1], self.batch_shape)
-        return self._moments_unavailable()
-
 
 class TwoSidedTruncatedDistribution(_Truncated):
     """``base_dist`` conditioned on lying in ``[low, high]``."""
@@ -205,6 +216,8 @@ class TwoSidedTruncatedDistribution(_Truncated):
     }
     reparametrized_params = ("low", "high")
 
+    # NumPyro's signature, one parameter a line (``duplicates`` pairs it with StudentT's by
+    # shape alone).
     def __init__(
         self,
         base_dist: Distribution,
@@ -213,22 +226,16 @@ class TwoSidedTruncatedDistribution(_Truncated):
         *,
         validate_args: bool | None = None,
     ) -> None:
-        _check_base("TwoSidedTruncatedDistribution", base_dist)
-        batch = broadcast_shapes(
-            base_dist.batch_shape,
-            shape_of(low),
-            shape_of(high),
-            what="TwoSidedTruncatedDistribution: base, low and high",
-        )
-        self.base_dist = base_dist
         self.low, self.high = low, high
-        self.support = constraints.interval(low, high)
-        super().__init__(batch, validate_args=validate_args)
+        super().__init__(
+            base_dist,
+            {"low": low, "high": high},
+            constraints.interval(low, high),
+            validate_args=validate_args,
+        )
 
     def _validate_params(self) -> None:
-        check_param(self, "low", constraints.real, self.low)
-        check_param(self, "high", constraints.real, self.high)
-        check_param(self, "high", constraints.greater_than(self.low), self.high)
+        check_bounds(self, self.low, self.high)
 
     def _sign(self) -> Any:
         return current().xp.where(self.base_dist.loc >= self.low, 1.0, -1.0)
@@ -261,9 +268,6 @@ class TwoSidedTruncatedDistribution(_Truncated):
         tail_low, tail_high = self._tails()
         return xp.log(self._sign() * (tail_high - tail_low))
 
-    def _log_prob(self, value: Any) -> Any:
-        return self.base_dist.log_prob(value) - self._log_mass()
-
     def cdf(self, value: Any) -> Any:
         xp = current().xp
         base_low = self.base_dist.cdf(self.low)
@@ -279,18 +283,6 @@ class TwoSidedTruncatedDistribution(_Truncated):
         mean = mu + sigma * (ra - rb)
         variance = sigma**2 * (1 + a * ra - b * rb - (ra - rb) ** 2)
         return mean, variance
-
-    @property
-    def mean(self) -> Any:
-        if isinstance(self.base_dist, Normal):
-            return current().xp.broadcast_to(self._normal_moments()[0], self.batch_shape)
-        return self._moments_unavailable()
-
-    @property
-    def variance(self) -> Any:
-        if isinstance(self.base_dist, Normal):
-            return current().xp.broadcast_to(self._normal_moments()[1], self.batch_shape)
-        return self._moments_unavailable()
 
 
 def TruncatedDistribution(
@@ -310,6 +302,24 @@ def TruncatedDistribution(
     return TwoSidedTruncatedDistribution(base_dist, low, high, validate_args=validate_args)
 
 
+def _truncated_family(
+    family: type[Normal | Cauchy],
+    loc: Any,
+    scale: Any,
+    low: Any,
+    high: Any,
+    validate_args: bool | None,
+) -> Distribution:
+    """``family(loc, scale)`` truncated, a bad parameter reported as ``Truncated<family>``."""
+    try:
+        base = family(loc, scale, validate_args=validate_args)
+    except ValueError as err:
+        raise ValueError(f"Truncated{family.__name__}: {err}") from None
+    return TruncatedDistribution(base, low, high, validate_args=validate_args)
+
+
+# TruncatedNormal and TruncatedCauchy keep NumPyro's two signatures written out (``duplicates``
+# pairs them), so that each reads, and shows in ``help``, as the constructor users call.
 def TruncatedNormal(
     loc: Any = 0.0,
     scale: Any = 1.0,
@@ -319,11 +329,7 @@ def TruncatedNormal(
     validate_args: bool | None = None,
 ) -> Distribution:
     """A Normal(loc, scale) restricted to ``[low, high]`` (either bound may be ``None``)."""
-    try:
-        base = Normal(loc, scale, validate_args=validate_args)
-    except ValueError as err:
-        raise ValueError(f"TruncatedNormal: {err}") from None
-    return TruncatedDistribution(base, low, high, validate_args=validate_args)
+    return _truncated_family(Normal, loc, scale, low, high, validate_args)
 
 
 def TruncatedCauchy(
@@ -335,8 +341,4 @@ def TruncatedCauchy(
     validate_args: bool | None = None,
 ) -> Distribution:
     """A Cauchy(loc, scale) restricted to ``[low, high]`` (either bound may be ``None``)."""
-    try:
-        base = Cauchy(loc, scale, validate_args=validate_args)
-    except ValueError as err:
-        raise ValueError(f"TruncatedCauchy: {err}") from None
-    return TruncatedDistribution(base, low, high, validate_args=validate_args)
+    return _truncated_family(Cauchy, loc, scale, low, high, validate_args)

@@ -69,6 +69,7 @@ def run_problems(stats: RunStats, phase: str, depth: tuple[int, int] | None) -> 
                 f"{stats.divergences.tolist()}. Increase target_accept_prob, or "
                 "reparameterize (e.g. non-centred, LocScaleReparam(0))."
             )
+        # Each problem is counted and worded on its own (``duplicates`` pairs the blocks).
         saturated = int(stats.max_depth_hits.sum())
         if saturated:
             problems.append(

@@ -119,6 +119,7 @@ class ChainPrograms:
         return program
 
     # -- starting points -----------------------------------------------------------------------
+    # (``duplicates`` pairs this signature with MCMC._start's, which calls it: the same data.)
     def init_states(
         self,
         keys: Any,

@@ -76,6 +76,8 @@ def setup_model(
     ``model_trace`` is ``None``. ``split_key``: the trace is seeded with the second key of
     ``split(rng_key)`` (HMC's flow), split inside the abstract trace when there is one.
     """
+    # The steps initialize_model takes, repeated (``duplicates`` pairs them) so that the
+    # learner's file reads without this one; only how ``start`` is found differs.
     kwargs = {} if model_kwargs is None else dict(model_kwargs)
     strategy = bound_strategy(init_strategy)
 

@@ -104,6 +104,9 @@ def init_to_median(site: Message | None = None, num_samples: int = 15) -> Any:
 
     Falls back to :func:`init_to_uniform` for a prior that cannot be sampled.
     """
+    # A strategy opens with the same three steps as init_to_uniform (``duplicates`` pairs
+    # them): bind its options, pass over non-latent sites, keep a value already given. They
+    # stay written out so that each strategy reads alone, as NumPyro's do.
     if site is None:
         return functools.partial(init_to_median, num_samples=num_samples)
     if not _is_latent(site):

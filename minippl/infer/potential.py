@@ -276,6 +276,8 @@ def latent_transforms(model_trace: Trace) -> tuple[dict[str, Any], bool]:
     return transforms, replay_model
 
 
+# NumPyro's argument order, as log_density and the rest of this file take it (``duplicates``
+# pairs their signatures).
 def get_transforms(
     model: Callable[..., Any],
     model_args: tuple[Any, ...],

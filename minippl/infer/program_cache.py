@@ -106,6 +106,7 @@ class ProgramCache:
                 self.closed_args = True
         raise AssertionError("unreachable")
 
+    # ``run``'s signature less ``call`` (``duplicates`` pairs the two): ``run`` calls this.
     def find(
         self,
         tag: Any,

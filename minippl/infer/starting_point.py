@@ -304,6 +304,8 @@ def _explain_invalid(
     return "; ".join(parts)
 
 
+# A model and its data, in the order trace_start takes them (``duplicates`` pairs the two
+# signatures by shape).
 def check_start(
     model: Callable[..., Any],
     info: ParamInfo,
@@ -356,6 +358,8 @@ class ModelSetup(NamedTuple):
             prototype_params=self.prototype,
         )
 
+    # :func:`check_start`'s signature less the model (``duplicates`` pairs it with the chain
+    # programs' and MCMC's own methods over keys, points and data, alike in shape only).
     def check_start(
         self,
         info: ParamInfo,

@@ -89,6 +89,8 @@ class TransitionInfo(NamedTuple):
 
 
 
+# The tree's options pass through to :func:`build_tree` under its own names (``duplicates``
+# pairs the two signatures).
 def nuts_transition(
     key: Key,
     state: IntegratorState,
@@ -220,6 +222,8 @@ class HMC:
                     UserWarning,
                     stacklevel=2,
                 )
+        # The options, one a line (``duplicates`` pairs this run with MCMC's and Predictive's
+        # constructors by shape: each class keeps its own options).
         self._model = model
         self._potential_fn = potential_fn
         self._kinetic_fn = kinetic_fn
