@@ -97,6 +97,8 @@ def unflatten(skeleton: Any, leaves: list[Any]) -> Any:
     return out
 
 
+# The inverse walk mirrors ``_strip`` case by case (``duplicates`` pairs them by shape): each
+# case undoes the one above it.
 def _fill(skeleton: Any, leaves: Iterator[Any]) -> Any:
     if skeleton is LEAF:
         return next(leaves)

@@ -15,13 +15,12 @@ from typing import Any
 from minippl.backend import current
 from minippl.distributions import constraints
 from minippl.distributions.constraints import Constraint
+from minippl.distributions.discrete import _OverCategories
 from minippl.distributions.distribution import Distribution
 from minippl.distributions.transforms import Transform, biject_to
 from minippl.distributions.util import (
     Shape,
     broadcast_shapes,
-    lazy_property,
-    probs_to_logits_multinomial,
     shape_of,
 )
 
@@ -49,7 +48,7 @@ class _MultinomialSupport(Constraint):
         return whole & (xp.sum(x, axis=-1) == self.upper)
 
 
-class Multinomial(Distribution):
+class Multinomial(_OverCategories):
     """Counts of ``total_count`` trials over ``K`` categories with ``probs`` or ``logits``.
 
     >>> import numpy as np
@@ -64,8 +63,8 @@ class Multinomial(Distribution):
         "probs": constraints.simplex,
         "logits": constraints.real_vector,
     }
-    is_discrete = True
 
+    # NumPyro's signature: Binomial's, with ``total_count_max`` (``duplicates`` pairs them).
     def __init__(
         self,
         total_count: Any = 1,
@@ -75,32 +74,15 @@ class Multinomial(Distribution):
         total_count_max: int | None = None,
         validate_args: bool | None = None,
     ) -> None:
-        if (probs is None) == (logits is None):
-            raise ValueError("Multinomial: give exactly one of probs= or logits=")
-        xp = current().xp
-        param = xp.asarray(logits if probs is None else probs)
+        param = current().xp.asarray(self._given(probs, logits))
         if param.ndim == 0:
             raise ValueError("Multinomial: probs/logits need a last dim over the categories")
-        self._from_logits = probs is None
-        if probs is None:
-            self.logits = param
-        else:
-            self.probs = param
+        self._keep(param)
         self.total_count = total_count
         self.total_count_max = total_count_max
         batch = broadcast_shapes(shape_of(total_count), param.shape[:-1], what="Multinomial")
         self.support = _MultinomialSupport(total_count)
-        super().__init__(batch, param.shape[-1:], validate_args=validate_args)
-
-    @lazy_property
-    def probs(self) -> Any:
-        logits = self.logits
-        sp = current().special
-        return current().xp.exp(logits - sp.logsumexp(logits, axis=-1, keepdims=True))
-
-    @lazy_property
-    def logits(self) -> Any:
-        return probs_to_logits_multinomial(self.probs)
+        Distribution.__init__(self, batch, param.shape[-1:], validate_args=validate_args)
 
     def _log_prob(self, value: Any) -> Any:
         xp = current().xp

@@ -112,6 +112,8 @@ class WishartCholesky(Distribution):
         return self.scale_tril @ bartlett
 
 
+# Wishart repeats WishartCholesky's parameters and signature (``duplicates`` pairs them): it is
+# the public constructor for the matrices themselves, and passes them on to its factor.
 class Wishart(Distribution):
     """Positive definite matrices: the scatter of ``concentration`` Normal(0, S) draws.
 
