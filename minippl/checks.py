@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 SEED_RANGE = (-(2**63), 2**63)
 """Integer seeds a PRNG key is made from: a 64-bit signed integer."""
@@ -107,7 +109,7 @@ def check_key(value: Any, where: str) -> None:
         return
     hint = ""
     if _as_int(value) is not None:
-        hint = f"; make one with minippl.backend.current().key({value}) (jax.random.PRNGKey)"
+        hint = f"; make one with minippl.backend.current().key({value})"
     raise TypeError(
         f"{where}: rng_key must be a PRNG key ({backend.name}), got {_got(value)}{hint}"
     )
@@ -119,7 +121,7 @@ def check_mapping(value: Any, argument: str, where: str) -> None:
         raise TypeError(f"{where}: {argument} must be a dict of site names, got {_got(value)}")
 
 
-def check_trace(value: Any, where: str) -> None:
+def check_trace(value: Mapping[str, T] | None, where: str) -> Mapping[str, T]:
     """A recorded trace: a mapping from names to sites (``trace(model).get_trace()``)."""
     from minippl.messages import Message
 
@@ -133,6 +135,7 @@ def check_trace(value: Any, where: str) -> None:
                 f".get_trace()), got {_got(site)} at {name!r}; to plug in values use "
                 "substitute(data=...)"
             )
+    return value
 
 
 def check_one_of(where: str, **options: Any) -> None:
@@ -176,15 +179,21 @@ def check_callable(value: Any, argument: str, where: str) -> None:
         raise TypeError(f"{where}: {argument} must be callable, got {_got(value)}")
 
 
-def check_names(given: Iterable[str], known: Iterable[str], argument: str, where: str) -> None:
-    """Every name in ``given`` is one of the model's sites ``known``."""
-    known = sorted(known)
+def check_names(
+    given: Iterable[str], known: Iterable[str], argument: str, where: str, every: bool = False
+) -> None:
+    """Every name in ``given`` is one of the model's sites ``known`` (and, with ``every``,
+    every one of them is given)."""
+    known, given = sorted(known), sorted(given)
     unknown = sorted(set(given) - set(known))
     if unknown:
         raise ValueError(
             f"{where}: {argument} names {unknown}, which the model does not have; "
             f"its sites are {known}"
         )
+    missing = sorted(set(known) - set(given))
+    if every and missing:
+        raise ValueError(f"{where}: {argument} has no value for the sites {missing}")
 
 
 def check_finite(values: Mapping[str, Any], argument: str, where: str) -> None:
@@ -209,10 +218,13 @@ def site_context(name: str | None, fn: Any, value: Any, frames: Any) -> str:
 
     plates = ", ".join(f"{frame.name!r} of size {frame.size}" for frame in frames)
     where = f" in plates [{plates}]" if plates else ""
+    family = type(fn).__name__
+    if family == "ExpandedDistribution":  # expanded by the plates: the user wrote the base
+        family = f"{type(fn.base_dist).__name__} (expanded by the plates)"
     batch = tuple(getattr(fn, "batch_shape", ()))
     event = tuple(getattr(fn, "event_shape", ()))
     return (
-        f"site {name!r}{where}: {type(fn).__name__} of batch shape {batch} and event shape "
+        f"site {name!r}{where}: {family} of batch shape {batch} and event shape "
         f"{event}, value of shape {shape_of(value)}"
     )
 

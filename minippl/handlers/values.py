@@ -132,8 +132,7 @@ class replay(Messenger):
     def __init__(
         self, fn: Callable[..., Any] | None = None, trace: Mapping[str, Message] | None = None
     ) -> None:
-        check_trace(trace, "replay")
-        self.trace = trace
+        self.trace = check_trace(trace, "replay")
         super().__init__(fn)
 
     def process_message(self, msg: Message) -> None:

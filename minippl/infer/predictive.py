@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from minippl.backend import current
+from minippl.checks import check_callable, check_count, check_key, check_mapping, check_names
 from minippl.distributions.util import shape_of
 from minippl.handlers import seed, substitute, trace
 from minippl.infer.compile_cache import enable_compile_cache
@@ -75,6 +76,7 @@ def _predictive(
     exclude_deterministic: bool,
     model_args: tuple[Any, ...],
     model_kwargs: Mapping[str, Any],
+    check_sites: bool = False,
 ) -> dict[str, Any]:
     """One model run per entry of ``batch_shape``, mapped over the leading dims of ``samples``."""
     backend = current()
@@ -92,6 +94,8 @@ def _predictive(
         else:
             run = substitute(_predict_observed(model), data=draw)
         model_trace = trace(seed(run, key)).get_trace(*model_args, **model_kwargs)
+        if check_sites:
+            check_names(draw, model_trace, "posterior_samples", "Predictive")
         if return_sites is None:
             sites = {
                 name
@@ -154,6 +158,10 @@ class Predictive:
         exclude_deterministic: bool = True,
         condition_deterministic: bool | None = None,
     ) -> None:
+        check_callable(model, "model", "Predictive")
+        check_mapping(posterior_samples, "posterior_samples", "Predictive")
+        if num_samples is not None:
+            num_samples = check_count(num_samples, "num_samples", "Predictive")
         if infer_discrete:
             raise NotImplementedError("Predictive(infer_discrete=True) is not supported")
         if condition_deterministic is not None:
@@ -195,6 +203,7 @@ class Predictive:
     def __call__(self, rng_key: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Draw from the predictive distribution, with ``args`` and ``kwargs`` for the model."""
         backend = current()
+        check_key(rng_key, "Predictive")
         enable_compile_cache()
         samples = self.posterior_samples
         if self.guide is not None:
@@ -208,7 +217,7 @@ class Predictive:
         model = substitute(self.model, data=self.params) if self.params else self.model
         return _predictive(
             rng_key, model, samples, self._batch_shape, self.return_sites,
-            self.exclude_deterministic, args, kwargs,
+            self.exclude_deterministic, args, kwargs, check_sites=self.guide is None,
         )  # fmt: skip
 
 

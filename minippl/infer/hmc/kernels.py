@@ -40,6 +40,7 @@ from typing import Any, NamedTuple
 
 from backends import Array, Key
 from minippl.backend import current
+from minippl.checks import check_names
 from minippl.infer.chain_batch import chain_params, key_batch_size, rerun_failed_chains
 from minippl.infer.fast_setup import KernelSetup, setup_model
 from minippl.infer.hmc.adaptation import HMCAdaptState, StepSizeSearch, WarmupAdapter
@@ -86,7 +87,6 @@ class TransitionInfo(NamedTuple):
     num_steps: Array
     accept_prob: Array
     diverging: Array
-
 
 
 def nuts_transition(
@@ -361,6 +361,8 @@ class HMC:
             self._potential_fn_gen = model_setup.potential_fn
             self._postprocess_fn = model_setup.postprocess_fn
             z = model_setup.prototype if init_params is None else init_params
+            if isinstance(init_params, dict):
+                check_names(init_params, model_setup.prototype, "init_params", "MCMC.run", True)
         elif init_params is None:
             raise ValueError("Valid value of `init_params` must be provided with `potential_fn`.")
         else:
