@@ -311,6 +311,13 @@ class MCMC:
         backend = current()
         if resuming:
             state = self._warmup_state._replace(rng_key=keys)
+            if hasattr(self.sampler, "resume"):  # a fresh kernel (a new process) is set up
+                one = self.num_chains == 1
+                z = getattr(state, self._sample_field)
+                first_z = z if one else backend.tree_map(lambda x: x[0], z)
+                self.sampler.resume(
+                    keys if one else keys[0], first_z, self.num_warmup, args, kwargs
+                )
         else:
             state = self._programs.init_states(keys, init_params, args, kwargs, ahead)
         if self.num_chains == 1:

@@ -335,6 +335,21 @@ class HMC:
         self._vectorized = True
         return states  # type: ignore[no-any-return]
 
+    def resume(
+        self,
+        rng_key: Key,
+        z: Any,
+        num_warmup: int,
+        model_args: tuple[Any, ...],
+        model_kwargs: dict[str, Any],
+    ) -> None:
+        """Set the kernel up to continue a chain at ``z`` (one chain's values), if it was never
+        set up here: a state unpickled in a new process meets a fresh kernel. The set-up
+        depends on the model and the shapes only, so the draws equal those of a run that
+        continued in the first process."""
+        if self._adapter is None:
+            self.chain_initializer(rng_key, num_warmup, z, model_args, model_kwargs)
+
     def chain_initializer(
         self,
         rng_key: Key,
