@@ -178,8 +178,9 @@ class ChainPrograms:
             init_params = backend.tree_map(lambda x: backend.xp.asarray(x)[None], init_params)
         if isinstance(init_params, dict):
             check_finite(init_params, "init_params", "MCMC.run")
-        first = backend.tree_flatten(init_params)[0][0]
-        if shape_of(first)[:1] != (n,):
+        leaves = backend.tree_flatten(init_params)[0]
+        first = leaves[0] if leaves else None  # none: the kernel names the sites missing
+        if first is not None and shape_of(first)[:1] != (n,):
             raise ValueError(
                 f"init_params needs a leading axis of size num_chains={n}, got shape "
                 f"{shape_of(first)}"
