@@ -25,12 +25,10 @@ SEED_RANGE = (-(2**63), 2**63)
 
 
 def _got(value: Any) -> str:
+    """``value`` as an error message shows it: its repr (cut short) and its type."""
     text = repr(value)
-    return (
-        f"{text[:60]}... ({type(value).__name__})"
-        if len(text) > 60
-        else f"{text} ({type(value).__name__})"
-    )
+    text = text if len(text) <= 60 else f"{text[:60]}..."
+    return f"{text} ({type(value).__name__})"
 
 
 def _as_int(value: Any) -> int | None:
@@ -175,6 +173,7 @@ def check_prior(value: Any, where: str) -> None:
 
 
 def check_callable(value: Any, argument: str, where: str) -> None:
+    """A function (a model, a ``condition_fn``, a ``postprocess_fn``)."""
     if not callable(value):
         raise TypeError(f"{where}: {argument} must be callable, got {_got(value)}")
 
@@ -213,7 +212,8 @@ def check_finite(values: Mapping[str, Any], argument: str, where: str) -> None:
 
 
 def site_context(name: str | None, fn: Any, value: Any, frames: Any) -> str:
-    """ "site 'obs' (plates ['N' of size 3]; Normal of batch shape (3,), value shape (5,))"."""
+    """Where a site's error happened, e.g. ``site 'obs' in plates ['N' of size 3]: Normal (expanded
+    by the plates) of batch shape (3,) and event shape (), value of shape (5,)``."""
     from minippl.distributions.util import shape_of
 
     plates = ", ".join(f"{frame.name!r} of size {frame.size}" for frame in frames)

@@ -28,10 +28,17 @@ stored, files unused for :data:`UNUSED_DAYS` days are removed.
 
 Part of the JAX backend's compiler (``compiler.py``, ``JaxCompiler.program``); the core asks
 for programs through the protocol's ``Compiler`` and never sees JAX. A program whose parts
-cannot be keyed (a kernel or function from outside minippl, say), or any failure to store or
-load, falls back silently to the ordinary compiled program (logged at debug level). The
-files are trusted like JAX's own cache entries (both hold machine code): keep the cache
-folder private.
+cannot be keyed (a kernel or function from outside minippl, say), or any failure to store,
+falls back silently to the ordinary compiled program (logged at debug level).
+
+A damaged cache never fails a run. Each file starts with :data:`FORMAT` and a SHA-256 of the
+rest, checked before anything is unpickled, so a truncated, overwritten or older file never
+reaches the loader: it is removed (one warning on the log per process) and the program is
+compiled, and stored whole again where the folder can be written. Files are written to a
+temporary name and renamed, so a reader (another process, or the next run after Ctrl-C)
+sees a whole file or none. The checksum guards against damage, not against an attacker:
+the files are trusted like JAX's own cache entries (both hold machine code), so keep the
+cache folder private.
 """
 
 from __future__ import annotations
