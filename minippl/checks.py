@@ -51,6 +51,18 @@ def check_count(value: Any, argument: str, where: str, minimum: int = 1) -> int:
     return number
 
 
+def check_between(value: Any, argument: str, where: str, low: float, high: float) -> float:
+    """A real number strictly between ``low`` and ``high`` (``step_size``, a probability)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        try:
+            value = float(value)  # a 0-d array
+        except (TypeError, ValueError):
+            raise TypeError(f"{where}: {argument} must be a number, got {_got(value)}") from None
+    if not low < value < high:
+        raise ValueError(f"{where}: {argument} must be in ({low}, {high}), got {value}")
+    return float(value)
+
+
 def check_plate(
     name: Any, size: Any, subsample_size: Any, dim: Any
 ) -> tuple[int, int | None, int | None]:

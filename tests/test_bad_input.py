@@ -15,7 +15,7 @@ import minippl
 import minippl.distributions as dist
 from backends import Backend
 from minippl import handlers
-from minippl.infer import MCMC, NUTS, Predictive
+from minippl.infer import HMC, MCMC, NUTS, Predictive
 from minippl.infer.util import log_density
 from minippl.runtime import stack
 
@@ -506,6 +506,48 @@ CASES: list[Case] = [
         lambda b: NUTS(one_site, potential_fn=lambda z: 0.0),
         ValueError,
         r"Only one of `model` or `potential_fn`",
+    ),
+    (
+        "NUTS step_size negative",
+        lambda b: NUTS(one_site, step_size=-0.1),
+        ValueError,
+        r"NUTS: step_size must be in \(0\.0, inf\), got -0\.1",
+    ),
+    (
+        "NUTS target above one",
+        lambda b: NUTS(one_site, target_accept_prob=1.5),
+        ValueError,
+        r"NUTS: target_accept_prob must be in \(0\.0, 1\.0\), got 1\.5",
+    ),
+    (
+        "NUTS target a str",
+        lambda b: NUTS(one_site, target_accept_prob="high"),
+        TypeError,
+        r"NUTS: target_accept_prob must be a number, got 'high' \(str\)",
+    ),
+    (
+        "NUTS max_tree_depth zero",
+        lambda b: NUTS(one_site, max_tree_depth=0),
+        ValueError,
+        r"NUTS: max_tree_depth must be an int >= 1, got 0",
+    ),
+    (
+        "NUTS model not callable",
+        lambda b: NUTS(3),
+        TypeError,
+        r"NUTS: model must be callable, got 3 \(int\)",
+    ),
+    (
+        "NUTS init_strategy",
+        lambda b: NUTS(one_site, init_strategy=3),
+        TypeError,
+        r"NUTS: init_strategy must be callable, got 3",
+    ),
+    (
+        "HMC num_steps zero",
+        lambda b: HMC(one_site, num_steps=0),
+        ValueError,
+        r"HMC: num_steps must be an int >= 1, got 0",
     ),
     # -- Predictive -----------------------------------------------------------------------
     (

@@ -40,7 +40,7 @@ from typing import Any, NamedTuple
 
 from backends import Array, Key
 from minippl.backend import current
-from minippl.checks import check_names
+from minippl.checks import check_between, check_callable, check_count, check_names
 from minippl.infer.chain_batch import chain_params, key_batch_size, rerun_failed_chains
 from minippl.infer.fast_setup import KernelSetup, setup_model
 from minippl.infer.hmc.adaptation import HMCAdaptState, StepSizeSearch, WarmupAdapter
@@ -208,6 +208,15 @@ class HMC:
     ) -> None:
         if (model is None) == (potential_fn is None):
             raise ValueError("Only one of `model` or `potential_fn` must be specified.")
+        where = self._algo
+        check_callable(model if model is not None else potential_fn, "model", where)
+        check_between(step_size, "step_size", where, 0.0, math.inf)
+        check_between(target_accept_prob, "target_accept_prob", where, 0.0, 1.0)
+        check_callable(init_strategy, "init_strategy", where)
+        if trajectory_length is not None:
+            check_between(trajectory_length, "trajectory_length", where, 0.0, math.inf)
+        if num_steps is not None:
+            num_steps = check_count(num_steps, "num_steps", where)
         if self._algo == "HMC":
             if num_steps is None and trajectory_length is None:
                 raise ValueError(
@@ -666,6 +675,8 @@ class NUTS(HMC):
             dense_shrinkage=dense_shrinkage,
         )
         depth = max_tree_depth if isinstance(max_tree_depth, tuple) else (max_tree_depth,) * 2
+        for each in depth:
+            check_count(each, "max_tree_depth", "NUTS")
         self._tree_depths = (int(depth[0]), int(depth[1]))
         self._robust_u_turn = robust_u_turn
 
