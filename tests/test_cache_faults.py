@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from backends import Backend
@@ -79,12 +80,16 @@ def test_a_damaged_file_never_reaches_the_unpickler(
     import jax
     import jax.numpy as jnp
 
-    from backends.jax.stored_programs import DamagedProgramError, load, store
+    from backends.jax.stored_programs import DamagedProgramError, _kept_here_only, load, store
 
     path = tmp_path / "program.pkl"
-    compiled = jax.jit(lambda x: x + 1).lower(jnp.zeros(3)).compile()
+    # A constant of its own, so the program is compiled here, never taken from JAX's cache
+    # (an executable from there does not run once stored), and not written there either.
+    offset = float(np.random.default_rng().uniform(1.0, 2.0))
+    with _kept_here_only():
+        compiled = jax.jit(lambda x: x + offset).lower(jnp.zeros(3)).compile()
     store(path, compiled)
-    assert float(load(path)(jnp.zeros(3))[0]) == 1.0
+    assert float(load(path)(jnp.zeros(3))[0]) == np.float32(offset)
     data = path.read_bytes()
     damaged = {
         "truncated": data[:-7],
