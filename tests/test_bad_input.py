@@ -15,7 +15,7 @@ import minippl
 import minippl.distributions as dist
 from backends import Backend
 from minippl import handlers
-from minippl.infer import HMC, MCMC, NUTS, Predictive
+from minippl.infer import HMC, MCMC, NUTS, Predictive, log_likelihood
 from minippl.infer.util import log_density
 from minippl.runtime import stack
 
@@ -390,6 +390,12 @@ CASES: list[Case] = [
         run(in_plate, np.zeros(5)),
         ValueError,
         r"site 'obs' in plates \['N' of size 3\].*\(3,\).*value of shape \(5,\)",
+    ),
+    (
+        "obs longer than plate in log_likelihood",
+        lambda b: log_likelihood(in_plate, {"mu": b.xp.zeros(2)}, b.xp.zeros(5)),
+        ValueError,
+        r"site 'obs' in plates \['N' of size 3\].*value of shape \(5,\)",
     ),
     # -- MCMC -----------------------------------------------------------------------------
     (

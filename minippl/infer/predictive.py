@@ -23,7 +23,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from minippl.backend import current
-from minippl.checks import check_callable, check_count, check_key, check_mapping, check_names
+from minippl.checks import (
+    check_callable,
+    check_count,
+    check_key,
+    check_mapping,
+    check_names,
+    with_site,
+)
 from minippl.distributions.util import shape_of
 from minippl.handlers import seed, substitute, trace
 from minippl.infer.compile_cache import enable_compile_cache
@@ -221,6 +228,14 @@ class Predictive:
         )  # fmt: skip
 
 
+def _pointwise_log_prob(site: Message) -> Any:
+    """``fn.log_prob(value)`` of an observed site; a shape error names the site."""
+    try:
+        return site.fn.log_prob(site.value)
+    except (ValueError, TypeError) as err:
+        raise with_site(err, site.name, site.fn, site.value, site.cond_indep_stack) from err
+
+
 def log_likelihood(
     model: Callable[..., Any],
     posterior_samples: Mapping[str, Any],
@@ -239,7 +254,7 @@ def log_likelihood(
         run = substitute(model, data=samples) if samples else model
         model_trace = trace(run).get_trace(*args, **kwargs)
         return {
-            name: site.fn.log_prob(site.value)
+            name: _pointwise_log_prob(site)
             for name, site in model_trace.items()
             if site.type == "sample"
             and site.is_observed

@@ -89,6 +89,7 @@ class TransitionInfo(NamedTuple):
     diverging: Array
 
 
+
 def nuts_transition(
     key: Key,
     state: IntegratorState,
