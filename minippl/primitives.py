@@ -14,6 +14,7 @@ import warnings
 from typing import Any
 
 from minippl.backend import current
+from minippl.checks import check_count, check_plate, check_sample
 from minippl.distributions.distribution import Distribution, Unit
 from minippl.distributions.util import broadcast_shapes, shape_of
 from minippl.messages import CondIndepStackFrame, Message
@@ -42,9 +43,7 @@ def sample(
     >>> handlers.seed(minippl.sample, 0)("x", dist.Normal(0.0, 1.0), sample_shape=(2,)).shape
     (2,)
     """
-    if not isinstance(fn, Distribution):
-        what = type(fn).__name__
-        raise TypeError(f"sample site {name!r}: fn must be a minippl distribution, got {what}")
+    check_sample(name, fn, sample_shape)
     if not stack():  # no handler: draw with the key given, or return the data
         if obs is None and rng_key is None:
             raise MissingKeyError(name)
@@ -82,6 +81,8 @@ def param(name: str, init_value: Any = None, **kwargs: Any) -> Any:
     >>> handlers.substitute(lambda: minippl.param("w", 0.5), data={"w": 2.0})()
     2.0
     """
+    if not isinstance(name, str):
+        raise TypeError(f"param: the site's name must be a str, got {name!r}")
     if not stack():
         if callable(init_value):
             raise MissingKeyError(name, "param (with a callable init_value)")
@@ -157,10 +158,9 @@ def subsample(data: Any, event_dim: int) -> Any:
     >>> handlers.seed(model, rng_seed=0)(np.zeros((10, 2))).shape
     (3, 2)
     """
+    event_dim = check_count(event_dim, "event_dim", "subsample", minimum=0)
     if not stack():
         return data
-    if event_dim < 0:
-        raise ValueError(f"subsample: event_dim must be >= 0, got {event_dim}")
     msg = Message(type="subsample", name=None, value=data, kwargs={"event_dim": event_dim})
     return apply_stack(msg).value
 
@@ -200,10 +200,7 @@ class plate(Messenger):
     def __init__(
         self, name: str, size: int, subsample_size: int | None = None, dim: int | None = None
     ) -> None:
-        if size <= 0:
-            raise ValueError(f"plate {name!r}: size must be positive, got {size}")
-        if dim is not None and dim >= 0:
-            raise ValueError(f"plate {name!r}: dim must be negative (counted from the right)")
+        size, subsample_size, dim = check_plate(name, size, subsample_size, dim)
         self.name = name
         self.size = size
         self.dim, self._indices, self.subsample_size = self._announce(

@@ -34,6 +34,7 @@ MODULES = tuple(
         "handlers.scope",
         "handlers.weights",
         "explain",
+        "checks",
     )
 )
 GLOBALS = {"minippl": minippl, "dist": dist, "handlers": handlers}

@@ -130,9 +130,9 @@ def test_plate_dim_already_used(backend: Backend) -> None:
 
 
 def test_plate_bad_size_and_dim(backend: Backend) -> None:
-    with pytest.raises(ValueError, match="plate 'p': size must be positive"):
+    with pytest.raises(ValueError, match=r"plate 'p': size must be an int >= 1, got 0"):
         numpyro.plate("p", 0)
-    with pytest.raises(ValueError, match="plate 'p': dim must be negative"):
+    with pytest.raises(ValueError, match="plate 'p': dim must be a negative int"):
         numpyro.plate("p", 2, dim=0)
 
 

@@ -99,6 +99,12 @@ def take(path: Path) -> Any | None:
         return _results.pop(path, None)
 
 
+def _is_name(name: str) -> bool:
+    """A note names program files in its own folder, nothing else (a damaged note's words
+    are not paths to follow)."""
+    return name.endswith(".pkl") and "/" not in name and "\\" not in name and name[0] != "."
+
+
 def note_resolved(path: Path) -> None:
     """Record that this process resolved (loaded or compiled) the program in ``path``."""
     with _lock:
@@ -121,9 +127,9 @@ def expect_programs(
         mark = len(_resolved)
     if first:  # later runs under the hint know the note: no file to read on every run
         try:
-            _noted[note] = note.read_text(encoding="utf-8").split()
+            _noted[note] = [name for name in note.read_text("utf-8").split() if _is_name(name)]
             os.utime(note)  # used now: its age is how long since a run needed it
-        except OSError:
+        except (OSError, ValueError):  # unreadable or not text: rewritten after the run
             _noted[note] = []
         if _noted[note]:
             _start([folder / name for name in _noted[note]], load)

@@ -28,10 +28,17 @@ stored, files unused for :data:`UNUSED_DAYS` days are removed.
 
 Part of the JAX backend's compiler (``compiler.py``, ``JaxCompiler.program``); the core asks
 for programs through the protocol's ``Compiler`` and never sees JAX. A program whose parts
-cannot be keyed (a kernel or function from outside minippl, say), or any failure to store or
-load, falls back silently to the ordinary compiled program (logged at debug level). The
-files are trusted like JAX's own cache entries (both hold machine code): keep the cache
-folder private.
+cannot be keyed (a kernel or function from outside minippl, say), or any failure to store,
+falls back silently to the ordinary compiled program (logged at debug level).
+
+A damaged cache never fails a run. Each file starts with :data:`FORMAT` and a SHA-256 of the
+rest, checked before anything is unpickled, so a truncated, overwritten or older file never
+reaches the loader: it is removed (one warning on the log per process) and the program is
+compiled, and stored whole again where the folder can be written. Files are written to a
+temporary name and renamed, so a reader (another process, or the next run after Ctrl-C)
+sees a whole file or none. The checksum guards against damage, not against an attacker:
+the files are trusted like JAX's own cache entries (both hold machine code), so keep the
+cache folder private.
 """
 
 from __future__ import annotations
@@ -73,8 +80,15 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "minippl-stored-program-2"
+FORMAT = "minippl-stored-program-3"
 """Bumped whenever what is stored, or how keys are made, changes."""
+
+_HEADER = f"{FORMAT}\n".encode()
+"""A file starts with this, then the SHA-256 of the rest: checked before anything is loaded."""
+
+
+class DamagedProgramError(ValueError):
+    """A stored file that is not whole: another format, truncated, or overwritten."""
 
 
 def _environment() -> tuple[Any, ...]:
@@ -229,9 +243,13 @@ class StoredProgram:
         """
         try:
             path = self._path(key, args)
+        except Exception as err:  # noqa: BLE001 - cannot be keyed: the ordinary program
+            logger.debug("%s: not using a stored program (%s: %s)", self.name, type(err), err)
+            return self.jitted  # type: ignore[no-any-return]
+        try:
             prefetch.note_resolved(path)
             compiled = prefetch.take(path)
-            if compiled is None and path.exists():
+            if compiled is None and path.is_file():
                 compiled = load(path)
             if compiled is not None:
                 _mark_used(path)
@@ -239,8 +257,7 @@ class StoredProgram:
                 self.on_load()
                 return compiled  # type: ignore[no-any-return]
         except Exception as err:  # noqa: BLE001 - never fail a run over the store
-            logger.debug("%s: not using a stored program (%s: %s)", self.name, type(err), err)
-            return self.jitted  # type: ignore[no-any-return]
+            _set_aside(path, err)  # then compiled, and stored whole again where it can be
         events = _compile_events()
         with _kept_here_only():
             compiled = self.jitted.lower(*args).compile()
@@ -255,6 +272,20 @@ class StoredProgram:
         except Exception as err:  # noqa: BLE001
             logger.debug("%s: could not store the program (%s: %s)", self.name, type(err), err)
         return compiled  # type: ignore[no-any-return]
+
+
+_warned = False
+
+
+def _set_aside(path: Path, err: Exception) -> None:
+    """A file that could not be loaded is removed (so the program is stored whole again),
+    with one warning per process on the log: the run itself compiles the program."""
+    global _warned
+    with contextlib.suppress(OSError):
+        path.unlink()
+    level = logging.DEBUG if _warned else logging.WARNING
+    _warned = True
+    logger.log(level, "minippl: ignored the damaged stored program %s (%s)", path.name, err)
 
 
 UNUSED_DAYS = 30
@@ -275,13 +306,16 @@ def remove_unused(folder: Path, days: float = UNUSED_DAYS, now: float | None = N
     """Delete the programs (``*.pkl``) and notes (``expect-*.txt``) in ``folder`` last used
     more than ``days`` days before ``now``; returns how many. Called when a program is stored,
     so a process that only loads never scans the folder."""
-    cutoff = (time.time() if now is None else now) - days * 86400.0
+    now = time.time() if now is None else now
+    cutoff = now - days * 86400.0
     removed = 0
     for entry in folder.iterdir():
-        if not (entry.suffix == ".pkl" or entry.name.startswith("expect-")):
+        # A ``.tmp-`` file left by a process killed while writing: gone after an hour.
+        stray = entry.name.startswith(".tmp-")
+        if not (entry.suffix == ".pkl" or entry.name.startswith("expect-") or stray):
             continue
         try:
-            if entry.stat().st_mtime < cutoff:
+            if entry.stat().st_mtime < (now - 3600.0 if stray else cutoff):
                 entry.unlink()
                 removed += 1
         except OSError:
@@ -322,14 +356,26 @@ def _set_up_lapack() -> None:
 
 
 def store(path: Path, compiled: Any) -> None:
-    """Write ``compiled`` to ``path``, with whether it needs LAPACK set up to run."""
-    write_atomically(path, pickle.dumps((se.serialize(compiled), _calls_lapack(compiled))))
+    """Write ``compiled`` to ``path``, with whether it needs LAPACK set up to run, behind the
+    format's header and a checksum of what follows."""
+    payload = pickle.dumps((se.serialize(compiled), _calls_lapack(compiled)))
+    write_atomically(path, _HEADER + hashlib.sha256(payload).digest() + payload)
+
+
+def verified(data: bytes) -> bytes:
+    """What a stored file holds after its header and checksum, once both are checked:
+    nothing damaged, truncated or of another format reaches the unpickler."""
+    if not data.startswith(_HEADER):
+        raise DamagedProgramError(f"not a {FORMAT} file")
+    digest, payload = data[len(_HEADER) : len(_HEADER) + 32], data[len(_HEADER) + 32 :]
+    if hashlib.sha256(payload).digest() != digest:
+        raise DamagedProgramError("its checksum does not match (truncated or overwritten)")
+    return payload
 
 
 def load(path: Path) -> Any:
-    """The executable stored in ``path``, loaded and ready to run."""
-    with path.open("rb") as f:
-        (blob, in_tree, out_tree), calls_lapack = pickle.load(f)
+    """The executable stored in ``path``, loaded and ready to run (its integrity checked)."""
+    (blob, in_tree, out_tree), calls_lapack = pickle.loads(verified(path.read_bytes()))
     if calls_lapack:
         _set_up_lapack()
     return se.deserialize_and_load(blob, in_tree, out_tree)

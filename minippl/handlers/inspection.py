@@ -11,6 +11,7 @@ from typing import Any
 
 from minippl import _fast
 from minippl.backend import current
+from minippl.checks import check_seed
 from minippl.messages import Message
 from minippl.runtime import Messenger
 
@@ -21,7 +22,7 @@ def as_key(rng_seed: Any) -> Any:
     """A PRNG key of the active backend from an int seed (or a 0-d integer array) or a key."""
     backend = current()
     if isinstance(rng_seed, int):
-        return backend.key(rng_seed)
+        return backend.key(check_seed(rng_seed))
     if backend.is_key(rng_seed):
         return rng_seed
     if getattr(rng_seed, "shape", None) == () and "int" in str(rng_seed.dtype):  # traced too

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from minippl import _fast
+from minippl.checks import check_prior
 from minippl.distributions.distribution import Distribution
 from minippl.messages import Message
 from minippl.primitives import prng_key
@@ -128,6 +129,7 @@ class lift(Messenger):
         fn: Callable[..., Any] | None = None,
         prior: Distribution | Mapping[str, Distribution] | None = None,
     ) -> None:
+        check_prior(prior, "lift")
         self.prior = prior
         self._drawn: dict[str, Message] = {}
         super().__init__(fn)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from minippl import _fast
+from minippl.checks import check_one_of, check_trace
 from minippl.messages import Message
 from minippl.runtime import Messenger
 
@@ -78,8 +79,7 @@ class condition(_NamesData):
         data: Mapping[str, Any] | None = None,
         condition_fn: Callable[[Message], Any] | None = None,
     ) -> None:
-        if (data is None) == (condition_fn is None):
-            raise ValueError("condition: give exactly one of data= or condition_fn=")
+        check_one_of("condition", data=data, condition_fn=condition_fn)
         self.data, self.value_fn = data, condition_fn
         super().__init__(fn)
 
@@ -115,8 +115,7 @@ class substitute(_NamesData):
         data: Mapping[str, Any] | None = None,
         substitute_fn: Callable[[Message], Any] | None = None,
     ) -> None:
-        if (data is None) == (substitute_fn is None):
-            raise ValueError("substitute: give exactly one of data= or substitute_fn=")
+        check_one_of("substitute", data=data, substitute_fn=substitute_fn)
         self.data, self.value_fn = data, substitute_fn
         super().__init__(fn)
 
@@ -146,9 +145,7 @@ class replay(Messenger):
     def __init__(
         self, fn: Callable[..., Any] | None = None, trace: Mapping[str, Message] | None = None
     ) -> None:
-        if trace is None:
-            raise ValueError("replay: give the trace to replay, replay(model, trace=...)")
-        self.trace = trace
+        self.trace = check_trace(trace, "replay")
         super().__init__(fn)
 
     def process_message(self, msg: Message) -> None:

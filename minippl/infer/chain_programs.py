@@ -28,6 +28,7 @@ import numpy as np
 
 from backends import Computed
 from minippl.backend import current
+from minippl.checks import check_finite
 from minippl.distributions.util import shape_of
 from minippl.infer.chain_batch import chain_params, rerun_failed_chains
 from minippl.infer.chain_loop import RunStats, build_chain_loop, get_field
@@ -176,8 +177,11 @@ class ChainPrograms:
         n = self.settings.num_chains
         if n == 1:
             init_params = backend.tree_map(lambda x: backend.xp.asarray(x)[None], init_params)
-        first = backend.tree_flatten(init_params)[0][0]
-        if shape_of(first)[:1] != (n,):
+        if isinstance(init_params, dict):
+            check_finite(init_params, "init_params", "MCMC.run")
+        leaves = backend.tree_flatten(init_params)[0]
+        first = leaves[0] if leaves else None  # none: the kernel names the sites missing
+        if first is not None and shape_of(first)[:1] != (n,):
             raise ValueError(
                 f"init_params needs a leading axis of size num_chains={n}, got shape "
                 f"{shape_of(first)}"

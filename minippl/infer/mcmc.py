@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from minippl.backend import current
+from minippl.checks import check_callable, check_count, check_key
 from minippl.diagnostics import format_divergences, print_summary
 from minippl.distributions.util import shape_of
 from minippl.infer.chain_batch import key_batch_size
@@ -97,16 +98,16 @@ class MCMC:
         progress_rate: int | None = None,
         jit_model_args: bool = False,
     ) -> None:
-        if not isinstance(num_warmup, int) or num_warmup < 0:
-            raise ValueError(f"num_warmup must be an integer >= 0, got {num_warmup!r}")
-        if not isinstance(thinning, int) or thinning < 1:
-            raise ValueError(f"thinning must be an integer >= 1, got {thinning!r}")
-        if not isinstance(num_samples, int) or num_samples < thinning:
-            raise ValueError(
-                f"num_samples must be an integer >= thinning ({thinning}), got {num_samples!r}"
-            )
-        if not isinstance(num_chains, int) or num_chains < 1:
-            raise ValueError(f"num_chains must be an integer >= 1, got {num_chains!r}")
+        num_warmup = check_count(num_warmup, "num_warmup", "MCMC", minimum=0)
+        thinning = check_count(thinning, "thinning", "MCMC")
+        num_samples = check_count(num_samples, "num_samples", "MCMC", minimum=thinning)
+        num_chains = check_count(num_chains, "num_chains", "MCMC")
+        if progress_rate is not None:
+            progress_rate = check_count(progress_rate, "progress_rate", "MCMC")
+        if postprocess_fn is not None:
+            check_callable(postprocess_fn, "postprocess_fn", "MCMC")
+        if not hasattr(sampler, "init") or not hasattr(sampler, "sample"):
+            raise TypeError(f"MCMC: sampler must be a kernel such as NUTS(model), got {sampler!r}")
         if chain_method not in CHAIN_METHODS:
             raise ValueError(f"chain_method must be one of {CHAIN_METHODS}, got {chain_method!r}")
         self.sampler = sampler
@@ -204,6 +205,10 @@ class MCMC:
             ``"accept_prob"``, ``"energy"``, ``"adapt_state.step_size"``; ``"~z.x"`` drops
             site ``x`` from the collected samples. ``"diverging"`` is always collected.
         init_params : unconstrained starting values (leading chain axis if several chains).
+            A name that is no latent site, or a value that is not finite, is a ``ValueError``.
+
+        A model with no latent sites runs too: its samples hold only its deterministic sites
+        (an empty dict when it has none), as NumPyro's do.
         """
         self._run(rng_key, args, kwargs, extra_fields, init_params, "run", False)
 
@@ -254,6 +259,9 @@ class MCMC:
         collect_warmup: bool,
     ) -> None:
         backend = current()
+        check_key(rng_key, f"MCMC.{phase}")
+        if not isinstance(extra_fields, list | tuple):
+            raise TypeError(f"MCMC.{phase}: extra_fields must be a list of field names")
         enable_compile_cache()
         self._args, self._kwargs = tuple(args), dict(kwargs)
         noted = self._programs.expect(args, kwargs)
@@ -303,6 +311,13 @@ class MCMC:
         backend = current()
         if resuming:
             state = self._warmup_state._replace(rng_key=keys)
+            if hasattr(self.sampler, "resume"):  # a fresh kernel (a new process) is set up
+                one = self.num_chains == 1
+                z = getattr(state, self._sample_field)
+                first_z = z if one else backend.tree_map(lambda x: x[0], z)
+                self.sampler.resume(
+                    keys if one else keys[0], first_z, self.num_warmup, args, kwargs
+                )
         else:
             state = self._programs.init_states(keys, init_params, args, kwargs, ahead)
         if self.num_chains == 1:

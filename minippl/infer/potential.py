@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from minippl.backend import current
+from minippl.checks import with_site
 from minippl.distributions import constraints
 from minippl.distributions.distribution import Delta
 from minippl.distributions.util import shape_of, sum_rightmost
@@ -52,11 +53,18 @@ Params = dict[str, Any]
 
 
 def _site_log_prob(site: Message) -> Any:
-    """``scale * fn.log_prob(value)`` of one sample site, not summed."""
-    if site.intermediates:
-        log_prob = site.fn.log_prob(site.value, site.intermediates)
-    else:
-        log_prob = site.fn.log_prob(site.value)
+    """``scale * fn.log_prob(value)`` of one sample site, not summed.
+
+    A shape or value error from ``log_prob`` comes back naming the site, its plates and both
+    shapes (the original chained), instead of only the array library's broadcasting message.
+    """
+    try:
+        if site.intermediates:
+            log_prob = site.fn.log_prob(site.value, site.intermediates)
+        else:
+            log_prob = site.fn.log_prob(site.value)
+    except (ValueError, TypeError) as err:
+        raise with_site(err, site.name, site.fn, site.value, site.cond_indep_stack) from err
     if site.scale is not None and not (isinstance(site.scale, int | float) and site.scale == 1):
         log_prob = site.scale * log_prob
     return log_prob

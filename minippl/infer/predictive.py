@@ -23,6 +23,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from minippl.backend import current
+from minippl.checks import (
+    check_callable,
+    check_count,
+    check_key,
+    check_mapping,
+    check_names,
+    with_site,
+)
 from minippl.distributions.util import shape_of
 from minippl.handlers import seed, substitute, trace
 from minippl.infer.compile_cache import enable_compile_cache
@@ -75,6 +83,7 @@ def _predictive(
     exclude_deterministic: bool,
     model_args: tuple[Any, ...],
     model_kwargs: Mapping[str, Any],
+    check_sites: bool = False,
 ) -> dict[str, Any]:
     """One model run per entry of ``batch_shape``, mapped over the leading dims of ``samples``."""
     backend = current()
@@ -92,6 +101,8 @@ def _predictive(
         else:
             run = substitute(_predict_observed(model), data=draw)
         model_trace = trace(seed(run, key)).get_trace(*model_args, **model_kwargs)
+        if check_sites:
+            check_names(draw, model_trace, "posterior_samples", "Predictive")
         if return_sites is None:
             sites = {
                 name
@@ -154,6 +165,10 @@ class Predictive:
         exclude_deterministic: bool = True,
         condition_deterministic: bool | None = None,
     ) -> None:
+        check_callable(model, "model", "Predictive")
+        check_mapping(posterior_samples, "posterior_samples", "Predictive")
+        if num_samples is not None:
+            num_samples = check_count(num_samples, "num_samples", "Predictive")
         if infer_discrete:
             raise NotImplementedError("Predictive(infer_discrete=True) is not supported")
         if condition_deterministic is not None:
@@ -196,6 +211,7 @@ class Predictive:
     def __call__(self, rng_key: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Draw from the predictive distribution, with ``args`` and ``kwargs`` for the model."""
         backend = current()
+        check_key(rng_key, "Predictive")
         enable_compile_cache()
         samples = self.posterior_samples
         if self.guide is not None:
@@ -209,8 +225,16 @@ class Predictive:
         model = _with_params(self.model, self.params)
         return _predictive(
             rng_key, model, samples, self._batch_shape, self.return_sites,
-            self.exclude_deterministic, args, kwargs,
+            self.exclude_deterministic, args, kwargs, check_sites=self.guide is None,
         )  # fmt: skip
+
+
+def _pointwise_log_prob(site: Message) -> Any:
+    """``fn.log_prob(value)`` of an observed site; a shape error names the site."""
+    try:
+        return site.fn.log_prob(site.value)
+    except (ValueError, TypeError) as err:
+        raise with_site(err, site.name, site.fn, site.value, site.cond_indep_stack) from err
 
 
 def log_likelihood(
@@ -231,7 +255,7 @@ def log_likelihood(
         run = substitute(model, data=samples) if samples else model
         model_trace = trace(run).get_trace(*args, **kwargs)
         return {
-            name: site.fn.log_prob(site.value)
+            name: _pointwise_log_prob(site)
             for name, site in model_trace.items()
             if site.type == "sample"
             and site.is_observed

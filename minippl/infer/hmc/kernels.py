@@ -40,6 +40,7 @@ from typing import Any, NamedTuple
 
 from backends import Array, Key
 from minippl.backend import current
+from minippl.checks import check_between, check_callable, check_count, check_names
 from minippl.infer.chain_batch import chain_params, key_batch_size, rerun_failed_chains
 from minippl.infer.fast_setup import KernelSetup, setup_model
 from minippl.infer.hmc.adaptation import HMCAdaptState, StepSizeSearch, WarmupAdapter
@@ -210,6 +211,15 @@ class HMC:
     ) -> None:
         if (model is None) == (potential_fn is None):
             raise ValueError("Only one of `model` or `potential_fn` must be specified.")
+        where = self._algo
+        check_callable(model if model is not None else potential_fn, "model", where)
+        check_between(step_size, "step_size", where, 0.0, math.inf)
+        check_between(target_accept_prob, "target_accept_prob", where, 0.0, 1.0)
+        check_callable(init_strategy, "init_strategy", where)
+        if trajectory_length is not None:
+            check_between(trajectory_length, "trajectory_length", where, 0.0, math.inf)
+        if num_steps is not None:
+            num_steps = check_count(num_steps, "num_steps", where)
         if self._algo == "HMC":
             if num_steps is None and trajectory_length is None:
                 raise ValueError(
@@ -339,6 +349,21 @@ class HMC:
         self._vectorized = True
         return states  # type: ignore[no-any-return]
 
+    def resume(
+        self,
+        rng_key: Key,
+        z: Any,
+        num_warmup: int,
+        model_args: tuple[Any, ...],
+        model_kwargs: dict[str, Any],
+    ) -> None:
+        """Set the kernel up to continue a chain at ``z`` (one chain's values), if it was never
+        set up here: a state unpickled in a new process meets a fresh kernel. The set-up
+        depends on the model and the shapes only, so the draws equal those of a run that
+        continued in the first process."""
+        if self._adapter is None:
+            self.chain_initializer(rng_key, num_warmup, z, model_args, model_kwargs)
+
     def chain_initializer(
         self,
         rng_key: Key,
@@ -365,6 +390,8 @@ class HMC:
             self._potential_fn_gen = model_setup.potential_fn
             self._postprocess_fn = model_setup.postprocess_fn
             z = model_setup.prototype if init_params is None else init_params
+            if isinstance(init_params, dict):
+                check_names(init_params, model_setup.prototype, "init_params", "MCMC.run", True)
         elif init_params is None:
             raise ValueError("Valid value of `init_params` must be provided with `potential_fn`.")
         else:
@@ -653,6 +680,8 @@ class NUTS(HMC):
             dense_shrinkage=dense_shrinkage,
         )
         depth = max_tree_depth if isinstance(max_tree_depth, tuple) else (max_tree_depth,) * 2
+        for each in depth:
+            check_count(each, "max_tree_depth", "NUTS")
         self._tree_depths = (int(depth[0]), int(depth[1]))
         self._robust_u_turn = robust_u_turn
 

@@ -270,6 +270,8 @@ class _Blocks:
 
     def turning_velocity(self, r: Array) -> Array:
         parts = self.block_velocities(r)
+        if not parts:  # a model with no latent values: r is empty
+            return r
         return parts[0] if len(parts) == 1 else current().xp.concatenate(parts)
 
     def velocity(self, r: Array) -> Array:
