@@ -37,6 +37,18 @@ def jax_backend() -> Iterator[Backend]:
 
 
 @pytest.fixture(autouse=True)
+def _backend_restored() -> Iterator[None]:
+    """The backend is process-wide: whatever a test selects, the next test starts on the one
+    before it, so that no test depends on test order."""
+    from minippl import backend as selection
+
+    previous = selection.current().name
+    yield
+    if selection.current().name != previous:
+        minippl.set_backend(previous)
+
+
+@pytest.fixture(autouse=True)
 def _x64_restored() -> Iterator[None]:
     """JAX's 64-bit switch is process-wide: whatever a test does with it, undo it after, so
     that seed-only values (float32 by default) never depend on test order."""

@@ -216,7 +216,12 @@ def jax_fit(name: str, model: Any, data: dict[str, Any]) -> dict[str, Any]:
     return _JAX_FITS[name]
 
 
-@pytest.mark.parametrize("name,model", CASES, ids=[c[0].split("-")[1] for c in CASES])
+# kidiq (434 rows, an interaction) is left to the JAX test: its NumPy fit takes over five
+# minutes on two cores, a third of the whole suite's time budget on CI.
+NUMPY_CASES = [case for case in CASES if case[0] != "kidiq-kidscore_interaction"]
+
+
+@pytest.mark.parametrize("name,model", NUMPY_CASES, ids=[c[0].split("-")[1] for c in NUMPY_CASES])
 def test_reference_posterior_on_numpy_agrees_with_jax(name: str, model: Any) -> None:
     data, reference = load(name)
     previous = minippl.backend.current().name

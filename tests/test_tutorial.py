@@ -451,7 +451,7 @@ def test_full_size_fits(common: Any, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_tutorial_package_lists_its_sections() -> None:
-    assert len(tutorial.SECTIONS) == 13
+    assert len(tutorial.SECTIONS) == 14
     for module, _ in SECTIONS:
         assert (REPO / "tutorial" / f"{module}.py").is_file()
 

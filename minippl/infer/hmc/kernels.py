@@ -209,29 +209,10 @@ class HMC:
         *,
         dense_shrinkage: bool = True,
     ) -> None:
-        if (model is None) == (potential_fn is None):
-            raise ValueError("Only one of `model` or `potential_fn` must be specified.")
-        where = self._algo
-        check_callable(model if model is not None else potential_fn, "model", where)
-        check_between(step_size, "step_size", where, 0.0, math.inf)
-        check_between(target_accept_prob, "target_accept_prob", where, 0.0, 1.0)
-        check_callable(init_strategy, "init_strategy", where)
-        if trajectory_length is not None:
-            check_between(trajectory_length, "trajectory_length", where, 0.0, math.inf)
-        if num_steps is not None:
-            num_steps = check_count(num_steps, "num_steps", where)
-        if self._algo == "HMC":
-            if num_steps is None and trajectory_length is None:
-                raise ValueError(
-                    "At least one of `num_steps` or `trajectory_length` must be specified."
-                )
-            if adapt_step_size and num_steps is not None and trajectory_length is not None:
-                warnings.warn(
-                    "If both `num_steps` and `trajectory_length` are specified step size "
-                    "can't be adapted",
-                    UserWarning,
-                    stacklevel=2,
-                )
+        num_steps = self._checked_arguments(
+            model, potential_fn, step_size, target_accept_prob, init_strategy,
+            trajectory_length, num_steps, adapt_step_size,
+        )  # fmt: skip
         # The options, one a line (``duplicates`` pairs this run with MCMC's and Predictive's
         # constructors by shape: each class keeps its own options).
         self._model = model
@@ -258,6 +239,44 @@ class HMC:
         self._vectorized = False
         # Set-ups that depend on shapes only, by the layout of the key and the data.
         self._setups: dict[Any, KernelSetup] = {}
+
+    def _checked_arguments(
+        self,
+        model: Callable[..., Any] | None,
+        potential_fn: Callable[[Any], Array] | None,
+        step_size: float,
+        target_accept_prob: float,
+        init_strategy: Callable[..., Any],
+        trajectory_length: float | None,
+        num_steps: int | None,
+        adapt_step_size: bool,
+    ) -> int | None:
+        """The constructor's arguments checked where they enter (``minippl.checks``); returns
+        ``num_steps`` as an int."""
+        if (model is None) == (potential_fn is None):
+            raise ValueError("Only one of `model` or `potential_fn` must be specified.")
+        where = self._algo
+        check_callable(model if model is not None else potential_fn, "model", where)
+        check_between(step_size, "step_size", where, 0.0, math.inf)
+        check_between(target_accept_prob, "target_accept_prob", where, 0.0, 1.0)
+        check_callable(init_strategy, "init_strategy", where)
+        if trajectory_length is not None:
+            check_between(trajectory_length, "trajectory_length", where, 0.0, math.inf)
+        if num_steps is not None:
+            num_steps = check_count(num_steps, "num_steps", where)
+        if self._algo == "HMC":
+            if num_steps is None and trajectory_length is None:
+                raise ValueError(
+                    "At least one of `num_steps` or `trajectory_length` must be specified."
+                )
+            if adapt_step_size and num_steps is not None and trajectory_length is not None:
+                warnings.warn(
+                    "If both `num_steps` and `trajectory_length` are specified step size "
+                    "can't be adapted",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        return num_steps
 
     # -- the driver's interface ------------------------------------------------------------
 
@@ -664,25 +683,16 @@ class NUTS(HMC):
         dense_shrinkage: bool = True,
     ) -> None:
         super().__init__(
-            model=model,
-            potential_fn=potential_fn,
-            kinetic_fn=kinetic_fn,
-            step_size=step_size,
-            inverse_mass_matrix=inverse_mass_matrix,
-            adapt_step_size=adapt_step_size,
-            adapt_mass_matrix=adapt_mass_matrix,
-            dense_mass=dense_mass,
-            target_accept_prob=target_accept_prob,
-            trajectory_length=trajectory_length,
-            init_strategy=init_strategy,
-            find_heuristic_step_size=find_heuristic_step_size,
-            regularize_mass_matrix=regularize_mass_matrix,
-            dense_shrinkage=dense_shrinkage,
-        )
+            model=model, potential_fn=potential_fn, kinetic_fn=kinetic_fn, step_size=step_size,
+            inverse_mass_matrix=inverse_mass_matrix, adapt_step_size=adapt_step_size,
+            adapt_mass_matrix=adapt_mass_matrix, dense_mass=dense_mass,
+            target_accept_prob=target_accept_prob, trajectory_length=trajectory_length,
+            init_strategy=init_strategy, find_heuristic_step_size=find_heuristic_step_size,
+            regularize_mass_matrix=regularize_mass_matrix, dense_shrinkage=dense_shrinkage,
+        )  # fmt: skip
         depth = max_tree_depth if isinstance(max_tree_depth, tuple) else (max_tree_depth,) * 2
-        for each in depth:
-            check_count(each, "max_tree_depth", "NUTS")
-        self._tree_depths = (int(depth[0]), int(depth[1]))
+        warmup, sampling = (check_count(d, "max_tree_depth", "NUTS") for d in depth)
+        self._tree_depths = (warmup, sampling)
         self._robust_u_turn = robust_u_turn
 
     @property
