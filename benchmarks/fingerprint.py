@@ -110,10 +110,14 @@ def fingerprint(backends: list[str]) -> dict[str, str]:
 
 def compare(a: dict[str, str], b: dict[str, str]) -> int:
     """Print the runs whose hashes differ; the number of them."""
-    differ = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    common = sorted(set(a) & set(b))
+    differ = [k for k in common if a[k] != b[k]]
     for k in differ:
-        print(f"differs: {k}: {a.get(k)} != {b.get(k)}")
-    print(f"{len(set(a) & set(b)) - len(differ)} equal, {len(differ)} differ")
+        print(f"differs: {k}: {a[k]} != {b[k]}")
+    missing = sorted(set(a) ^ set(b))
+    if missing:
+        print(f"in one file only: {', '.join(missing)}")
+    print(f"{len(common) - len(differ)} equal, {len(differ)} differ")
     return len(differ)
 
 
