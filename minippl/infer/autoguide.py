@@ -488,6 +488,8 @@ class AutoMultivariateNormal(AutoContinuous):
 
     scale_tril_constraint = scaled_unit_lower_cholesky
 
+    # Each autoguide writes out NumPyro's signature for it (``duplicates`` pairs them by
+    # shape), so that ``help`` and keyword checks show each guide's own options.
     def __init__(
         self,
         model: Callable[..., Any],

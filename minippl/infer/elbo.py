@@ -146,6 +146,8 @@ class ELBO:
         self.num_particles = num_particles
         self.vectorize_particles = vectorize_particles
 
+    # Each ELBO below overrides this method with the same signature (``duplicates`` pairs
+    # them by shape): the signature is the interface, the bodies differ.
     def particle(
         self,
         rng_key: Any,
