@@ -609,3 +609,17 @@ def test_no_warnings_from_a_plain_run(backend: Backend, x_data: Any) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         get_trace(handlers.condition(linear_model, data={"slope": 1.0}), x_data)
+
+
+def test_scale_made_inside_jit_is_the_same_as_eagerly(jax_backend: Backend) -> None:
+    """A handler built inside a compiled function checks its concrete factor on the host:
+    comparing it with JAX there would be traced and could not decide the check."""
+    import jax
+
+    def factor(x: Any) -> Any:
+        model = lambda: numpyro.sample("x", dist.Normal(0.0, 1.0), obs=x)  # noqa: E731
+        return handlers.trace(handlers.scale(model, scale=2.0)).get_trace()["x"]["scale"]
+
+    assert float(jax.jit(factor)(0.5)) == float(factor(0.5)) == 2.0
+    with pytest.raises(ValueError, match="factor must be positive"):
+        jax.jit(lambda x: handlers.scale(scale=-1.0) and x)(0.5)

@@ -27,7 +27,8 @@ class scale(Messenger):
 
     def __init__(self, fn: Callable[..., Any] | None = None, scale: Any = 1.0) -> None:
         backend = current()
-        if backend.is_concrete(scale) and bool(backend.xp.any(backend.xp.asarray(scale) <= 0)):
+        # On the host: inside ``jit`` even a constant's comparison would be traced.
+        if backend.is_concrete(scale) and (backend.to_numpy(scale) <= 0).any():
             raise ValueError(
                 f"scale: the factor must be positive, got {scale!r}. To drop a site's "
                 "log density use handlers.mask(mask=False) instead."
