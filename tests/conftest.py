@@ -75,3 +75,17 @@ def x64() -> Iterator[None]:
         yield
     finally:
         jax.config.update("jax_enable_x64", previous)
+
+
+@pytest.fixture
+def b64(backend: Backend) -> Iterator[Backend]:
+    """The test's backend computing in float64 (x64 on JAX, restored afterwards)."""
+    if backend.name != "jax":
+        yield backend
+        return
+    import jax
+
+    previous = bool(jax.config.jax_enable_x64)
+    jax.config.update("jax_enable_x64", True)
+    yield backend
+    jax.config.update("jax_enable_x64", previous)

@@ -9,7 +9,7 @@ relative to the gradient's largest entry.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import finite_differences
@@ -18,21 +18,6 @@ import pytest
 
 import minippl.distributions as dist
 from backends import Backend
-
-
-@pytest.fixture
-def b64(backend: Backend) -> Iterator[Backend]:
-    """The test's backend computing in float64 (x64 on JAX, restored afterwards)."""
-    if backend.name != "jax":
-        yield backend
-        return
-    import jax
-
-    previous = bool(jax.config.jax_enable_x64)
-    jax.config.update("jax_enable_x64", True)
-    yield backend
-    jax.config.update("jax_enable_x64", previous)
-
 
 A3 = np.array([1.5, 0.7, 2.5])
 TRIL = np.array([[1.2, 0.0, 0.0], [0.4, 0.9, 0.0], [-0.3, 0.5, 1.1]])

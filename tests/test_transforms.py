@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,20 +21,6 @@ import minippl.distributions as dist
 from backends import Backend
 from minippl.distributions import constraints
 from minippl.distributions import transforms as T  # noqa: N812
-
-
-@pytest.fixture
-def b64(backend: Backend) -> Iterator[Backend]:
-    """The backend of the test, computing in float64 (x64 on JAX, restored afterwards)."""
-    if backend.name != "jax":
-        yield backend
-        return
-    import jax
-
-    previous = bool(jax.config.jax_enable_x64)
-    jax.config.update("jax_enable_x64", True)
-    yield backend
-    jax.config.update("jax_enable_x64", previous)
 
 
 def _np(x: Any) -> np.ndarray:

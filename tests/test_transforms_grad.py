@@ -11,7 +11,7 @@ largest entry: what a sampler needs when a site's support is constrained.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import finite_differences
@@ -23,20 +23,6 @@ from backends import Backend
 from minippl.distributions import constraints
 from minippl.distributions import transforms as T  # noqa: N812
 from minippl.distributions.util import matrix_to_tril_vec, vec_to_tril_matrix
-
-
-@pytest.fixture
-def b64(backend: Backend) -> Iterator[Backend]:
-    """The test's backend computing in float64 (x64 on JAX, restored afterwards)."""
-    if backend.name != "jax":
-        yield backend
-        return
-    import jax
-
-    previous = bool(jax.config.jax_enable_x64)
-    jax.config.update("jax_enable_x64", True)
-    yield backend
-    jax.config.update("jax_enable_x64", previous)
 
 
 def _xp() -> Any:
