@@ -396,3 +396,11 @@ class NumpyBackend:
 
     def ravel_pytree(self, tree: PyTree) -> tuple[Array, Callable[[Array], PyTree]]:
         return numpy_autodiff.ravel_values(tree)
+
+    def register_pytree_class(
+        self,
+        cls: type,
+        flatten: Callable[[Any], tuple[Sequence[Any], Any]],
+        unflatten: Callable[[Any, Sequence[Any]], Any],
+    ) -> None:
+        pytree.register_class(cls, flatten, unflatten)

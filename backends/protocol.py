@@ -184,6 +184,17 @@ class Backend(Protocol):
     def tree_flatten(self, tree: PyTree) -> tuple[list[Any], Any]: ...
     def tree_unflatten(self, treedef: Any, leaves: Sequence[Any]) -> PyTree: ...
     def ravel_pytree(self, tree: PyTree) -> tuple[Array, Callable[[Array], PyTree]]: ...
+    def register_pytree_class(
+        self,
+        cls: type,
+        flatten: Callable[[Any], tuple[Sequence[Any], Any]],
+        unflatten: Callable[[Any, Sequence[Any]], Any],
+    ) -> None:
+        """Make instances of ``cls`` pytree nodes (``jax.tree_util.register_pytree_node``'s
+        contract): ``flatten(obj)`` gives ``(children, aux)``, ``unflatten(aux, children)``
+        rebuilds the object. The core registers its distributions, constraints and
+        transforms so that ``jit`` and ``vmap`` take them; registering twice changes nothing."""
+        ...
 
 
 class Computed(NamedTuple):

@@ -1,8 +1,9 @@
 """A minimal pytree library for backends without one (NumPy).
 
-Containers are dicts (keys sorted, as in JAX), lists, tuples and NamedTuples; ``None`` is an
-empty subtree; everything else is a leaf. This is all the core and the samplers build
-their states from.
+Containers are dicts (keys sorted, as in JAX), lists, tuples and NamedTuples, and the
+classes given to :func:`register_class` (the core's distributions); ``None`` is an empty
+subtree; everything else is a leaf. This is all the core and the samplers build their
+states from.
 """
 
 from __future__ import annotations
@@ -11,12 +12,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+Flatten = Callable[[Any], tuple[Sequence[Any], Any]]
+Unflatten = Callable[[Any, Sequence[Any]], Any]
+
+_CLASSES: dict[type, tuple[Flatten, Unflatten]] = {}
+
+
+def register_class(cls: type, flatten: Flatten, unflatten: Unflatten) -> None:
+    """Make instances of ``cls`` nodes: ``flatten(obj) -> (children, aux)``,
+    ``unflatten(aux, children) -> obj`` (the contract of JAX's ``register_pytree_node``)."""
+    _CLASSES[cls] = (flatten, unflatten)
+
 
 @dataclass(frozen=True)
 class TreeDef:
     """The shape of a pytree: a container kind, its keys and its children's shapes."""
 
-    kind: str  # "leaf", "none", "dict", "list", "tuple" or "namedtuple"
+    kind: str  # "leaf", "none", "dict", "list", "tuple", "namedtuple" or "class"
     keys: tuple[Any, ...] = ()
     children: tuple[TreeDef, ...] = ()
     cls: Any = None
@@ -47,6 +59,9 @@ def tree_flatten(tree: Any) -> tuple[list[Any], TreeDef]:
         if isinstance(node, (list, tuple)):
             kind = "list" if isinstance(node, list) else "tuple"
             return TreeDef(kind, (), tuple(walk(c) for c in node))
+        if type(node) in _CLASSES:
+            children, aux = _CLASSES[type(node)][0](node)
+            return TreeDef("class", (aux,), tuple(walk(c) for c in children), type(node))
         leaves.append(node)
         return TreeDef("leaf")
 
@@ -68,6 +83,8 @@ def tree_unflatten(treedef: TreeDef, leaves: Sequence[Any]) -> Any:
             return td.cls(zip(td.keys, children, strict=True))
         if td.kind == "namedtuple":
             return td.cls(*children)
+        if td.kind == "class":
+            return _CLASSES[td.cls][1](td.keys[0], children)
         return children if td.kind == "list" else tuple(children)
 
     return build(treedef)
@@ -95,6 +112,11 @@ def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
             if _is_namedtuple(node):
                 return type(node)(*children)
             return children if isinstance(node, list) else tuple(children)
+        if type(node) in _CLASSES:
+            flatten, unflatten = _CLASSES[type(node)]
+            parts, aux = flatten(node)
+            rest = [flatten(o)[0] for o in others]
+            return unflatten(aux, [walk(*items) for items in zip(parts, *rest, strict=True)])
         return fn(node, *others)
 
     return walk(tree, *rest)

@@ -33,6 +33,10 @@ about half the time and runs slower only on loops over thousands of elements; it
 what the first two leave. (A GPU ignores them.)"""
 
 
+_REGISTERED: set[type] = set()
+"""The classes this process has registered with ``jax.tree_util``."""
+
+
 class JaxBackend:
     """:class:`backends.protocol.Backend` on JAX."""
 
@@ -288,3 +292,15 @@ class JaxBackend:
     def ravel_pytree(self, tree: PyTree) -> tuple[Array, Callable[[Array], PyTree]]:
         flat, unravel = _ravel_pytree(tree)
         return flat, unravel
+
+    def register_pytree_class(
+        self,
+        cls: type,
+        flatten: Callable[[Any], tuple[Sequence[Any], Any]],
+        unflatten: Callable[[Any, Sequence[Any]], Any],
+    ) -> None:
+        # JAX's registry is one per process and refuses a class twice; a second backend
+        # object (or a repeated call) finds the class already there.
+        if cls not in _REGISTERED:
+            jax.tree_util.register_pytree_node(cls, flatten, unflatten)
+            _REGISTERED.add(cls)

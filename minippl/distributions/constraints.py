@@ -15,10 +15,12 @@ from __future__ import annotations
 from typing import Any
 
 from minippl.backend import current
+from minippl.distributions.pytree import PytreeNode
 
 
-class Constraint:
-    """A region of R^n; subclasses implement :meth:`__call__`."""
+class Constraint(PytreeNode):
+    """A region of R^n; subclasses implement :meth:`__call__`. A pytree, for the
+    distributions whose support holds their (traced) parameters."""
 
     event_dim = 0
     is_discrete = False

@@ -22,6 +22,7 @@ import numpy as np
 from minippl.backend import current
 from minippl.distributions import constraints
 from minippl.distributions.constraints import Constraint
+from minippl.distributions.pytree import PytreeNode, register_with_current_backend
 from minippl.distributions.util import (
     Shape,
     broadcast_shapes,
@@ -91,9 +92,13 @@ def check_bounds(
     check_param(owner, "high", above(low), high)
 
 
-class Distribution:
+class Distribution(PytreeNode):
     """Base class: subclasses set the shapes in ``__init__`` and implement ``sample`` and
-    ``_log_prob`` (the density on the support; the base class handles the rest)."""
+    ``_log_prob`` (the density on the support; the base class handles the rest).
+
+    A distribution is a pytree (``minippl/distributions/pytree.py``): its parameters and
+    arrays are the leaves, so it passes into and out of ``jit`` and through ``vmap``.
+    """
 
     arg_constraints: dict[str, Constraint] = {}
     support: Constraint = constraints.real
@@ -109,6 +114,12 @@ class Distribution:
         self._validate_args = _VALIDATION if validate_args is None else validate_args
         if self._validate_args:
             self._validate_params()
+        # The backend loads on first use; from then on, jit and vmap see distributions.
+        register_with_current_backend()
+
+    def parameter_names(self) -> tuple[str, ...]:
+        """The parameters, which ``jit`` traces even when given as Python numbers."""
+        return tuple(self.arg_constraints) + self.pytree_data_fields
 
     # -- shapes ---------------------------------------------------------------------------
     @property

@@ -27,6 +27,7 @@ import numpy as np
 from minippl.backend import current
 from minippl.distributions import constraints
 from minippl.distributions.constraints import Constraint
+from minippl.distributions.pytree import PytreeNode
 from minippl.distributions.util import (
     Shape,
     add_diag,
@@ -67,8 +68,9 @@ __all__ = [
 ]
 
 
-class Transform:
-    """A bijection ``domain -> codomain`` with its inverse and log |det Jacobian|."""
+class Transform(PytreeNode):
+    """A bijection ``domain -> codomain`` with its inverse and log |det Jacobian|. A pytree,
+    for the transformed distributions whose transforms hold (traced) parameters."""
 
     domain: Constraint = constraints.real
     codomain: Constraint = constraints.real
