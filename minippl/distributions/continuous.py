@@ -109,6 +109,11 @@ class _LocationScale(Distribution):
 class Normal(_LocationScale):
     """The Gaussian with mean ``loc`` and standard deviation ``scale``."""
 
+    def entropy(self) -> Any:
+        """``log(scale) + (1 + log 2 pi) / 2``."""
+        xp = current().xp
+        return _full(0.5 + _HALF_LOG_2PI + xp.log(self.scale), self.batch_shape)
+
     def _standard(self, key: Any, shape: Shape) -> Any:
         return current().normal(key, shape)
 
@@ -138,6 +143,10 @@ class Normal(_LocationScale):
 class Cauchy(_LocationScale):
     """The Cauchy (Lorentz) distribution centred at ``loc`` with half-width ``scale``."""
 
+    def entropy(self) -> Any:
+        """``log(4 pi scale)``."""
+        return _full(current().xp.log(4 * math.pi * self.scale), self.batch_shape)
+
     def _standard(self, key: Any, shape: Shape) -> Any:
         return current().cauchy(key, shape)
 
@@ -165,6 +174,15 @@ class Cauchy(_LocationScale):
 
 class StudentT(Distribution):
     """Student's t with ``df`` degrees of freedom, shifted by ``loc`` and scaled by ``scale``."""
+
+    def entropy(self) -> Any:
+        """``(df+1)/2 (digamma((df+1)/2) - digamma(df/2)) + log(sqrt(df) B(df/2, 1/2) scale)``."""
+        xp, sp = current().xp, current().special
+        df = self.df
+        half = 0.5 * (df + 1.0)
+        log_beta = sp.gammaln(0.5 * df) + sp.gammaln(0.5) - sp.gammaln(half)
+        h = half * (sp.digamma(half) - sp.digamma(0.5 * df)) + 0.5 * xp.log(df) + log_beta
+        return _full(h + xp.log(self.scale), self.batch_shape)
 
     arg_constraints = {
         "df": constraints.positive,
@@ -226,6 +244,10 @@ class StudentT(Distribution):
 class Laplace(_LocationScale):
     """The double-exponential distribution centred at ``loc`` with scale ``scale``."""
 
+    def entropy(self) -> Any:
+        """``1 + log(2 scale)``."""
+        return _full(1.0 + current().xp.log(2 * self.scale), self.batch_shape)
+
     def _standard(self, key: Any, shape: Shape) -> Any:
         return current().laplace(key, shape)
 
@@ -254,6 +276,10 @@ class Laplace(_LocationScale):
 
 class Logistic(_LocationScale):
     """The logistic distribution (sigmoid cdf) centred at ``loc`` with scale ``scale``."""
+
+    def entropy(self) -> Any:
+        """``log(scale) + 2``."""
+        return _full(current().xp.log(self.scale) + 2.0, self.batch_shape)
 
     def _standard(self, key: Any, shape: Shape) -> Any:
         return current().logistic(key, shape)
@@ -308,6 +334,10 @@ class Gumbel(_LocationScale):
 
 class Uniform(Distribution):
     """The flat distribution on ``[low, high)``."""
+
+    def entropy(self) -> Any:
+        """``log(high - low)``."""
+        return _full(current().xp.log(self.high - self.low), self.batch_shape)
 
     arg_constraints = {"low": constraints.dependent, "high": constraints.dependent}
     reparametrized_params = ("low", "high")
@@ -420,6 +450,10 @@ class HalfCauchy(_HalfOfSymmetric):
 class Exponential(Distribution):
     """Waiting times of a Poisson process with ``rate`` events per unit time."""
 
+    def entropy(self) -> Any:
+        """``1 - log(rate)``."""
+        return _full(1.0 - current().xp.log(self.rate), self.batch_shape)
+
     arg_constraints = {"rate": constraints.positive}
     support = constraints.positive
     reparametrized_params = ("rate",)
@@ -451,6 +485,13 @@ class Exponential(Distribution):
 
 class Gamma(Distribution):
     """The Gamma distribution with shape ``concentration`` and inverse scale ``rate``."""
+
+    def entropy(self) -> Any:
+        """``a - log(rate) + lgamma(a) + (1 - a) digamma(a)`` for ``a = concentration``."""
+        xp, sp = current().xp, current().special
+        a = self.concentration
+        h = a - xp.log(self.rate) + sp.gammaln(a) + (1.0 - a) * sp.digamma(a)
+        return _full(h, self.batch_shape)
 
     arg_constraints: dict[str, Constraint] = {
         "concentration": constraints.positive,
@@ -503,6 +544,13 @@ class Chi2(Gamma):
 class InverseGamma(TransformedDistribution):
     """``1 / X`` for ``X ~ Gamma(concentration, rate)`` (``rate`` is the scale of ``1/X``)."""
 
+    def entropy(self) -> Any:
+        """``a + log(rate) + lgamma(a) - (1 + a) digamma(a)`` for ``a = concentration``."""
+        xp, sp = current().xp, current().special
+        a = self.concentration
+        h = a + xp.log(self.rate) + sp.gammaln(a) - (1.0 + a) * sp.digamma(a)
+        return _full(h, self.batch_shape)
+
     arg_constraints = {"concentration": constraints.positive, "rate": constraints.positive}
     support = constraints.positive
     reparametrized_params = ("concentration", "rate")
@@ -534,6 +582,11 @@ class InverseGamma(TransformedDistribution):
 class LogNormal(TransformedDistribution):
     """``exp(X)`` for ``X ~ Normal(loc, scale)``."""
 
+    def entropy(self) -> Any:
+        """The Normal's entropy plus ``loc`` (the mean log-Jacobian of ``exp``)."""
+        xp = current().xp
+        return _full(0.5 + _HALF_LOG_2PI + xp.log(self.scale) + self.loc, self.batch_shape)
+
     arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
     support = constraints.positive
     reparametrized_params = ("loc", "scale")
@@ -560,6 +613,13 @@ class LogNormal(TransformedDistribution):
 
 class Weibull(Distribution):
     """The Weibull distribution with ``scale`` and shape ``concentration``."""
+
+    def entropy(self) -> Any:
+        """``euler_gamma (1 - 1/k) + log(scale / k) + 1`` for ``k = concentration``."""
+        xp = current().xp
+        k = self.concentration
+        h = _EULER_GAMMA * (1.0 - 1.0 / k) + xp.log(self.scale / k) + 1.0
+        return _full(h, self.batch_shape)
 
     arg_constraints = {"scale": constraints.positive, "concentration": constraints.positive}
     support = constraints.positive
@@ -612,6 +672,14 @@ class Weibull(Distribution):
 class Beta(Distribution):
     """The Beta distribution on [0, 1] with ``concentration1`` (alpha), ``concentration0``
     (beta)."""
+
+    def entropy(self) -> Any:
+        """``log B(a, b) - (a-1) digamma(a) - (b-1) digamma(b) + (a+b-2) digamma(a+b)``."""
+        sp = current().special
+        a, b = self.concentration1, self.concentration0
+        log_beta = sp.gammaln(a) + sp.gammaln(b) - sp.gammaln(a + b)
+        h = log_beta - (a - 1) * sp.digamma(a) - (b - 1) * sp.digamma(b)
+        return _full(h + (a + b - 2) * sp.digamma(a + b), self.batch_shape)
 
     arg_constraints = {
         "concentration1": constraints.positive,

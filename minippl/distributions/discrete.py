@@ -158,6 +158,14 @@ class Bernoulli(_ProbsOrLogits):
     def enumerate_support(self, expand: bool = True) -> Any:
         return _enumerate(2, self.batch_shape, expand)
 
+    def entropy(self) -> Any:
+        """``-p log p - (1 - p) log(1 - p)``; from logits ``l``, ``softplus(l) - p l``."""
+        xp, sp = current().xp, current().special
+        if self._from_logits:
+            return softplus(self.logits) - sp.expit(self.logits) * self.logits
+        p = xp.asarray(self.probs)
+        return -sp.xlogy(p, p) - sp.xlog1py(1 - p, -p)
+
     @property
     def mean(self) -> Any:
         return current().xp.broadcast_to(self.probs, self.batch_shape)
@@ -342,6 +350,14 @@ class Categorical(_OverCategories):
     def enumerate_support(self, expand: bool = True) -> Any:
         return _enumerate(self.num_categories, self.batch_shape, expand)
 
+    def entropy(self) -> Any:
+        """``-sum p log p``; from logits, ``logsumexp(l) - sum softmax(l) l``."""
+        xp, sp = current().xp, current().special
+        if self._from_logits:
+            return sp.logsumexp(self.logits, axis=-1) - xp.sum(self.probs * self.logits, axis=-1)
+        p = xp.asarray(self.probs)
+        return -xp.sum(sp.xlogy(p, p), axis=-1)
+
     @property
     def mean(self) -> Any:
         return current().xp.full(self.batch_shape, current().xp.nan)
@@ -402,6 +418,11 @@ class DiscreteUniform(Distribution):
         high = _homogeneous_count("DiscreteUniform", self.high)
         return low + _enumerate(high - low + 1, self.batch_shape, expand)
 
+    def entropy(self) -> Any:
+        """``log(high - low + 1)``, the log of the number of values."""
+        xp = current().xp
+        return xp.broadcast_to(xp.log(_as_float(self.high - self.low + 1)), self.batch_shape)
+
     @property
     def mean(self) -> Any:
         return current().xp.broadcast_to((self.low + self.high) / 2, self.batch_shape)
@@ -454,6 +475,15 @@ class Geometric(_ProbsOrLogits):
     """The number of failures before the first success of ``probs`` (or ``logits``) trials."""
 
     support = constraints.nonnegative_integer
+
+    def entropy(self) -> Any:
+        """``-log p - (1 - p) / p log(1 - p)``; from logits ``l``, where ``(1 - p) / p`` is
+        ``exp(-l)``, ``exp(-l) softplus(l) + softplus(-l)``."""
+        xp, sp = current().xp, current().special
+        if self._from_logits:
+            return xp.exp(-self.logits) * softplus(self.logits) + softplus(-self.logits)
+        p = xp.asarray(self.probs)
+        return -xp.log(p) - sp.xlog1py(1 - p, -p) / p
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
         backend = current()

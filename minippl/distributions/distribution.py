@@ -13,6 +13,7 @@ outside the support is ``-inf``, never an exception and never NaN.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -118,8 +119,10 @@ class Distribution(PytreeNode):
         register_with_current_backend()
 
     def parameter_names(self) -> tuple[str, ...]:
-        """The parameters, which ``jit`` traces even when given as Python numbers."""
-        return tuple(self.arg_constraints) + self.pytree_data_fields
+        """The parameters, which ``jit`` traces even when given as Python numbers: those of
+        this class and of the classes it derives from (``Chi2``'s ``df`` and ``Gamma``'s
+        ``concentration``)."""
+        return _parameter_names(type(self))
 
     # -- shapes ---------------------------------------------------------------------------
     @property
@@ -185,6 +188,53 @@ class Distribution(PytreeNode):
     def variance(self) -> Any:
         raise NotImplementedError(f"{type(self).__name__} does not define a variance")
 
+    def entropy(self) -> Any:
+        """The entropy ``-E[log p(X)]``, one per batch element, where it has a closed form."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form entropy")
+
+    @property
+    def has_rsample(self) -> bool:
+        """Whether a draw is differentiable in the parameters (reparameterized): as in
+        NumPyro, every parameter is one of ``reparametrized_params``."""
+        return set(self.reparametrized_params) == set(self.arg_constraints)
+
+    def rsample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        """A draw through which gradients flow to the parameters (see :attr:`has_rsample`)."""
+        if not self.has_rsample:
+            raise NotImplementedError(f"{type(self).__name__} has no reparameterized sampler")
+        return self.sample(key, sample_shape)
+
+    @classmethod
+    def infer_shapes(cls, *args: Shape, **kwargs: Shape) -> tuple[Shape, Shape]:
+        """``(batch_shape, event_shape)`` of the distribution built from parameters of the
+        given shapes (positional in ``__init__``'s order, or by name), without building it.
+
+        The rule (:meth:`_infer_shapes`) is for a distribution with scalar events: each
+        parameter's batch part (its shape less its constraint's event dims) broadcast
+        together. A family with events overrides it; one whose support has event dims and
+        does not raises ``NotImplementedError``, as NumPyro does.
+
+        >>> import minippl.distributions as dist
+        >>> dist.Normal.infer_shapes((3, 1), (4,))
+        ((3, 4), ())
+        >>> dist.MultivariateNormal.infer_shapes((2,), scale_tril=(5, 2, 2))
+        ((5,), (2,))
+        """
+        names = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        kwargs.update(zip(names, args, strict=False))
+        return cls._infer_shapes({k: tuple(v) for k, v in kwargs.items() if v is not None})
+
+    @classmethod
+    def _infer_shapes(cls, shapes: dict[str, Shape]) -> tuple[Shape, Shape]:
+        """:meth:`infer_shapes` from the shapes of the parameters given, by name."""
+        if cls.support.event_dim > 0:
+            raise NotImplementedError(f"{cls.__name__}.infer_shapes: its events are not scalars")
+        batch_shapes = []
+        for name, shape in shapes.items():
+            event_dim = cls.arg_constraints.get(name, constraints.real).event_dim
+            batch_shapes.append(shape[: len(shape) - event_dim])
+        return broadcast_shapes(*batch_shapes), ()
+
     def cdf(self, value: Any) -> Any:
         """The cumulative distribution function (univariate distributions only)."""
         raise NotImplementedError(f"{type(self).__name__} does not define a cdf")
@@ -235,6 +285,22 @@ class Distribution(PytreeNode):
             f"<{type(self).__name__} with batch shape {self.batch_shape} "
             f"and event shape {self.event_shape}>"
         )
+
+
+_PARAMETER_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _parameter_names(cls: type) -> tuple[str, ...]:
+    """The names in the ``arg_constraints`` and ``pytree_data_fields`` of ``cls`` and its
+    bases (once per class: flattening is on the path of every ``jit`` call)."""
+    if cls not in _PARAMETER_NAMES:
+        names: dict[str, None] = {}
+        for base in reversed(cls.__mro__):
+            if issubclass(base, Distribution):
+                names.update(dict.fromkeys(vars(base).get("arg_constraints", {})))
+                names.update(dict.fromkeys(vars(base).get("pytree_data_fields", ())))
+        _PARAMETER_NAMES[cls] = tuple(names)
+    return _PARAMETER_NAMES[cls]
 
 
 class ExpandedDistribution(Distribution):
@@ -301,6 +367,13 @@ class ExpandedDistribution(Distribution):
         return self._log_prob(value)
 
     @property
+    def has_rsample(self) -> bool:
+        return self.base_dist.has_rsample
+
+    def entropy(self) -> Any:
+        return current().xp.broadcast_to(self.base_dist.entropy(), self.batch_shape)
+
+    @property
     def mean(self) -> Any:
         xp = current().xp
         return xp.broadcast_to(self.base_dist.mean, self.batch_shape + self.event_shape)
@@ -348,6 +421,10 @@ class _Wrapper(Distribution):
         return self.base_dist.sample(key, sample_shape)
 
     @property
+    def has_rsample(self) -> bool:
+        return self.base_dist.has_rsample
+
+    @property
     def mean(self) -> Any:
         return self.base_dist.mean
 
@@ -377,6 +454,9 @@ class Independent(_Wrapper):
 
     def log_prob(self, value: Any) -> Any:
         return sum_rightmost(self.base_dist.log_prob(value), self.reinterpreted_batch_ndims)
+
+    def entropy(self) -> Any:
+        return sum_rightmost(self.base_dist.entropy(), self.reinterpreted_batch_ndims)
 
     def expand(self, batch_shape: Shape) -> Distribution:
         """Expand the base (its reinterpreted dims kept on the right) and reinterpret again,
@@ -467,9 +547,19 @@ class Delta(Distribution):
     def variance(self) -> Any:
         return current().xp.zeros_like(current().xp.asarray(self.v))
 
+    @classmethod
+    def _infer_shapes(cls, shapes: dict[str, Shape]) -> tuple[Shape, Shape]:
+        raise NotImplementedError("Delta.infer_shapes: the event dims are a number, not a shape")
+
+    def entropy(self) -> Any:
+        """``-log_density``: a point mass has no spread, only its weight."""
+        return -current().xp.broadcast_to(self.log_density, self.batch_shape)
+
 
 class Unit(Distribution):
     """The trivial distribution whose log probability is ``log_factor``: what ``factor`` uses."""
+
+    arg_constraints: dict[str, Constraint] = {"log_factor": constraints.real}
 
     def __init__(self, log_factor: Any) -> None:
         self.log_factor = log_factor

@@ -57,6 +57,13 @@ class LowRankMultivariateNormal(Distribution):
         self.loc, self.cov_factor, self.cov_diag = loc, cov_factor, cov_diag
         super().__init__(batch, n, validate_args=validate_args)
 
+    @classmethod
+    def _infer_shapes(cls, shapes: dict[str, Shape]) -> tuple[Shape, Shape]:
+        loc, factor, diag = shapes["loc"], shapes["cov_factor"], shapes["cov_diag"]
+        what = "LowRankMultivariateNormal"
+        batch = broadcast_shapes(loc[:-1], factor[:-2], diag[:-1], what=what)
+        return batch, broadcast_shapes(loc[-1:], factor[-2:-1], diag[-1:], what=what)
+
     @property
     def _capacitance_tril(self) -> Any:
         """Cholesky factor of ``I + W^T D^-1 W`` (k x k)."""
@@ -79,6 +86,20 @@ class LowRankMultivariateNormal(Distribution):
         scaled = self.cov_factor / sqrt_d
         inner = add_diag(xp.matmul(scaled, xp.swapaxes(scaled, -1, -2)), 1.0)
         return sqrt_d * current().cholesky(inner)
+
+    def _log_det_covariance(self, cap: Any) -> Any:
+        """``log|W W^T + D| = log|C| + log|D|`` (the determinant lemma), ``cap`` a Cholesky
+        factor of ``C``."""
+        xp = current().xp
+        log_det_cap = 2 * xp.sum(xp.log(xp.diagonal(cap, axis1=-2, axis2=-1)), axis=-1)
+        return log_det_cap + xp.sum(xp.log(self.cov_diag), axis=-1)
+
+    def entropy(self) -> Any:
+        """``n (1 + log 2 pi) / 2 + log|covariance| / 2``."""
+        n = self.event_shape[0]
+        log_det = self._log_det_covariance(self._capacitance_tril)
+        h = 0.5 * n * (1.0 + math.log(2 * math.pi)) + 0.5 * log_det
+        return current().xp.broadcast_to(h, self.batch_shape)
 
     @property
     def mean(self) -> Any:
@@ -111,9 +132,6 @@ class LowRankMultivariateNormal(Distribution):
         mahalanobis = xp.sum(xp.square(diff) / self.cov_diag, axis=-1) - xp.sum(
             xp.square(solved), axis=-1
         )
-        # Determinant lemma: log|W W^T + D| = log|C| + log|D|.
-        log_det = 2 * xp.sum(xp.log(xp.diagonal(cap, axis1=-2, axis2=-1)), axis=-1) + xp.sum(
-            xp.log(self.cov_diag), axis=-1
-        )
+        log_det = self._log_det_covariance(cap)
         n = self.event_shape[0]
         return -0.5 * (n * math.log(2 * math.pi) + log_det + mahalanobis)

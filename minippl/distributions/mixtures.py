@@ -62,6 +62,14 @@ class MixtureSameFamily(Distribution):
         self.support = component_distribution.support
         self.is_discrete = component_distribution.is_discrete
 
+    @classmethod
+    def _infer_shapes(cls, shapes: dict[str, Shape]) -> tuple[Shape, Shape]:
+        raise NotImplementedError("MixtureSameFamily.infer_shapes: its arguments are distributions")
+
+    @property
+    def has_rsample(self) -> bool:
+        return False  # the component index is a discrete draw, as in NumPyro
+
     @property
     def mixture_size(self) -> int:
         return int(self.component_distribution.batch_shape[-1])

@@ -65,6 +65,12 @@ class Multinomial(_OverCategories):
     }
 
     # NumPyro's signature: Binomial's, with ``total_count_max`` (``duplicates`` pairs them).
+    @classmethod
+    def _infer_shapes(cls, shapes: dict[str, Shape]) -> tuple[Shape, Shape]:
+        (param,) = [shapes[n] for n in ("probs", "logits") if n in shapes]
+        batch = broadcast_shapes(param[:-1], shapes.get("total_count", ()), what="Multinomial")
+        return batch, param[-1:]
+
     def __init__(
         self,
         total_count: Any = 1,
@@ -172,6 +178,10 @@ class ZeroSumNormal(Distribution):
 
     arg_constraints: dict[str, Constraint] = {"scale": constraints.positive}
     reparametrized_params = ("scale",)
+
+    @classmethod
+    def _infer_shapes(cls, shapes: dict[str, Shape]) -> tuple[Shape, Shape]:
+        raise NotImplementedError("ZeroSumNormal.infer_shapes: the event shape is an argument")
 
     def __init__(
         self, scale: Any, event_shape: Shape, *, validate_args: bool | None = None

@@ -41,6 +41,22 @@ __all__ = ["LKJ", "Dirichlet", "LKJCholesky", "MultivariateNormal"]
 class Dirichlet(Distribution):
     """A distribution over the probability simplex with positive ``concentration`` (alpha)."""
 
+    @classmethod
+    def _infer_shapes(cls, shapes: dict[str, Shape]) -> tuple[Shape, Shape]:
+        concentration = shapes["concentration"]
+        return concentration[:-1], concentration[-1:]
+
+    def entropy(self) -> Any:
+        """``log B(alpha) + (a0 - K) digamma(a0) - sum (alpha_j - 1) digamma(alpha_j)``, with
+        ``a0 = sum alpha_j``."""
+        xp, sp = current().xp, current().special
+        alpha = xp.asarray(self.concentration)
+        total = xp.sum(alpha, axis=-1)
+        log_beta = xp.sum(sp.gammaln(alpha), axis=-1) - sp.gammaln(total)
+        k = alpha.shape[-1]
+        h = log_beta + (total - k) * sp.digamma(total)
+        return h - xp.sum((alpha - 1.0) * sp.digamma(alpha), axis=-1)
+
     arg_constraints = {"concentration": constraints.independent(constraints.positive, 1)}
     support = constraints.simplex
     reparametrized_params = ("concentration",)
@@ -86,6 +102,21 @@ class Dirichlet(Distribution):
 class MultivariateNormal(Distribution):
     """The Gaussian on R^n, given one of ``covariance_matrix``, ``precision_matrix`` or
     ``scale_tril`` (a lower Cholesky factor of the covariance)."""
+
+    @classmethod
+    def _infer_shapes(cls, shapes: dict[str, Shape]) -> tuple[Shape, Shape]:
+        loc = shapes.get("loc", ())
+        (name,) = [n for n in shapes if n != "loc"]  # exactly one matrix, as in __init__
+        matrix = shapes[name]
+        batch = broadcast_shapes(loc[:-1], matrix[:-2], what="MultivariateNormal")
+        return batch, broadcast_shapes(loc[-1:], matrix[-1:], what="MultivariateNormal")
+
+    def entropy(self) -> Any:
+        """``n (1 + log 2 pi) / 2 + log |det scale_tril|``."""
+        xp = current().xp
+        n = self.scale_tril.shape[-1]
+        h = 0.5 * n * (1.0 + math.log(2 * math.pi)) + tri_logabsdet(self.scale_tril)
+        return xp.broadcast_to(h, self.batch_shape)
 
     arg_constraints = {
         "loc": constraints.real_vector,

@@ -72,6 +72,10 @@ class TransformedDistribution(Distribution):
         self.support = constraints.independent(codomain, extra) if extra > 0 else codomain
         super().__init__(shape[:cut], shape[cut:], validate_args=validate_args)
 
+    @property
+    def has_rsample(self) -> bool:
+        return self.base_dist.has_rsample
+
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
         x = self.base_dist.sample(key, sample_shape)
         for transform in self.transforms:
