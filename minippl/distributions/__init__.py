@@ -57,6 +57,8 @@ from minippl.distributions.distribution import (
     enable_validation,
     validation_enabled,
 )
+from minippl.distributions.kl import kl_divergence
+from minippl.distributions.lowrank import LowRankMultivariateNormal
 from minippl.distributions.mixtures import MixtureSameFamily
 from minippl.distributions.more_multivariate import (
     Multinomial,
@@ -142,6 +144,7 @@ __all__ = [
     "validation_enabled",
 ]
 __all__ += [
+    "LowRankMultivariateNormal",
     "MixtureSameFamily",
     "Multinomial",
     "MultinomialLogits",
@@ -150,4 +153,5 @@ __all__ += [
     "Wishart",
     "WishartCholesky",
     "ZeroSumNormal",
+    "kl_divergence",
 ]
