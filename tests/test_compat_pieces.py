@@ -53,3 +53,36 @@ def test_init_to_mean_starts_at_prior_means(backend: Backend) -> None:
     np.testing.assert_allclose(float(z["a"]), 3.0, rtol=1e-6)
     np.testing.assert_allclose(float(np.exp(z["b"])), 0.5, rtol=1e-5)
     assert np.isfinite(float(z["c"]))
+
+
+def _two_site_model() -> None:
+    minippl.sample("a", dist.Normal(0.0, 1.0).expand((2,)))
+    minippl.sample("b", dist.Gamma(2.0, 1.0))
+
+
+def test_initialize_model_gives_one_starting_point_per_key(backend: Backend) -> None:
+    keys = backend.split(backend.key(3), 4)
+    info = initialize_model(keys, _two_site_model)
+    shapes = backend.tree_map(np.shape, info.param_info)
+    assert shapes == (({"a": (4, 2), "b": (4,)}), (4,), {"a": (4, 2), "b": (4,)})
+    # Each row is what that key alone gives, and the trace is the first key's.
+    for i in range(4):
+        alone = initialize_model(keys[i], _two_site_model)
+        np.testing.assert_allclose(info.param_info.z["a"][i], alone.param_info.z["a"])
+        np.testing.assert_allclose(
+            info.param_info.potential_energy[i], alone.param_info.potential_energy
+        )
+    first = initialize_model(keys[0], _two_site_model).model_trace
+    np.testing.assert_array_equal(info.model_trace["b"].value, first["b"].value)
+    assert len({float(b) for b in info.param_info.z["b"]}) == 4
+
+
+def test_initialize_model_with_keys_names_the_site_at_fault(backend: Backend) -> None:
+    from minippl.infer.util import InitError
+
+    def model() -> None:
+        minippl.sample("a", dist.Normal(0.0, 1.0))
+        minippl.sample("y", dist.Exponential(1.0), obs=-1.0)
+
+    with pytest.raises(InitError, match=r"\['y'\]"):
+        initialize_model(backend.split(backend.key(0), 2), model)

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 from minippl.backend import current
 from minippl.distributions.util import shape_of
 from minippl.handlers import seed, substitute, trace
+from minippl.infer.chain_batch import key_batch_size, rerun_failed_chains
 from minippl.infer.initialization import (
     InitStrategy,
     bijection_of,
@@ -410,7 +411,9 @@ def initialize_model(
 
     Parameters
     ----------
-    rng_key : key for the initial trace and the starting point.
+    rng_key : key for the initial trace and the starting point; a stack of ``n`` keys gives
+        ``n`` starting points, each searched from its own key (every leaf of ``param_info``
+        gains a leading axis ``n``), and the trace is the first key's, as in NumPyro.
     model : a function that calls minippl primitives.
     init_strategy : per-site strategy from :mod:`minippl.infer.initialization`.
     model_args, model_kwargs : the model's arguments (the data).
@@ -425,7 +428,8 @@ def initialize_model(
     """
     kwargs = {} if model_kwargs is None else dict(model_kwargs)
     strategy = bound_strategy(init_strategy)
-    start = trace_start(model, rng_key, strategy, model_args, kwargs)
+    batched = key_batch_size(rng_key) is not None
+    start = trace_start(model, rng_key[0] if batched else rng_key, strategy, model_args, kwargs)
     setup = build_setup(
         model,
         start,
@@ -434,7 +438,22 @@ def initialize_model(
         model_args=model_args,
         model_kwargs=kwargs,
     )
-    info, is_valid = setup.find_start(rng_key, model_args, kwargs)
-    setup.check_start(info, is_valid, model_args, kwargs)
+    if batched:
+        find = functools.partial(setup.find_start, model_args=model_args, model_kwargs=kwargs)
+        info, is_valid = current().vmap(find)(rng_key)
+        # A key whose search failed is searched again alone, to name the sites at fault.
+        rerun_failed_chains(
+            is_valid,
+            lambda i: initialize_model(
+                rng_key[i],
+                model,
+                init_strategy=init_strategy,
+                model_args=model_args,
+                model_kwargs=kwargs,
+            ),
+        )
+    else:
+        info, is_valid = setup.find_start(rng_key, model_args, kwargs)
+        setup.check_start(info, is_valid, model_args, kwargs)
     assert start.model_trace is not None  # traced eagerly
     return ModelInfo(info, setup.potential_fn, setup.postprocess_fn, start.model_trace)
