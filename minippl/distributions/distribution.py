@@ -23,7 +23,7 @@ import numpy as np
 from minippl.backend import current
 from minippl.distributions import constraints
 from minippl.distributions.constraints import Constraint
-from minippl.distributions.pytree import PytreeNode, register_with_current_backend
+from minippl.distributions.pytree import PytreeNode, register_with
 from minippl.distributions.util import (
     Shape,
     broadcast_shapes,
@@ -33,6 +33,7 @@ from minippl.distributions.util import (
 )
 
 _VALIDATION = False
+_REGISTERED_WITH: list[Any] = [None]  # the last backend given the pytree classes
 
 
 def enable_validation(is_validate: bool = True) -> None:
@@ -115,8 +116,12 @@ class Distribution(PytreeNode):
         self._validate_args = _VALIDATION if validate_args is None else validate_args
         if self._validate_args:
             self._validate_params()
-        # The backend loads on first use; from then on, jit and vmap see distributions.
-        register_with_current_backend()
+        # The backend loads on first use, and jit and vmap see distributions once their
+        # classes are registered with it: here, cheaply, when it is not the last one seen.
+        backend = current()
+        if backend is not _REGISTERED_WITH[0]:
+            register_with(backend)
+            _REGISTERED_WITH[0] = backend
 
     def parameter_names(self) -> tuple[str, ...]:
         """The parameters, which ``jit`` traces even when given as Python numbers: those of

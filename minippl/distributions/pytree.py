@@ -34,7 +34,6 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from backends import Backend
-from minippl.backend import current
 
 _CLASSES: list[type[PytreeNode]] = []
 _BACKENDS: list[Backend] = []  # the backends that have been handed every class above
@@ -92,15 +91,8 @@ def holds_arrays(value: Any) -> bool:
     return hasattr(value, "shape") and hasattr(value, "dtype")
 
 
-_latest: list[Backend] = []
-
-
-def register_with_current_backend() -> None:
-    """Hand every pytree class to the active backend, once per backend (cheap after)."""
-    backend = current()
-    if _latest and _latest[0] is backend:
-        return
-    _latest[:] = [backend]
+def register_with(backend: Backend) -> None:
+    """Hand every pytree class to ``backend``, once (a second call changes nothing)."""
     if any(b is backend for b in _BACKENDS):
         return
     _BACKENDS.append(backend)
