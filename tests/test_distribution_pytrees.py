@@ -44,6 +44,19 @@ CASES: dict[str, tuple[Callable[[], dist.Distribution], Any]] = {
         lambda: dist.MixtureSameFamily(dist.Categorical(probs=P), dist.Normal(A, 1.0)),
         0.4,
     ),
+    "StudentT": (lambda: dist.StudentT(3.0, A, 2.0), A),
+    "DiscreteUniform": (lambda: dist.DiscreteUniform(0, 4), np.array([0, 3])),
+    "BetaBinomial": (lambda: dist.BetaBinomial(np.array([2.0, 1.0]), 3.0, 10), np.array([0, 7])),
+    "Multinomial": (lambda: dist.Multinomial(5, probs=P), np.array([1.0, 2.0, 2.0])),
+    "VonMises": (lambda: dist.VonMises(A, 2.0), A),
+    "ZeroSumNormal": (lambda: dist.ZeroSumNormal(1.0, (3,)), np.array([0.5, -0.2, -0.3])),
+    "LowRankMultivariateNormal": (
+        lambda: dist.LowRankMultivariateNormal(np.zeros(2), np.ones((2, 1)), np.ones(2)),
+        np.array([0.5, -0.2]),
+    ),
+    "LKJCholesky": (lambda: dist.LKJCholesky(2, 2.0), np.eye(2)),
+    "Wishart": (lambda: dist.Wishart(4.0, scale_tril=np.eye(2)), np.eye(2)),
+    "Folded": (lambda: dist.FoldedDistribution(dist.Normal(0.5, 1.0)), A),
 }
 
 
@@ -64,6 +77,13 @@ def test_a_distribution_passes_into_jit(backend: Backend, name: str) -> None:
     d = make()
     compiled = backend.jit(lambda d: d.log_prob(value))
     np.testing.assert_allclose(compiled(d), d.log_prob(value), rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_draw_inside_jit_is_the_eager_draw(backend: Backend, name: str) -> None:
+    d = CASES[name][0]()
+    key = backend.key(5)
+    np.testing.assert_allclose(backend.jit(lambda d: d.sample(key))(d), d.sample(key), rtol=1e-5)
 
 
 def test_the_leaves_are_the_parameters_and_the_shapes_are_static(backend: Backend) -> None:
