@@ -146,3 +146,20 @@ def test_a_subclass_defined_later_is_a_pytree(backend: Backend) -> None:
     out = backend.jit(lambda d: d)(d)
     assert type(out) is Shifted
     np.testing.assert_allclose(backend.jit(lambda d: d.log_prob(1.0))(d), -0.9189385, rtol=1e-6)
+
+
+@pytest.mark.parametrize("module", ["pytree", "distribution", "kl"])
+def test_the_docstring_examples_run(backend: Backend, module: str) -> None:
+    """The examples in the docstrings of the pytree split, ``infer_shapes`` and
+    ``kl_divergence`` (each module has at least one)."""
+    import doctest
+    import importlib
+
+    found = doctest.DocTestFinder().find(importlib.import_module(f"minippl.distributions.{module}"))
+    examples = [t for t in found if t.examples]
+    assert examples
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    report: list[str] = []
+    for example in examples:
+        runner.run(example, out=report.append)
+    assert runner.failures == 0, "".join(report)
