@@ -255,11 +255,12 @@ class NumpyBackend:
         return np.argmax(np.broadcast_to(logits, full) + noise, axis=-1)
 
     def poisson(self, key: Key, lam: Array, shape: Shape) -> Array:
-        return _generator(key).poisson(_broadcast(lam, shape))
+        return np.asarray(_generator(key).poisson(_broadcast(lam, shape)))
 
     def binomial(self, key: Key, n: Array, p: Array, shape: Shape) -> Array:
         n_b = np.broadcast_to(np.asarray(n), shape).astype(np.int64)
-        return _generator(key).binomial(n_b, _broadcast(p, shape))
+        # NumPy's Generator returns a Python int for a scalar draw; the protocol wants an array.
+        return np.asarray(_generator(key).binomial(n_b, _broadcast(p, shape)))
 
     def randint(self, key: Key, shape: Shape, minval: int, maxval: int) -> Array:
         return _generator(key).integers(minval, maxval, size=shape)

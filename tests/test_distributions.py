@@ -587,3 +587,33 @@ def test_lkj_samples_are_correlation_matrices(backend: Backend) -> None:
     assert np.allclose(corr, np.swapaxes(corr, -1, -2), atol=1e-6)
     assert (np.linalg.eigvalsh(corr)[:, 0] > 0).all()
     assert st.kstest((corr[:, 1, 0] + 1) / 2, st.beta(2.5, 2.5).cdf).pvalue > ALPHA
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: dist.Bernoulli(probs=0.3),
+        lambda: dist.Binomial(10, probs=0.3),
+        lambda: dist.BetaBinomial(2.0, 3.0, 10),
+        lambda: dist.Poisson(3.0),
+        lambda: dist.Geometric(probs=0.4),
+        lambda: dist.Categorical(probs=np.array([0.2, 0.8])),
+        lambda: dist.NegativeBinomial2(3.0, 2.0),
+        lambda: dist.DiscreteUniform(0, 4),
+    ],
+    ids=[
+        "bernoulli",
+        "binomial",
+        "beta_binomial",
+        "poisson",
+        "geometric",
+        "categorical",
+        "negative_binomial2",
+        "discrete_uniform",
+    ],
+)
+def test_scalar_discrete_draw_is_an_array(make: Callable[[], Any], backend: Backend) -> None:
+    """A discrete family with scalar parameters draws a 0-d array, not a Python number
+    (the families cast their draws with ``.astype``, which a Python int lacks)."""
+    draw = make().sample(backend.key(0))
+    assert np.shape(draw) == () and hasattr(draw, "astype")
