@@ -31,6 +31,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from minippl.backend import current
+from minippl.checks import (
+    check_hashable,
+    check_num_steps,
+    check_optimizer,
+    check_param_init,
+    check_reverse_mode,
+)
 from minippl.distributions import constraints
 from minippl.distributions.transforms import biject_to
 from minippl.handlers import replay, seed, substitute, trace
@@ -100,7 +107,8 @@ class SVI:
         self.guide = guide
         self.loss = loss
         self.static_kwargs = static_kwargs
-        self.optim = optim if isinstance(optim, Optimizer) else _from_optax(optim)
+        check_optimizer(optim, "SVI")
+        self.optim = optim if isinstance(optim, Optimizer) else optax_to_minippl(optim)
         self.transforms: dict[str, Any] = {}
         self._programs: dict[Hashable, Callable[..., Any]] = {}
         self._constrain_program: Callable[..., Any] | None = None
@@ -188,7 +196,7 @@ class SVI:
 
         ``forward_mode_differentiation`` is NumPyro's switch; only reverse mode (``False``)
         is available here (the backend protocol has one gradient)."""
-        _reverse_mode_only(forward_mode_differentiation)
+        check_reverse_mode(forward_mode_differentiation, "SVI")
         return self._program("update", args, kwargs)(svi_state, args, kwargs)  # type: ignore[no-any-return]
 
     def stable_update(
@@ -200,7 +208,7 @@ class SVI:
     ) -> tuple[SVIState, Any]:
         """As :meth:`update`, but a step with a non-finite loss or gradient is skipped (the
         state is returned unchanged, the loss as NaN)."""
-        _reverse_mode_only(forward_mode_differentiation)
+        check_reverse_mode(forward_mode_differentiation, "SVI")
         return self._program("stable", args, kwargs)(svi_state, args, kwargs)  # type: ignore[no-any-return]
 
     def evaluate(self, svi_state: SVIState, *args: Any, **kwargs: Any) -> Any:
@@ -290,10 +298,8 @@ class SVI:
         loss raises :class:`NonFiniteLossError` naming the step, with the last finite state
         in it (with ``stable_update=True`` such steps are skipped instead, as in NumPyro).
         """
-        _reverse_mode_only(forward_mode_differentiation)
-        if not isinstance(num_steps, int | np.integer) or num_steps < 1:
-            raise ValueError(f"SVI.run: num_steps must be a positive integer, got {num_steps!r}")
-        num_steps = int(num_steps)
+        check_reverse_mode(forward_mode_differentiation, "SVI")
+        num_steps = check_num_steps(num_steps, "SVI.run")
         state = init_state
         if state is None:
             state = self.init(rng_key, *args, init_params=init_params, **kwargs)
@@ -361,14 +367,6 @@ class SVI:
 # -- helpers --------------------------------------------------------------------------------------
 
 
-def _reverse_mode_only(forward_mode_differentiation: bool) -> None:
-    if forward_mode_differentiation:
-        raise NotImplementedError(
-            "SVI: forward_mode_differentiation=True is not supported; gradients are taken "
-            "in reverse mode (the backend's value_and_grad)"
-        )
-
-
 def _progress(total: int) -> Any:
     from tqdm.auto import tqdm
 
@@ -383,14 +381,7 @@ def _static_parts(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Hashable:
     """The arguments that are not arrays, by position and name (they key the program)."""
     fixed = tuple((i, a) for i, a in enumerate(args) if not _is_array(a))
     named = tuple(sorted((k, v) for k, v in kwargs.items() if not _is_array(v)))
-    try:
-        hash((fixed, named))
-    except TypeError:
-        raise TypeError(
-            "SVI: arguments of the model that are not arrays must be hashable (ints, strings, "
-            "None, tuples), since they are fixed into the compiled step; pass data as arrays"
-        ) from None
-    return (len(args), fixed, named)
+    return (len(args), *check_hashable((fixed, named), "SVI"))
 
 
 def _dynamic_parts(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
@@ -422,20 +413,11 @@ def _unconstrained_params(
             continue
         constraint = site.kwargs.get("constraint", constraints.real)
         value = backend.xp.asarray(site.value)
-        if backend.is_concrete(value) and not bool(backend.xp.all(constraint(value))):
-            raise ValueError(
-                f"param {site.name!r}: its initial value {_short(value)} is outside its "
-                f"constraint {constraint!r}; give an init_value inside it"
-            )
+        check_param_init(site.name, value, constraint)
         transform = biject_to(constraint)
         transforms[site.name] = transform
         params[site.name] = transform.inv(value)
     return params, transforms
-
-
-def _short(value: Any) -> str:
-    text = np.array2string(np.asarray(current().to_numpy(value)), threshold=6)
-    return text.replace("\n", " ")
 
 
 def _warn_discrete_latents(model_trace: Any, loss: ELBO) -> None:
@@ -449,16 +431,3 @@ def _warn_discrete_latents(model_trace: Any, loss: ELBO) -> None:
                 UserWarning,
                 stacklevel=3,
             )
-
-
-def _from_optax(transformation: Any) -> Optimizer:
-    try:
-        import optax  # type: ignore[import-untyped]
-    except ImportError:
-        optax = None
-    if optax is None or not isinstance(transformation, optax.GradientTransformation):
-        raise TypeError(
-            "SVI: optim must be a minippl.optim optimizer (e.g. Adam(1e-3)) or an optax "
-            f"GradientTransformation, got {type(transformation).__name__}"
-        )
-    return optax_to_minippl(transformation)
