@@ -302,15 +302,21 @@ def _wall_guide() -> None:
     numpyro.sample("z", dist.Normal(loc, 1.0))
 
 
-def test_non_finite_loss_names_the_step_and_keeps_the_last_finite_state(backend: Backend) -> None:
+# With the bar, 50 steps run in chunks of 3, and the failing step begins a chunk: the state
+# kept is found again from the chunk before; without it, from the start of the run.
+@pytest.mark.parametrize("progress_bar", [True, False])
+def test_non_finite_loss_names_the_step_and_keeps_the_last_finite_state(
+    backend: Backend, progress_bar: bool
+) -> None:
     def model() -> None:
         numpyro.sample("z", dist.Normal(5.0, 0.1))
 
     svi = SVI(model, _wall_guide, Adam(0.1), Trace_ELBO())
     with np.errstate(invalid="ignore"), pytest.raises(NonFiniteLossError) as info:
-        svi.run(0, 50, progress_bar=True)
+        svi.run(0, 50, progress_bar=progress_bar)
     err = info.value
     assert 1 < err.step < 50
+    assert (err.step - 1) % 3 == 0  # the first step of a chunk of 3
     assert f"step {err.step}" in str(err)
     assert len(err.result.losses) == err.step - 1
     assert np.all(np.isfinite(err.result.losses))

@@ -25,6 +25,7 @@ True
 from __future__ import annotations
 
 import warnings
+from collections import deque
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, NamedTuple
 
@@ -306,9 +307,27 @@ class SVI:
         size = max(1, -(-num_steps // 20)) if progress_bar else num_steps
         kind = "stable" if stable_update else "update"
         program = self._program(kind, args, kwargs, chunk=size)
-        chunks: list[Any] = []  # each chunk's losses, as the program returned them
-        starts = [(0, state)]  # (step, state) where each chunk began: a failure replays from them
         bar = _progress(num_steps) if progress_bar else None
+        try:
+            state, losses = self._run_chunks(program, state, args, kwargs, num_steps, size, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        return SVIRunResult(self.get_params(state), state, losses)
+
+    def _run_chunks(
+        self,
+        program: Callable[..., Any],
+        state: SVIState,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        num_steps: int,
+        size: int,
+        bar: Any,
+    ) -> tuple[SVIState, Any]:
+        """The chunks of a run, one after another: the last state and the losses."""
+        chunks: list[Any] = []  # each chunk's losses
+        starts = deque([(0, state)], maxlen=2)  # (step, state) where the last two chunks began
         done = 0
         while done < num_steps:
             n = min(size, num_steps - done)
@@ -317,14 +336,12 @@ class SVI:
             if bad >= 0 or bar is not None:
                 chunk_losses = np.asarray(current().to_numpy(chunk_losses))[:n]
             if bad >= 0:
-                if bar is not None:
-                    bar.close()
                 found = np.concatenate([*chunks, chunk_losses[: bad + 1]])
 
                 def replay(state: SVIState, steps: int) -> SVIState:
                     return program(state, args, kwargs, steps)[0]  # type: ignore[no-any-return]
 
-                raise self._stopped(found, starts[-2:], replay)
+                raise self._stopped(found, list(starts), replay)
             chunks.append(chunk_losses)
             done += n
             starts.append((done, state))
@@ -333,13 +350,9 @@ class SVI:
                 bar.set_postfix_str(
                     f"init loss: {chunks[0][0]:.4f}, avg. loss: {np.mean(chunk_losses):.4f}"
                 )
-        if bar is not None:
-            bar.close()
         if len(chunks) == 1 and bar is None:
-            losses = chunks[0]  # one chunk of exactly num_steps: the program's own array
-        else:
-            losses = current().xp.asarray(np.concatenate(chunks))
-        return SVIRunResult(self.get_params(state), state, losses)
+            return state, chunks[0]  # one chunk of exactly num_steps: the program's own array
+        return state, current().xp.asarray(np.concatenate(chunks))
 
     def _stopped(
         self,
@@ -353,7 +366,8 @@ class SVI:
 
         That state is found again by running the chunk's program from the start of a chunk
         (``starts``, the last two: the state may be the last of the chunk before) for the
-        steps in between; the same program from the same state makes the same numbers.
+        steps in between (``replay(state, steps)``); the same program from the same state
+        makes the same numbers.
         """
         failed = len(losses) - 1
         finite = losses if np.isfinite(losses[-1]) else losses[:-1]
