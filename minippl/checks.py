@@ -245,3 +245,72 @@ def with_site(err: Exception, name: str | None, fn: Any, value: Any, frames: Any
     """``err`` again, of the same kind where it can be, with the site's context in front."""
     kind: Callable[[str], Exception] = TypeError if isinstance(err, TypeError) else ValueError
     return kind(f"{site_context(name, fn, value, frames)}: {err}")
+
+
+# -- variational inference (minippl.infer.svi) ---------------------------------------------------
+
+
+def check_num_steps(value: Any, where: str) -> int:
+    """``SVI.run``'s ``num_steps``: a positive int (NumPy's too), returned as an int."""
+    number = _as_int(value)
+    if number is None or number < 1:
+        raise ValueError(f"{where}: num_steps must be a positive integer, got {value!r}")
+    return number
+
+
+def check_reverse_mode(forward_mode_differentiation: bool, where: str) -> None:
+    """NumPyro's ``forward_mode_differentiation`` switch, of which only ``False`` is
+    available: the backend protocol has one gradient, reverse mode."""
+    if forward_mode_differentiation:
+        raise NotImplementedError(
+            f"{where}: forward_mode_differentiation=True is not supported; gradients are taken "
+            "in reverse mode (the backend's value_and_grad)"
+        )
+
+
+def check_optimizer(value: Any, where: str) -> None:
+    """A :mod:`minippl.optim` optimizer, or an optax ``GradientTransformation`` (which
+    :func:`minippl.optim.optax_to_minippl` adapts; optax is only imported to tell)."""
+    from minippl.optim import Optimizer
+
+    if isinstance(value, Optimizer):
+        return
+    try:
+        import optax  # type: ignore[import-untyped]
+    except ImportError:
+        optax = None
+    if optax is None or not isinstance(value, optax.GradientTransformation):
+        raise TypeError(
+            f"{where}: optim must be a minippl.optim optimizer (e.g. Adam(1e-3)) or an optax "
+            f"GradientTransformation, got {type(value).__name__}"
+        )
+
+
+def check_hashable(value: T, where: str) -> T:
+    """The arguments of a model that are not arrays, which a compiled step fixes into its
+    program (as ``static_argnums`` would) and so keys it by: they must hash."""
+    try:
+        hash(value)
+    except TypeError:
+        raise TypeError(
+            f"{where}: arguments of the model that are not arrays must be hashable (ints, "
+            "strings, None, tuples), since they are fixed into the compiled step; pass data "
+            "as arrays"
+        ) from None
+    return value
+
+
+def check_param_init(name: str, value: Any, constraint: Any) -> None:
+    """A ``param`` site's initial value lies inside its constraint (a traced value, whose
+    numbers are not known yet, is left alone)."""
+    import numpy as np
+
+    from minippl.backend import current
+
+    backend = current()
+    if backend.is_concrete(value) and not bool(backend.xp.all(constraint(value))):
+        text = np.array2string(np.asarray(backend.to_numpy(value)), threshold=6).replace("\n", " ")
+        raise ValueError(
+            f"param {name!r}: its initial value {text} is outside its "
+            f"constraint {constraint!r}; give an init_value inside it"
+        )

@@ -4,6 +4,7 @@ the state API, compiled chunks, and clear errors on bad input."""
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -246,10 +247,50 @@ def test_param_init_outside_its_constraint(backend: Backend) -> None:
         _svi(normal_model, guide).init(0, backend.xp.asarray(DATA))
 
 
-def test_num_steps_must_be_positive(backend: Backend) -> None:
+@pytest.mark.parametrize("num_steps", [0, -3, 2.0, "5", True])
+def test_num_steps_must_be_positive(backend: Backend, num_steps: Any) -> None:
     svi = _svi(normal_model, normal_guide)
-    with pytest.raises(ValueError, match="num_steps must be a positive integer, got 0"):
-        svi.run(0, 0, backend.xp.asarray(DATA))
+    message = f"SVI.run: num_steps must be a positive integer, got {num_steps!r}"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        svi.run(0, num_steps, backend.xp.asarray(DATA))
+    # NumPy's integers are integers.
+    assert len(svi.run(0, np.int64(2), backend.xp.asarray(DATA), progress_bar=False).losses) == 2
+
+
+def test_optim_must_be_an_optimizer(backend: Backend) -> None:
+    with pytest.raises(
+        TypeError, match="SVI: optim must be a minippl.optim optimizer .* got float"
+    ):
+        SVI(normal_model, normal_guide, 0.01, Trace_ELBO())
+
+
+def test_forward_mode_is_refused_by_name(backend: Backend) -> None:
+    x = backend.xp.asarray(DATA)
+    svi = _svi(normal_model, normal_guide)
+    state = svi.init(0, x)
+    calls = [
+        lambda: svi.run(0, 2, x, forward_mode_differentiation=True),
+        lambda: svi.update(state, x, forward_mode_differentiation=True),
+        lambda: svi.stable_update(state, x, forward_mode_differentiation=True),
+    ]
+    for call in calls:
+        with pytest.raises(NotImplementedError, match="SVI: forward_mode_differentiation=True"):
+            call()
+
+
+def test_arguments_that_are_not_arrays_must_hash(backend: Backend) -> None:
+    def model(x: Any, names: Any) -> None:
+        normal_model(x)
+
+    def guide(x: Any, names: Any) -> None:
+        normal_guide(x)
+
+    svi = _svi(model, guide)
+    with pytest.raises(TypeError, match="SVI: arguments of the model that are not arrays must"):
+        svi.run(0, 2, backend.xp.asarray(DATA), ["a", "b"], progress_bar=False)
+    # A tuple hashes, and is fixed into the compiled step.
+    result = svi.run(0, 2, backend.xp.asarray(DATA), ("a", "b"), progress_bar=False)
+    assert len(result.losses) == 2
 
 
 def _wall_guide() -> None:
@@ -261,15 +302,21 @@ def _wall_guide() -> None:
     numpyro.sample("z", dist.Normal(loc, 1.0))
 
 
-def test_non_finite_loss_names_the_step_and_keeps_the_last_finite_state(backend: Backend) -> None:
+# With the bar, 50 steps run in chunks of 3, and the failing step begins a chunk: the state
+# kept is found again from the chunk before; without it, from the start of the run.
+@pytest.mark.parametrize("progress_bar", [True, False])
+def test_non_finite_loss_names_the_step_and_keeps_the_last_finite_state(
+    backend: Backend, progress_bar: bool
+) -> None:
     def model() -> None:
         numpyro.sample("z", dist.Normal(5.0, 0.1))
 
     svi = SVI(model, _wall_guide, Adam(0.1), Trace_ELBO())
     with np.errstate(invalid="ignore"), pytest.raises(NonFiniteLossError) as info:
-        svi.run(0, 50, progress_bar=True)
+        svi.run(0, 50, progress_bar=progress_bar)
     err = info.value
     assert 1 < err.step < 50
+    assert (err.step - 1) % 3 == 0  # the first step of a chunk of 3
     assert f"step {err.step}" in str(err)
     assert len(err.result.losses) == err.step - 1
     assert np.all(np.isfinite(err.result.losses))

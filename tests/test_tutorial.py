@@ -466,3 +466,34 @@ def test_control_flow_section_traces_conditions_and_forecasts(
     draws = namespace["level_draws"]
     assert draws.shape == (200, 50)
     assert (draws[:, :40] == namespace["samples"]["level"]).all()
+
+
+def test_svi_section_fits_lifts_and_compares_with_nuts(
+    common: Any, run: Callable[[str], tuple[str, dict[str, Any]]]
+) -> None:
+    printed, namespace = run("s14")
+    text = lines(printed)
+    # SVI's point estimates of the param sites agree with NUTS on the lifted model.
+    fit, posterior = namespace["fit"], namespace["posterior"]
+    for name in ("intercept", "slope"):
+        assert abs(float(fit.params[name]) - float(posterior[name].mean())) < 0.05, name
+    losses = namespace["losses"]
+    assert len(losses) == 2 * namespace["num_steps"] and losses[-50:].mean() < losses[:50].mean()
+    # Which handler set 'sigma' in each program of one ELBO evaluation.
+    assert (
+        "'sigma' in the guide: value from ['the default draw'], stack seed -> substitute -> trace"
+        in text
+    )
+    assert (
+        "'sigma' in the model: value from ['replay'], stack seed -> replay -> substitute -> trace"
+        in text
+    )
+    # block hides the autoguide's prototype run of the model from the outer trace.
+    assert (
+        "what the guide's first call shows to an outer trace: "
+        "['sigma_auto_loc', 'sigma_auto_scale', 'sigma']" in text
+    )
+    # Mean field is narrower than NUTS for tau, as the text says.
+    approx, exact = namespace["approx"], namespace["exact"]
+    assert float(approx["tau"].std()) < float(exact["tau"].std())
+    assert (common.out_dir() / "s14_svi_eight_schools.png").is_file()

@@ -25,12 +25,20 @@ True
 from __future__ import annotations
 
 import warnings
+from collections import deque
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from minippl.backend import current
+from minippl.checks import (
+    check_hashable,
+    check_num_steps,
+    check_optimizer,
+    check_param_init,
+    check_reverse_mode,
+)
 from minippl.distributions import constraints
 from minippl.distributions.transforms import biject_to
 from minippl.handlers import replay, seed, substitute, trace
@@ -100,9 +108,11 @@ class SVI:
         self.guide = guide
         self.loss = loss
         self.static_kwargs = static_kwargs
-        self.optim = optim if isinstance(optim, Optimizer) else _from_optax(optim)
+        check_optimizer(optim, "SVI")
+        self.optim = optim if isinstance(optim, Optimizer) else optax_to_minippl(optim)
         self.transforms: dict[str, Any] = {}
         self._programs: dict[Hashable, Callable[..., Any]] = {}
+        self._constrain_program: Callable[..., Any] | None = None
 
     # -- setting up ---------------------------------------------------------------------------
     def init(
@@ -137,9 +147,11 @@ class SVI:
         return SVIState(self.optim.init(params), None, keys[0])
 
     def get_params(self, svi_state: SVIState) -> dict[str, Any]:
-        """The constrained params the state holds."""
-        unconstrained = self.optim.get_params(svi_state.optim_state)
-        return self._constrain(unconstrained)
+        """The constrained params the state holds (on JAX by one compiled program: the
+        transforms op by op would cost more than many steps of a small model)."""
+        if self._constrain_program is None:
+            self._constrain_program = current().jit(self._constrain)
+        return self._constrain_program(self.optim.get_params(svi_state.optim_state))  # type: ignore[no-any-return]
 
     def _constrain(self, unconstrained: Mapping[str, Any]) -> dict[str, Any]:
         return {name: self.transforms[name](value) for name, value in unconstrained.items()}
@@ -185,7 +197,7 @@ class SVI:
 
         ``forward_mode_differentiation`` is NumPyro's switch; only reverse mode (``False``)
         is available here (the backend protocol has one gradient)."""
-        _reverse_mode_only(forward_mode_differentiation)
+        check_reverse_mode(forward_mode_differentiation, "SVI")
         return self._program("update", args, kwargs)(svi_state, args, kwargs)  # type: ignore[no-any-return]
 
     def stable_update(
@@ -197,7 +209,7 @@ class SVI:
     ) -> tuple[SVIState, Any]:
         """As :meth:`update`, but a step with a non-finite loss or gradient is skipped (the
         state is returned unchanged, the loss as NaN)."""
-        _reverse_mode_only(forward_mode_differentiation)
+        check_reverse_mode(forward_mode_differentiation, "SVI")
         return self._program("stable", args, kwargs)(svi_state, args, kwargs)  # type: ignore[no-any-return]
 
     def evaluate(self, svi_state: SVIState, *args: Any, **kwargs: Any) -> Any:
@@ -217,6 +229,7 @@ class SVI:
         key = (kind, chunk, statics)
         program = self._programs.get(key)
         if program is None:
+            enable_compile_cache()  # what compiles here is kept on disk for the next process
             stable = kind == "stable"
             if chunk:
                 program = current().jit(self._chunk_fn(chunk, stable, statics))
@@ -224,9 +237,7 @@ class SVI:
                 program = current().jit(self._step_fn(stable, statics))
             self._programs[key] = program
         if chunk:
-            return lambda before, state, args, kwargs, n: program(
-                before, state, _dynamic_parts(args, kwargs), n
-            )
+            return lambda state, args, kwargs, n: program(state, _dynamic_parts(args, kwargs), n)
         return lambda state, args, kwargs: program(state, _dynamic_parts(args, kwargs))
 
     def _step_fn(self, stable: bool, statics: Any) -> Callable[..., Any]:
@@ -238,42 +249,33 @@ class SVI:
 
     def _chunk_fn(self, size: int, stable: bool, statics: Any) -> Callable[..., Any]:
         """Up to ``size`` steps in one program, the first ``n`` of them (``n`` is an
-        argument, so a shorter last chunk reuses the program). It stops at the first step
-        whose loss or new params are not finite and returns that step's index (else -1),
-        with the last three states: the one before the failing step started, the one it
-        started from, and the one it made (the last is the result when none failed). They
-        rotate through the loop rather than being chosen by a conditional on every step."""
+        argument, so a shorter last chunk, and a replay of part of a chunk, reuse the
+        program). It stops after the first step whose loss or new params are not finite and
+        returns that step's index (else -1), with the state the last step made and the
+        losses. The states a failed run keeps are found again by replaying (see
+        :meth:`_stopped`), so the loop carries one state, not the last few."""
         backend = current()
         xp = backend.xp
 
-        def chunk(before: SVIState, state: SVIState, dynamic: Any, n: Any) -> Any:
+        def chunk(state: SVIState, dynamic: Any, n: Any) -> Any:
             args, kwargs = _join(statics, dynamic)
 
             def going(carry: Any) -> Any:
-                i, _, _, losses, failed_at = carry
+                i, _, _, failed_at = carry
                 return (i < n) & (failed_at < 0)
 
             def body(carry: Any) -> Any:
-                i, _, (before, old), losses, failed_at = carry
+                i, old, losses, failed_at = carry
                 new, loss = self._step(old, args, kwargs, stable)
                 new_params = backend.ravel_pytree(self.optim.get_params(new.optim_state))[0]
                 ok = (xp.isfinite(loss) | stable) & xp.all(xp.isfinite(new_params))
                 failed_at = xp.where(ok, failed_at, i)
-                losses = backend.index_update(losses, i, loss)
-                return i + 1, before, (old, new), losses, failed_at
+                return i + 1, new, backend.index_update(losses, i, loss), failed_at
 
             losses = xp.full((size,), xp.nan, dtype=backend.float_dtype())
-            start = (
-                xp.asarray(0, "int32"),
-                before,
-                (before, state),
-                losses,
-                xp.asarray(-1, "int32"),
-            )
-            _, earliest, (previous, last), losses, failed_at = backend.while_loop(
-                going, body, start
-            )
-            return earliest, previous, last, losses, failed_at
+            start = (xp.asarray(0, "int32"), state, losses, xp.asarray(-1, "int32"))
+            _, last, losses, failed_at = backend.while_loop(going, body, start)
+            return last, losses, failed_at
 
         return chunk
 
@@ -297,72 +299,92 @@ class SVI:
         loss raises :class:`NonFiniteLossError` naming the step, with the last finite state
         in it (with ``stable_update=True`` such steps are skipped instead, as in NumPyro).
         """
-        _reverse_mode_only(forward_mode_differentiation)
-        enable_compile_cache()
-        if not isinstance(num_steps, int | np.integer) or num_steps < 1:
-            raise ValueError(f"SVI.run: num_steps must be a positive integer, got {num_steps!r}")
-        num_steps = int(num_steps)
+        check_reverse_mode(forward_mode_differentiation, "SVI")
+        num_steps = check_num_steps(num_steps, "SVI.run")
         state = init_state
         if state is None:
             state = self.init(rng_key, *args, init_params=init_params, **kwargs)
         size = max(1, -(-num_steps // 20)) if progress_bar else num_steps
         kind = "stable" if stable_update else "update"
         program = self._program(kind, args, kwargs, chunk=size)
-        losses: list[Any] = []
-        bar = _progress(num_steps, progress_bar)
+        bar = _progress(num_steps) if progress_bar else None
+        try:
+            state, losses = self._run_chunks(program, state, args, kwargs, num_steps, size, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        return SVIRunResult(self.get_params(state), state, losses)
+
+    def _run_chunks(
+        self,
+        program: Callable[..., Any],
+        state: SVIState,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        num_steps: int,
+        size: int,
+        bar: Any,
+    ) -> tuple[SVIState, Any]:
+        """The chunks of a run, one after another: the last state and the losses."""
+        chunks: list[Any] = []  # each chunk's losses
+        starts = deque([(0, state)], maxlen=2)  # (step, state) where the last two chunks began
         done = 0
-        before = state  # one step back: where the last loss was computed
         while done < num_steps:
             n = min(size, num_steps - done)
-            earliest, previous, last, chunk_losses, failed_at = program(
-                before, state, args, kwargs, n
-            )
-            chunk_losses = np.asarray(current().to_numpy(chunk_losses))[:n]
+            state, chunk_losses, failed_at = program(state, args, kwargs, n)
             bad = int(failed_at)
+            if bad >= 0 or bar is not None:
+                chunk_losses = np.asarray(current().to_numpy(chunk_losses))[:n]
             if bad >= 0:
-                bar.close()
-                found = [*losses, *chunk_losses[: bad + 1]]
-                raise self._stopped(done + bad, earliest, previous, found)
-            before, state = previous, last
-            losses.extend(chunk_losses)
+                found = np.concatenate([*chunks, chunk_losses[: bad + 1]])
+
+                def replay(state: SVIState, steps: int) -> SVIState:
+                    return program(state, args, kwargs, steps)[0]  # type: ignore[no-any-return]
+
+                raise self._stopped(found, list(starts), replay)
+            chunks.append(chunk_losses)
             done += n
-            bar.update(n)
-            bar.set_postfix_str(
-                f"init loss: {losses[0]:.4f}, avg. loss: {np.mean(chunk_losses):.4f}"
-            )
-        bar.close()
-        stacked = current().xp.asarray(np.asarray(losses))
-        return SVIRunResult(self.get_params(state), state, stacked)
+            starts.append((done, state))
+            if bar is not None:
+                bar.update(n)
+                bar.set_postfix_str(
+                    f"init loss: {chunks[0][0]:.4f}, avg. loss: {np.mean(chunk_losses):.4f}"
+                )
+        if len(chunks) == 1 and bar is None:
+            return state, chunks[0]  # one chunk of exactly num_steps: the program's own array
+        return state, current().xp.asarray(np.concatenate(chunks))
 
     def _stopped(
-        self, index: int, prev: SVIState, cur: SVIState, losses: list[Any]
+        self,
+        losses: Any,
+        starts: list[tuple[int, SVIState]],
+        replay: Callable[[SVIState, int], SVIState],
     ) -> NonFiniteLossError:
-        """The error for a run stopped at step ``index`` (0-based), holding the state at which
-        the last finite loss was computed: ``prev`` when the loss itself is not finite,
-        ``cur`` when the loss was finite but the update made a param non-finite."""
-        if np.isfinite(losses[-1]):
-            kept, finite = cur, losses
-        else:
-            kept, finite = prev, losses[:-1]
+        """The error for a run stopped at the last of ``losses``, holding the state at which
+        the last finite loss was computed: the failing step's own state when its loss was
+        finite (the update made a param non-finite), else the state one step before.
+
+        That state is found again by running the chunk's program from the start of a chunk
+        (``starts``, the last two: the state may be the last of the chunk before) for the
+        steps in between (``replay(state, steps)``); the same program from the same state
+        makes the same numbers.
+        """
+        failed = len(losses) - 1
+        finite = losses if np.isfinite(losses[-1]) else losses[:-1]
+        at = max(len(finite) - 1, 0)  # the step whose loss is the last finite one
+        begun, state = [start for start in starts if start[0] <= at][-1]
+        kept = replay(state, at - begun) if at > begun else state
         result = SVIRunResult(self.get_params(kept), kept, np.asarray(finite))
-        return NonFiniteLossError(index + 1, float(losses[-1]), result)
+        return NonFiniteLossError(failed + 1, float(losses[-1]), result)
 
 
 # -- helpers --------------------------------------------------------------------------------------
 
 
-def _reverse_mode_only(forward_mode_differentiation: bool) -> None:
-    if forward_mode_differentiation:
-        raise NotImplementedError(
-            "SVI: forward_mode_differentiation=True is not supported; gradients are taken "
-            "in reverse mode (the backend's value_and_grad)"
-        )
-
-
-def _progress(total: int, enabled: bool) -> Any:
+def _progress(total: int) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, disable=not enabled, desc="SVI", leave=True)
+    return tqdm(total=total, desc="SVI", leave=True)
 
 
 def _is_array(x: Any) -> bool:
@@ -373,14 +395,7 @@ def _static_parts(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Hashable:
     """The arguments that are not arrays, by position and name (they key the program)."""
     fixed = tuple((i, a) for i, a in enumerate(args) if not _is_array(a))
     named = tuple(sorted((k, v) for k, v in kwargs.items() if not _is_array(v)))
-    try:
-        hash((fixed, named))
-    except TypeError:
-        raise TypeError(
-            "SVI: arguments of the model that are not arrays must be hashable (ints, strings, "
-            "None, tuples), since they are fixed into the compiled step; pass data as arrays"
-        ) from None
-    return (len(args), fixed, named)
+    return (len(args), *check_hashable((fixed, named), "SVI"))
 
 
 def _dynamic_parts(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
@@ -412,20 +427,11 @@ def _unconstrained_params(
             continue
         constraint = site.kwargs.get("constraint", constraints.real)
         value = backend.xp.asarray(site.value)
-        if backend.is_concrete(value) and not bool(backend.xp.all(constraint(value))):
-            raise ValueError(
-                f"param {site.name!r}: its initial value {_short(value)} is outside its "
-                f"constraint {constraint!r}; give an init_value inside it"
-            )
+        check_param_init(site.name, value, constraint)
         transform = biject_to(constraint)
         transforms[site.name] = transform
         params[site.name] = transform.inv(value)
     return params, transforms
-
-
-def _short(value: Any) -> str:
-    text = np.array2string(np.asarray(current().to_numpy(value)), threshold=6)
-    return text.replace("\n", " ")
 
 
 def _warn_discrete_latents(model_trace: Any, loss: ELBO) -> None:
@@ -439,16 +445,3 @@ def _warn_discrete_latents(model_trace: Any, loss: ELBO) -> None:
                 UserWarning,
                 stacklevel=3,
             )
-
-
-def _from_optax(transformation: Any) -> Optimizer:
-    try:
-        import optax  # type: ignore[import-untyped]
-    except ImportError:
-        optax = None
-    if optax is None or not isinstance(transformation, optax.GradientTransformation):
-        raise TypeError(
-            "SVI: optim must be a minippl.optim optimizer (e.g. Adam(1e-3)) or an optax "
-            f"GradientTransformation, got {type(transformation).__name__}"
-        )
-    return optax_to_minippl(transformation)
