@@ -308,9 +308,10 @@ def _perturb(site: Message, key_seed: int) -> Any:
                 return drawn
         # Every draw was the same (a point mass): nudge the value instead, as below.
     array = xp.asarray(value)
-    if array.dtype == xp.bool_:
+    # By dtype kind: the NumPy backend's ``xp.integer`` is autograd's wrapper, not NumPy's.
+    if array.dtype.kind == "b":
         return xp.logical_not(array)
-    if xp.issubdtype(array.dtype, xp.integer):
+    if array.dtype.kind in "iu":
         return array + 1
     return array + 0.01 * (1 + xp.abs(array))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 
 import minippl as numpyro
 import minippl.distributions as dist
@@ -80,7 +81,7 @@ def test_deterministic_sites_are_seen_through_and_point_masses_left_out(
     deps = get_dependencies(model)
     assert deps["prior_dependencies"] == {
         "a": {"a": set()},
-        "c": {"c": set()},  # through the point mass, as NumPyro: the Delta site is pinned
+        "c": {"c": set()},  # its one parent, the point mass x, is left out (NumPyro's rule)
         "e": {"e": set(), "a": set()},
         "f": {"f": set(), "a": set()},
     }
@@ -156,6 +157,18 @@ def test_model_relations_of_an_observed_deterministic_model(backend: Backend) ->
     assert relations["sample_dist"]["mu"] == "Deterministic"
     assert relations["observed"] == ["y"]
     assert relations["plate_sample"] == {"data": ["y"]}
+
+
+def test_a_model_that_fails_when_perturbed_warns_and_keeps_going(backend: Backend) -> None:
+    means = (0.0, 1.0)
+
+    def model() -> None:
+        n = numpyro.sample("n", dist.Delta(backend.xp.asarray(1)))
+        numpyro.sample("y", dist.Normal(means[int(n)], 1.0))  # n + 1 is out of range
+
+    with pytest.warns(RuntimeWarning, match="get_model_relations: .* site 'n' was perturbed"):
+        relations = get_model_relations(model)
+    assert relations["sample_sample"] == {"n": [], "y": []}
 
 
 def test_reparameterized_site_is_seen_through(backend: Backend) -> None:

@@ -42,7 +42,8 @@ def get_dependencies(
     outside it: then ``z[0]`` and ``z[1]`` are tied in the posterior.
 
     Deterministic sites are seen through (a site computed from ``deterministic("d", f(a))``
-    depends on ``a``); ``Delta`` sites are left out, as in NumPyro.
+    depends on ``a``). ``Delta`` sites are left out, and, as in NumPyro, so is what flows
+    through a latent one: a site computed from ``x ~ Delta(f(a))`` depends on neither.
 
     >>> def model():
     ...     a = minippl.sample("a", dist.Normal(0.0, 1.0))
