@@ -3,6 +3,7 @@ found by perturbation, on both backends."""
 
 from __future__ import annotations
 
+import doctest
 from typing import Any
 
 import numpy as np
@@ -178,6 +179,16 @@ def test_reparameterized_site_is_seen_through(backend: Backend) -> None:
     prior = get_dependencies(model, (SIGMA,), {"y": Y})["prior_dependencies"]
     assert "theta" not in prior  # deterministic after the reparameterization
     assert prior["obs"] == {"obs": set(), "mu": set(), "tau": set(), "theta_decentered": set()}
+
+
+def test_the_docstring_examples_run(backend: Backend) -> None:
+    globs = {"minippl": numpyro, "dist": dist}
+    tests = [t for t in doctest.DocTestFinder().find(inspect, extraglobs=globs) if t.examples]
+    assert len(tests) == 2
+    runner = doctest.DocTestRunner()
+    for test in tests:
+        runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
 
 
 def test_render_model_is_where_numpyro_has_it() -> None:
