@@ -192,5 +192,8 @@ def test_the_docstring_examples_run(backend: Backend) -> None:
 
 
 def test_render_model_is_where_numpyro_has_it() -> None:
+    import minippl.infer
+
+    assert minippl.infer.inspect is inspect  # an attribute of the package, as in NumPyro
     assert inspect.render_model is numpyro.render_model
     assert inspect.__all__ == ["get_dependencies", "get_model_relations", "render_model"]
