@@ -15,24 +15,27 @@ instead tracks provenance through JAX's tracer, which needs JAX.
 2. For each site ``s``, run it again with every site pinned to its base value except ``s``,
    which gets a different value: a fresh draw from its own distribution for a sample site
    (so it stays in the support), ``value + 0.01 * (1 + |value|)`` for a deterministic or
-   param site (``+1`` for integers, ``not`` for booleans).
+   param site (``+1`` for integers, ``not`` for booleans) and for a sample site whose every
+   fresh draw equals its value (a point mass such as ``Delta``).
 3. Site ``b`` depends directly on ``s`` when what reaches ``b`` changed: ``b``'s log density
    at its base value for a sample site, the value the model computed for a deterministic
    site. Pinning everything else cuts the indirect paths, so ``a -> b -> c`` gives no
    ``a -> c`` arrow.
 
 Limits, by design: a dependence that the perturbation cannot move is missed (``x > 100``
-where ``x`` stays below 100 either way, or a fresh discrete draw equal to the old one in
-every element after a few tries); sites that exist only on some paths of the control flow
-are drawn as they ran in the base run; a perturbed run that raises gives no arrows out of
-that site (with a warning).
+where ``x`` stays below 100 either way); sites that exist only on some paths of the control
+flow are drawn as they ran in the base run; a perturbed run that raises gives no arrows out
+of that site (with a warning).
+
+:func:`find_parents` is the method on its own, with a choice of which sites are pinned:
+:mod:`minippl.infer.inspect` builds NumPyro's ``get_dependencies`` from it.
 """
 
 from __future__ import annotations
 
 import shutil
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +45,14 @@ from minippl.handlers import seed, trace
 from minippl.messages import Message
 from minippl.runtime import Messenger
 
-__all__ = ["ModelRelations", "get_model_relations", "render_model", "write_graph"]
+__all__ = [
+    "ModelRelations",
+    "distribution_name",
+    "find_parents",
+    "get_model_relations",
+    "render_model",
+    "write_graph",
+]
 
 _TRIES = 8
 """Fresh draws tried for a sample site before its perturbation is given up."""
@@ -89,34 +99,66 @@ def get_model_relations(
         if site.type in ("sample", "deterministic", "param"):
             relations.sites[name] = SiteInfo(
                 kind=site.type,
-                distribution=_distribution_name(site),
+                distribution=distribution_name(site),
                 is_observed=site.type == "sample" and site.is_observed,
                 plate=_innermost(site, relations.plates),
             )
             relations.parents[name] = []
-    base_values = {name: base[name].value for name in relations.sites}
-    reference = _fingerprints(model, model_args, kwargs, rng_seed, base_values)
-    for index, name in enumerate(relations.sites):
+    relations.parents.update(
+        find_parents(model, model_args, kwargs, base, list(relations.sites), rng_seed=rng_seed)
+    )
+    return relations
+
+
+def find_parents(
+    model: Callable[..., Any],
+    model_args: tuple[Any, ...],
+    model_kwargs: Mapping[str, Any],
+    base: Mapping[str, Message],
+    pinned: Sequence[str],
+    *,
+    perturbed: Sequence[str] | None = None,
+    watched: Sequence[str] | None = None,
+    rng_seed: int = 0,
+    caller: str = "render_model",
+) -> dict[str, list[str]]:
+    """The direct dependencies among a model's sites, by perturbation (see the module notes).
+
+    ``base`` is the model's trace under ``seed(rng_seed)``. Each of the ``perturbed`` sites
+    (all ``pinned`` ones unless given) is moved in turn while the ``pinned`` sites keep their
+    base values; a ``watched`` site (the ``pinned`` ones unless given) depends on it when what
+    reaches the watched site changes. A site left unpinned passes dependencies through it, as
+    a value computed afresh in every run. Returns, for each watched site, the sites it
+    depends on, in model order.
+    """
+    perturbed = list(pinned if perturbed is None else perturbed)
+    watched = list(pinned if watched is None else watched)
+    parents: dict[str, list[str]] = {name: [] for name in watched}
+    base_values = {name: base[name].value for name in pinned}
+    reference = _fingerprints(model, model_args, model_kwargs, rng_seed, base_values, watched)
+    for index, name in enumerate(perturbed):
         moved = _perturb(base[name], rng_seed + 1 + index)
         if moved is None:
             continue
         try:
-            seen = _fingerprints(model, model_args, kwargs, rng_seed, {**base_values, name: moved})
+            seen = _fingerprints(
+                model, model_args, model_kwargs, rng_seed, {**base_values, name: moved}, watched
+            )
         except Exception as error:  # a perturbed value the model cannot run with
             warnings.warn(
-                f"render_model: the model failed when site {name!r} was perturbed ({error}); "
-                "no arrows are drawn from it",
+                f"{caller}: the model failed when site {name!r} was perturbed ({error}); "
+                "no dependencies on it are found",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
             continue
         for other, fingerprint in seen.items():
             if other != name and other in reference and not _equal(fingerprint, reference[other]):
-                relations.parents[other].append(name)
-    order = list(relations.sites)
-    for children in relations.parents.values():
-        children.sort(key=order.index)
-    return relations
+                parents[other].append(name)
+    order = list(base)
+    for found in parents.values():
+        found.sort(key=order.index)
+    return parents
 
 
 def render_model(
@@ -216,24 +258,25 @@ def write_graph(graph: Any, filename: str | Path) -> Path:
 
 class _pin(Messenger):
     """Pin sample, deterministic and param sites to given values, and note what reached
-    each one before it was pinned (its fingerprint)."""
+    each watched one before it was pinned (its fingerprint): a sample site's log density at
+    its pinned value (or its data, unpinned), a deterministic site's computed value."""
 
-    def __init__(self, values: Mapping[str, Any]) -> None:
+    def __init__(self, values: Mapping[str, Any], watched: Collection[str]) -> None:
         self.values = values
+        self.watched = watched
         self.fingerprints: dict[str, Any] = {}
         super().__init__()
 
     def process_message(self, msg: Message) -> None:
-        if msg.name is None or msg.name not in self.values:
+        if msg.name is None or msg.type not in ("sample", "deterministic", "param"):
             return
-        if msg.type == "sample":
-            base = self.values[msg.name]
+        if msg.name in self.watched and msg.type == "sample":
+            base = self.values.get(msg.name, msg.value)
             self.fingerprints[msg.name] = msg.fn.log_prob(base) if base is not None else None
-        elif msg.type == "deterministic":
+        elif msg.name in self.watched and msg.type == "deterministic":
             self.fingerprints[msg.name] = msg.value
-        elif msg.type != "param":
-            return
-        msg.value = self.values[msg.name]
+        if msg.name in self.values:
+            msg.value = self.values[msg.name]
 
 
 def _fingerprints(
@@ -242,8 +285,9 @@ def _fingerprints(
     kwargs: Mapping[str, Any],
     rng_seed: int,
     values: Mapping[str, Any],
+    watched: Collection[str],
 ) -> dict[str, Any]:
-    pin = _pin(values)
+    pin = _pin(values, set(watched))
     with pin:
         seed(model, rng_seed=rng_seed)(*args, **kwargs)
     return pin.fingerprints
@@ -262,11 +306,12 @@ def _perturb(site: Message, key_seed: int) -> Any:
             drawn = site.fn.sample(key)
             if not _equal(drawn, value):
                 return drawn
-        return None
+        # Every draw was the same (a point mass): nudge the value instead, as below.
     array = xp.asarray(value)
-    if array.dtype == xp.bool_:
+    # By dtype kind: the NumPy backend's ``xp.integer`` is autograd's wrapper, not NumPy's.
+    if array.dtype.kind == "b":
         return xp.logical_not(array)
-    if xp.issubdtype(array.dtype, xp.integer):
+    if array.dtype.kind in "iu":
         return array + 1
     return array + 0.01 * (1 + xp.abs(array))
 
@@ -306,7 +351,9 @@ def _has_child(plate: str, relations: ModelRelations) -> bool:
     return any(parent == plate for _, parent in relations.plates.values())
 
 
-def _distribution_name(site: Message) -> str:
+def distribution_name(site: Message) -> str:
+    """The name of a site's distribution as the graph shows it (``"Deterministic"`` for a
+    deterministic site, ``""`` for a param)."""
     if site.type == "deterministic":
         return "Deterministic"
     if site.type != "sample":

@@ -84,6 +84,14 @@ ENTROPY: dict[str, tuple[Callable[[], dist.Distribution], Any]] = {
         lambda: dist.MultivariateNormal(np.zeros(2), covariance_matrix=COV),
         st.multivariate_normal(np.zeros(2), COV).entropy(),
     ),
+    "Wishart": (
+        lambda: dist.Wishart(A + 1.5, scale_matrix=COV),
+        [st.wishart(nu, COV).entropy() for nu in A + 1.5],
+    ),
+    "Wishart(batched scale)": (
+        lambda: dist.Wishart(4.0, scale_tril=np.linalg.cholesky([COV, 3.0 * COV])),
+        [st.wishart(4.0, COV).entropy(), st.wishart(4.0, 3.0 * COV).entropy()],
+    ),
     "Independent": (lambda: dist.Normal(A, 2.0).to_event(1), 3 * st.norm(0, 2.0).entropy()),
     "Expanded": (lambda: dist.Exponential(2.0).expand((2, 3)), np.full((2, 3), 1 - np.log(2))),
     "Delta": (lambda: dist.Delta(A, np.log(0.25)), np.full(3, np.log(4.0))),

@@ -23,6 +23,7 @@ from minippl.distributions.util import (
     Shape,
     broadcast_shapes,
     cholesky_of_inverse,
+    float_type_of,
     multigammaln,
     shape_of,
     tri_logabsdet,
@@ -182,3 +183,31 @@ class Wishart(Distribution):
         diag = xp.diagonal(s, axis1=-2, axis2=-1)
         spread = s**2 + diag[..., :, None] * diag[..., None, :]
         return xp.broadcast_to(nu * spread, self.batch_shape + self.event_shape)
+
+    def entropy(self) -> Any:
+        """``-E log p(X)``: the log density is linear in ``log|X|`` and ``tr(S^-1 X)``, whose
+        means are ``psi_p(nu / 2) + p log 2 + log|S|`` and ``nu p``, which gives
+
+        ``(p + 1)/2 log|S| + p (p + 1)/2 log 2 + log Gamma_p(nu / 2)
+        - (nu - p - 1)/2 psi_p(nu / 2) + nu p / 2``,
+
+        with ``psi_p(a) = sum_i digamma(a - i / 2)`` (``i`` from 0 to ``p - 1``) the
+        derivative of ``log Gamma_p``.
+
+        >>> import numpy as np
+        >>> import minippl.distributions as dist
+        >>> round(float(dist.Wishart(3.0, scale_matrix=np.eye(1)).entropy()), 4)  # chi2(3)
+        2.0541
+        """
+        xp, sp = current().xp, current().special
+        p, nu = self._factor.dim, xp.asarray(self.concentration)
+        half_steps = 0.5 * xp.arange(p, dtype=float_type_of(nu))
+        multidigamma = xp.sum(sp.digamma(xp.expand_dims(0.5 * nu, -1) - half_steps), axis=-1)
+        h = (
+            (p + 1) * tri_logabsdet(self.scale_tril)  # log|L| = log|S| / 2
+            + 0.5 * p * (p + 1) * math.log(2.0)
+            + multigammaln(0.5 * nu, p)
+            - 0.5 * (nu - p - 1) * multidigamma
+            + 0.5 * nu * p
+        )
+        return xp.broadcast_to(h, self.batch_shape)

@@ -1,6 +1,7 @@
 """Inference: MCMC with HMC and NUTS, SVI with ELBOs, predictive distributions, and the
 model utilities they are built from (``from minippl.infer import MCMC, NUTS, Predictive``)."""
 
+from minippl.infer import inspect as inspect  # NumPyro's numpyro.infer.inspect, by attribute too
 from minippl.infer.elbo import ELBO, Trace_ELBO, TraceMeanField_ELBO
 from minippl.infer.hmc.kernels import HMC, NUTS, HMCState
 from minippl.infer.initialization import (

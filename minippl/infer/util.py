@@ -3,7 +3,7 @@
 The code lives where a reader finds it by what it does: :mod:`.potential` (log density,
 potential energy, transforms), :mod:`.starting_point` (from a model to a kernel's inputs),
 :mod:`.fast_setup` (the kernels' set-up, with its speed-ups) and :mod:`.predictive`
-(``log_likelihood``).
+(``log_likelihood``, and ``Predictive``, which NumPyro exports from here too).
 """
 
 from minippl.infer.fast_setup import KernelSetup, setup_model
@@ -17,7 +17,7 @@ from minippl.infer.potential import (
     transform_fn,
     unconstrain_fn,
 )
-from minippl.infer.predictive import log_likelihood
+from minippl.infer.predictive import Predictive, log_likelihood
 from minippl.infer.starting_point import (
     MAX_INIT_TRIES,
     InitError,
@@ -35,6 +35,7 @@ __all__ = [
     "ModelInfo",
     "ModelSetup",
     "ParamInfo",
+    "Predictive",
     "compute_log_probs",
     "constrain_fn",
     "find_valid_initial_params",

@@ -47,6 +47,10 @@ CASES: dict[str, Callable[[Any], Any]] = {
     "DiscreteUniform": lambda D: D.DiscreteUniform(0, jnp.array([2, 4])),
     "Dirichlet": lambda D: D.Dirichlet(A),
     "MultivariateNormal": lambda D: D.MultivariateNormal(np.zeros(2), covariance_matrix=COV),
+    "Wishart": lambda D: D.Wishart(A + 1.5, scale_matrix=COV),
+    "Wishart(batched scale)": lambda D: D.Wishart(
+        4.0, scale_tril=np.linalg.cholesky([COV, 3 * COV])
+    ),
     "Independent": lambda D: D.Normal(A, 2.0).to_event(1),
     "Expanded": lambda D: D.Exponential(2.0).expand((2, 3)),
     "Delta": lambda D: D.Delta(A, -1.5),
