@@ -1,4 +1,4 @@
-"""The examples in the docstrings of every handler and primitive run, on both backends.
+"""The examples in the docstrings of every module of minippl run, on both backends.
 
 Each docstring example (NumPyro's handlers carry them too) is collected with
 ``doctest.DocTestFinder`` and run under the ``backend`` fixture, so the documentation and the
@@ -12,6 +12,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import inspect
+import pkgutil
 
 import pytest
 
@@ -20,22 +21,11 @@ import minippl.distributions as dist
 from backends import Backend
 from minippl import handlers, primitives, runtime
 
-# By import path: ``minippl.handlers.do`` the attribute is the handler class, not its module.
+# Every module of the package, so that an example added anywhere is run. By import path:
+# ``minippl.handlers.do`` the attribute is the handler class, not its module.
 MODULES = tuple(
-    importlib.import_module(f"minippl.{name}")
-    for name in (
-        "runtime",
-        "primitives",
-        "handlers.inspection",
-        "handlers.values",
-        "handlers.do",
-        "handlers.surgery",
-        "handlers.reparam",
-        "handlers.scope",
-        "handlers.weights",
-        "explain",
-        "checks",
-    )
+    importlib.import_module(info.name)
+    for info in pkgutil.walk_packages(minippl.__path__, "minippl.")
 )
 GLOBALS = {"minippl": minippl, "dist": dist, "handlers": handlers}
 
@@ -45,7 +35,7 @@ def _examples() -> list[doctest.DocTest]:
     found = []
     for module in MODULES:
         found.extend(t for t in finder.find(module, extraglobs=GLOBALS) if t.examples)
-    return sorted(found, key=lambda t: t.name)
+    return sorted({t.name: t for t in found}.values(), key=lambda t: t.name)
 
 
 EXAMPLES = _examples()
