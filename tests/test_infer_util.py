@@ -65,6 +65,24 @@ def test_log_density_and_potential_by_hand(backend: Backend) -> None:
     assert float(pe) == pytest.approx(-(joint + u), rel=1e-12)
 
 
+def test_log_density_of_drawn_transformed_sites(backend: Backend) -> None:
+    """Sites drawn from a transformed distribution (which records the draw's intermediates)
+    are scored by their density at the drawn value, alone, under to_event and expand."""
+
+    def model() -> None:
+        minippl.sample("x", dist.LogNormal(0.0, 1.0))
+        minippl.sample("y", dist.LogNormal(0.5, 2.0).expand([3]).to_event(1))
+
+    ld, model_trace = log_density(handlers.seed(model, 0), (), {}, {})
+    x, y = float(model_trace["x"].value), np.asarray(model_trace["y"].value)
+    expected = lognorm_logpdf(x, 0.0, 1.0) + sum(lognorm_logpdf(v, 0.5, 2.0) for v in y)
+    assert float(ld) == pytest.approx(expected, rel=1e-5)
+
+
+def lognorm_logpdf(x: float, mu: float, sigma: float) -> float:
+    return norm_logpdf(math.log(x), mu, sigma) - math.log(x)
+
+
 def test_potential_respects_plates_scale_mask_factor_param(backend: Backend) -> None:
     """Subsample scaling, scale, mask, factor and a param all enter the potential as they should."""
     xp = backend.xp

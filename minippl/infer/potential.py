@@ -59,10 +59,10 @@ def _site_log_prob(site: Message) -> Any:
     shapes (the original chained), instead of only the array library's broadcasting message.
     """
     try:
-        if site.intermediates:
-            log_prob = site.fn.log_prob(site.value, site.intermediates)
-        else:
-            log_prob = site.fn.log_prob(site.value)
+        # The draw's intermediates are not passed back (NumPyro's TransformedDistribution
+        # takes them): every log_prob here inverts its transforms, which a compiled program
+        # simplifies away (``log(exp(x))`` is ``x``), and takes the value alone.
+        log_prob = site.fn.log_prob(site.value)
     except (ValueError, TypeError) as err:
         raise with_site(err, site.name, site.fn, site.value, site.cond_indep_stack) from err
     if site.scale is not None and not (isinstance(site.scale, int | float) and site.scale == 1):
