@@ -408,17 +408,15 @@ def _untraced_fast(wrapped: Callable[..., Any]) -> Callable[..., Any]:
 
 def _keeps_x(condition: Any, x: Any, y: Any) -> bool:
     """Whether ``where(condition, x, y)`` is ``x`` itself: an untraced condition true
-    everywhere, neither it nor ``y`` adding axes to ``x``, ``y`` not changing its dtype."""
-    if not isinstance(x, Box) or type(condition) not in (bool, np.bool_, np.ndarray):
+    everywhere, neither it nor a float ``y`` adding axes to the float64 ``x``."""
+    if not isinstance(x, Box) or isinstance(y, Box):
         return False
-    x_value, y_value = x._value, getval(y)
-    x_shape = np.shape(x_value)
-    return (
-        np.shape(condition) in ((), x_shape)
-        and np.shape(y_value) in ((), x_shape)
-        and np.result_type(x_value, y_value) == np.result_type(x_value)
-        and bool(np.all(condition))
-    )
+    x_shape = getattr(x._value, "shape", None)
+    if getattr(x._value, "dtype", None) != np.float64 or type(y) not in (float, np.float64):
+        return False
+    if type(condition) is np.ndarray:
+        return condition.shape in ((), x_shape) and bool(condition.all())
+    return type(condition) in (bool, np.bool_) and bool(condition)
 
 
 def where(condition: Any, x: Any = None, y: Any = None) -> Any:

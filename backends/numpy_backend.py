@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from backends import numpy_autodiff, pytree
+from backends import numpy_autodiff, numpy_fused, pytree
 from backends.plain_compiler import PlainCompiler
 from backends.protocol import Array, Compiler, Key, PyTree, Shape
 
@@ -126,6 +126,8 @@ class NumpyBackend:
     name = "numpy"
     xp: Any = numpy_autodiff.xp
     special: Any = numpy_autodiff.special
+    fused: dict[str, Any] = numpy_fused.FUSED
+    """Formulas of the core computed as one autograd node each (``backends/numpy_fused.py``)."""
 
     def __init__(self) -> None:
         self._compiler = PlainCompiler(self)

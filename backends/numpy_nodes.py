@@ -41,6 +41,7 @@ __all__ = [
     "SPECIAL",
     "XP",
     "LeanBox",
+    "fuse",
     "is_lean_traced",
     "record",
     "lean_piece",
@@ -88,6 +89,27 @@ class LeanBox(ArrayBox):  # type: ignore[misc]
     def __pow__(self, other: Any) -> Any:
         return lean_power(self, other)
 
+    # Comparisons have no gradient: compare the values, as autograd's (untraced) ones do.
+    def __eq__(self, other: Any) -> Any:
+        return np.equal(self._value, _value_of(other))
+
+    def __ne__(self, other: Any) -> Any:
+        return np.not_equal(self._value, _value_of(other))
+
+    def __lt__(self, other: Any) -> Any:
+        return np.less(self._value, _value_of(other))
+
+    def __le__(self, other: Any) -> Any:
+        return np.less_equal(self._value, _value_of(other))
+
+    def __gt__(self, other: Any) -> Any:
+        return np.greater(self._value, _value_of(other))
+
+    def __ge__(self, other: Any) -> Any:
+        return np.greater_equal(self._value, _value_of(other))
+
+    __hash__ = ArrayBox.__hash__
+
     def reshape(self, *shape: Any) -> Any:
         return lean_reshape(self, *shape)
 
@@ -117,6 +139,11 @@ def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
         if size == 1:
             g = np.sum(g, axis=axis, keepdims=True)
     return g
+
+
+def _value_of(x: Any) -> Any:
+    """The value under a box (one level: a comparison needs no more)."""
+    return x._value if type(x) in _BOX_TYPES else x
 
 
 def is_lean_traced(x: Any) -> bool:
@@ -174,6 +201,51 @@ def record(
 
     call.__name__ = getattr(raw, "__name__", "lean")
     call.__doc__ = f"``{call.__name__}``, recorded as a lean node when traced."
+    return call
+
+
+def fuse(
+    forward: Callable[..., tuple[Any, Any]],
+    vjps: tuple[Vjp, ...],
+    plain: Callable[..., Any],
+) -> Callable[..., Any]:
+    """A formula of several operations as one lean node.
+
+    ``forward(*args)`` returns the formula's value and what its derivatives reuse (``saved``);
+    ``vjps[i](g, saved, *args)`` is the gradient with respect to argument ``i``, before the sum
+    over broadcast axes. ``plain`` is the formula written with the backend's ``xp``, for
+    arguments traced by nested gradients.
+    """
+
+    def call(*args: Any) -> Any:
+        trace = -1
+        traced: list[int] = []
+        for i, arg in enumerate(args):
+            if type(arg) in _BOX_TYPES:
+                if (trace >= 0 and arg._trace != trace) or type(arg._value) in _BOX_TYPES:
+                    return plain(*args)
+                trace = arg._trace
+                traced.append(i)
+        if not traced:
+            return forward(*args)[0]
+        values = list(args)
+        for i in traced:
+            values[i] = args[i]._value
+        ans, saved = forward(*values)
+
+        def vjp(g: Any) -> list[Any]:
+            return [
+                unbroadcast(vjps[i](g, saved, *values), getattr(values[i], "shape", ()))
+                for i in traced
+            ]
+
+        node = VJPNode.__new__(VJPNode)
+        node.parents = tuple(args[i]._node for i in traced)
+        node.vjp = vjp
+        return LeanBox(ans, trace, node)
+
+    call.__name__ = getattr(plain, "__name__", "fused")
+    call.__doc__ = plain.__doc__
     return call
 
 
@@ -297,7 +369,29 @@ def lean_piece(vec: Any, start: int, stop: int, shape: tuple[int, ...]) -> Any:
     return LeanBox(ans, vec._trace, _new_node((vec._node,), vjp))
 
 
+def _untraced(ufunc: Any) -> Callable[..., Any]:
+    """``ufunc`` of the values under the boxes: it has no gradient (a comparison, a test)."""
+
+    def call(*args: Any) -> Any:
+        return ufunc(*[_value_of(a) for a in args])
+
+    return call
+
+
+_NO_GRADIENT = (
+    np.equal,
+    np.not_equal,
+    np.less,
+    np.less_equal,
+    np.greater,
+    np.greater_equal,
+    np.isfinite,
+    np.isnan,
+    np.isinf,
+)
+
 _LEAN_UFUNCS: dict[Any, Callable[..., Any]] = {
+    **{ufunc: _untraced(ufunc) for ufunc in _NO_GRADIENT},
     np.add: lean_add,
     np.subtract: lean_subtract,
     np.multiply: lean_multiply,

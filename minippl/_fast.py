@@ -10,14 +10,19 @@ idiom.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+
+from minippl.backend import current
 
 if TYPE_CHECKING:
     from minippl.messages import Message
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def copy_message(msg: Message) -> Message:
@@ -90,3 +95,27 @@ def draw(msg: Message) -> tuple[Any, list[Any]]:
 
 _DRAW_KWARGS = frozenset(("rng_key", "sample_shape"))
 """The keyword arguments of a sample message as ``sample`` builds it."""
+
+
+def fusable(formula: F) -> F:
+    """``formula`` itself, unless the backend has a fused version of it (same values).
+
+    The plain idiom is calling the formula. A backend may hold ``fused``, a mapping from a
+    formula's name to a function of the same arguments that computes the same values in one
+    step: on NumPy, one autograd node with its derivative written out, where the formula
+    would record a node for each operation (a gradient's cost is its number of nodes). The
+    formulas marked are those every potential runs: the normal and Cauchy log densities,
+    ``softplus``, and the potential's running sum of log densities.
+    """
+    name = formula.__name__
+
+    @functools.wraps(formula)
+    def run(*args: Any) -> Any:
+        fused = getattr(current(), "fused", _NO_FUSED).get(name)
+        return formula(*args) if fused is None else fused(*args)
+
+    return run  # type: ignore[return-value]
+
+
+_NO_FUSED: dict[str, Callable[..., Any]] = {}
+"""A backend without fused formulas."""
