@@ -332,9 +332,14 @@ def _xlog1py(x: Any, y: Any) -> Any:
 
 def _ratio_or_zero(x: Any, y: Any) -> Any:
     """``x / y``, and 0 where ``x`` is 0: d/dy of ``x * log(y)`` is ``x / y``, taken as 0
-    where ``x`` is 0 (the function is 0 there for every ``y``, 0 included)."""
+    where ``x`` is 0 (the function is 0 there for every ``y``, 0 included). Only a ``y`` of
+    0 (or a nan) can make the plain ratio wrong there, so only then is it patched."""
+    x = np.asarray(x)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(np.asarray(x) == 0, 0.0, np.asarray(x) / y)
+        ratio = x / y
+    if not np.isfinite(ratio).all():
+        ratio = np.where(x == 0, 0.0, ratio)
+    return ratio
 
 
 defvjp(
@@ -565,20 +570,22 @@ def _vjp_of_leaves(fn: Callable[[list[Any]], Any], leaves: list[Any]) -> tuple[A
 
 def _backward_pass(g: Any, end_node: Any, roots: set[Any]) -> dict[Any, Any]:
     """autograd's backward pass (``autograd.core.backward_pass``), keeping the cotangent of
-    every root; a parent's first cotangent is stored without autograd's call to add it."""
-    outgrads: dict[Any, Any] = {end_node: (g, False)}
+    every root. Cotangents reaching one node add up as ``prev + new`` (autograd's
+    ``vspace.add``, without its call through the primitive wrapper); autograd's sparse
+    cotangents (of ``x[index]``) go through its own ``add_outgrads``, which makes them dense."""
+    outgrads: dict[Any, Any] = {end_node: g}
     kept = {}
     for node in toposort(end_node):
-        outgrad = outgrads.pop(node)[0]
+        outgrad = outgrads.pop(node)
         if node in roots:
             kept[node] = outgrad
             continue
         for parent, ingrad in zip(node.parents, node.vjp(outgrad), strict=True):
             prev = outgrads.get(parent)
-            if prev is None and type(ingrad) not in sparse_object_types:
-                outgrads[parent] = (ingrad, False)
+            if type(ingrad) in sparse_object_types:
+                outgrads[parent] = add_outgrads(None if prev is None else (prev, False), ingrad)[0]
             else:
-                outgrads[parent] = add_outgrads(prev, ingrad)
+                outgrads[parent] = ingrad if prev is None else prev + ingrad
     return kept
 
 

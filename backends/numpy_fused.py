@@ -28,7 +28,7 @@ import numpy as np
 import scipy.special as sps
 
 from backends import numpy_autodiff
-from backends.numpy_nodes import fuse
+from backends.numpy_nodes import broadcast_back, fuse
 
 __all__ = ["FUSED"]
 
@@ -120,7 +120,7 @@ add_up = fuse(
     _add_up_forward,
     (
         lambda g, saved, total, log_prob: g,
-        lambda g, saved, total, log_prob: np.broadcast_to(g, np.shape(log_prob)),
+        lambda g, saved, total, log_prob: broadcast_back(g, np.shape(log_prob)),
     ),
     _add_up_plain,
 )

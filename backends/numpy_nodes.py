@@ -41,6 +41,7 @@ __all__ = [
     "SPECIAL",
     "XP",
     "LeanBox",
+    "broadcast_back",
     "fuse",
     "is_lean_traced",
     "record",
@@ -58,6 +59,12 @@ class LeanBox(ArrayBox):  # type: ignore[misc]
     """A traced array whose arithmetic records lean nodes."""
 
     __slots__ = ()
+
+    # Read from the value directly (autograd's go through its wrapper of ``numpy.shape``).
+    shape = property(lambda self: np.shape(self._value))
+    ndim = property(lambda self: np.ndim(self._value))
+    size = property(lambda self: np.size(self._value))
+    dtype = property(lambda self: np.result_type(self._value))
 
     def __add__(self, other: Any) -> Any:
         return lean_add(self, other)
@@ -144,6 +151,11 @@ def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
 def _value_of(x: Any) -> Any:
     """The value under a box (one level: a comparison needs no more)."""
     return x._value if type(x) in _BOX_TYPES else x
+
+
+def broadcast_back(g: Any, shape: tuple[int, ...]) -> Any:
+    """``g`` broadcast to ``shape`` (the VJP of a sum), as it is where it has that shape."""
+    return g if getattr(g, "shape", ()) == shape else np.broadcast_to(g, shape)
 
 
 def is_lean_traced(x: Any) -> bool:
@@ -340,7 +352,7 @@ def lean_sum(x: Any, axis: Any = None, **kwargs: Any) -> Any:
     def vjp(g: Any) -> list[Any]:
         if not (keepdims or axis is None):
             g = np.expand_dims(g, axis)
-        return [np.broadcast_to(g, shape)]
+        return [broadcast_back(g, shape)]
 
     ans = np.sum(x._value, axis=axis, keepdims=keepdims)
     return LeanBox(ans, x._trace, _new_node((x._node,), vjp))
@@ -362,7 +374,7 @@ def lean_piece(vec: Any, start: int, stop: int, shape: tuple[int, ...]) -> Any:
 
     def vjp(g: Any) -> list[Any]:
         out = np.zeros(size)
-        out[start:stop] = np.ravel(g)
+        out[start:stop] = g if len(shape) <= 1 else np.ravel(g)
         return [out]
 
     ans = vec._value[start:stop].reshape(shape)
