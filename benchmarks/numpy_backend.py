@@ -3,10 +3,14 @@
 For each model, the gradient of the potential energy at one unconstrained point, timed three
 ways in one process, taking turns round by round:
 
-* ``autograd``: the NumPy backend's ``value_and_grad`` (reverse mode, exact);
+* ``autograd``: the NumPy backend's ``value_and_grad`` (reverse mode, exact), called as the
+  sampler calls it: on the flat vector of unconstrained values, which the potential's first
+  step cuts back into sites (``ravel_pytree``'s unravel);
 * ``finite differences``: fourth-order central differences in float64 (``4 * dim + 1``
   evaluations of the potential on the NumPy backend; ``tests/finite_differences.py``), the
-  NumPy backend's method before autograd;
+  NumPy backend's method before autograd. They evaluate the plain potential: the handler
+  stack with every formula written in ``xp``, without the backend's fused formulas
+  (``backends/numpy_fused.py``, which only the gradient needs);
 * ``JAX in loop``: ``jax.grad`` of the same potential on the JAX backend, compiled and called
   inside a compiled loop (``benchmarks.metrics.gradient_timer``): the floor a sampler step sees.
 
@@ -18,12 +22,13 @@ Each figure is the median over rounds of the mean time of a calibrated number of
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,19 +65,34 @@ def _point_and_potential(name: str) -> tuple[dict[str, Any], Callable[[Any], Any
     return point, potential
 
 
-def _calibrated(call: Callable[[], Any], budget_s: float) -> Callable[[], float]:
+@contextlib.contextmanager
+def _plain_formulas(plain: bool) -> Iterator[None]:
+    """With ``plain``, the NumPy backend runs the core's formulas as written (no fused ones)."""
+    backend = minippl.set_backend("numpy")
+    if plain:
+        backend.fused = {}  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        vars(backend).pop("fused", None)
+
+
+def _calibrated(
+    call: Callable[[], Any], budget_s: float, plain: bool = False
+) -> Callable[[], float]:
     """A reading of ``call``'s time on the NumPy backend: the mean of ``n`` calls, ``n`` sized
-    to ``budget_s``."""
-    start = time.perf_counter()
-    call()
-    n = max(1, int(budget_s / max(time.perf_counter() - start, 1e-7)))
+    to ``budget_s``; with ``plain``, without the backend's fused formulas."""
+    with _plain_formulas(plain):
+        start = time.perf_counter()
+        call()
+        n = max(1, int(budget_s / max(time.perf_counter() - start, 1e-7)))
 
     def reading() -> float:
-        minippl.set_backend("numpy")
-        start = time.perf_counter()
-        for _ in range(n):
-            call()
-        return (time.perf_counter() - start) / n
+        with _plain_formulas(plain):
+            start = time.perf_counter()
+            for _ in range(n):
+                call()
+            return (time.perf_counter() - start) / n
 
     return reading
 
@@ -83,10 +103,11 @@ def _timers(name: str, with_jax: bool, budget_s: float) -> dict[str, Callable[[]
     timers: dict[str, Callable[[], float]] = {}
     backend = minippl.set_backend("numpy")
     point, potential = _point_and_potential(name)
-    exact = backend.value_and_grad(potential)
+    flat, unravel = backend.ravel_pytree(point)
+    exact = backend.value_and_grad(lambda x: potential(unravel(x)))
     numeric = finite_differences.value_and_grad(potential)
-    timers["autograd"] = _calibrated(lambda: exact(point), budget_s)
-    timers["finite differences"] = _calibrated(lambda: numeric(point), budget_s)
+    timers["autograd"] = _calibrated(lambda: exact(flat), budget_s)
+    timers["finite differences"] = _calibrated(lambda: numeric(point), budget_s, plain=True)
     if with_jax:
         import jax
 
