@@ -25,7 +25,9 @@ What this module adds to autograd
     ``diagonal`` (autograd's VJP takes only the last two axes), ``linalg.cholesky`` (of the
     symmetric part, as JAX's), ``cumprod``, ``take``, ``take_along_axis``, ``index_update``,
     and the special functions ``ndtr``, ``ndtri``, ``log_ndtr``, ``xlogy``, ``xlog1py``,
-    ``i0e``, ``i1e``.
+    ``i0e``, ``i1e``. The operations a potential spends its time in (arithmetic, ``exp``,
+    ``log``, ``sum``, ``where``, ...) record lean nodes (``backends/numpy_nodes.py``), and
+    ``value_and_grad`` gives each leaf of its argument its own root node.
 
 Gaps (no gradient; what happens instead)
     - ``gammainc``/``gammaincc`` with respect to the shape ``a``, and ``betainc`` with respect

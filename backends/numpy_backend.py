@@ -14,7 +14,10 @@ Gradients
     lists the few functions without a gradient and what happens there). ``xp`` is
     ``autograd.numpy`` and ``special`` ``autograd.scipy.special``, each completed there: the
     same NumPy and SciPy functions, which also record what they do to an array being
-    differentiated. A gradient costs a few evaluations' time whatever the dimension.
+    differentiated. The hot operations record lean nodes (``backends/numpy_nodes.py``), and
+    the formulas every potential runs are one node each (``fused``,
+    ``backends/numpy_fused.py``): a gradient costs two to three evaluations' time whatever
+    the dimension.
 
 Program transformations
     ``jit`` is the identity, ``vmap`` a Python loop, ``cond``/``while_loop``/``fori_loop``/

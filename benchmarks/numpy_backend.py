@@ -17,6 +17,9 @@ ways in one process, taking turns round by round:
 Each figure is the median over rounds of the mean time of a calibrated number of calls. Run
 ``python -m benchmarks.numpy_backend [--models email,eight_schools_c] [--out DIR]``; only with
 ``--out`` are the results written (``DIR/<host>-<date>-numpy-backend.{json,md}``).
+
+``--nuts-steps WARMUP,SAMPLES`` times eager NUTS instead: one chain on the NumPy backend,
+the CPU time (``time.process_time``) of warmup and sampling over the leapfrog steps taken.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from benchmarks.report import table
 from minippl import handlers
 from minippl.infer import potential_energy
 
-__all__ = ["run_gradients"]
+__all__ = ["run_gradients", "run_nuts_steps"]
 
 DEFAULT_MODELS = ("eight_schools_c", "eight_schools_nc", "linreg", "email")
 
@@ -145,6 +148,37 @@ def run_gradients(
     return rows
 
 
+def run_nuts_steps(
+    models: Sequence[str], warmup: int, samples: int, log: Callable[[str], None] = print
+) -> list[dict[str, Any]]:
+    """Per model: one eager NUTS chain on NumPy, its leapfrog steps and CPU time per step."""
+    from minippl.infer import MCMC, NUTS
+
+    backend = minippl.set_backend("numpy")
+    rows = []
+    for name in models:
+        spec = get(name)
+        model, data = spec.build(minippl, dist), spec.data()
+        mcmc = MCMC(NUTS(model), num_warmup=warmup, num_samples=samples, progress_bar=False)
+        start = time.process_time()
+        mcmc.warmup(
+            backend.key(1),
+            *data.args,
+            extra_fields=("num_steps",),
+            collect_warmup=True,
+            **data.kwargs,
+        )
+        steps = int(np.sum(mcmc.get_extra_fields()["num_steps"]))
+        key = mcmc.post_warmup_state.rng_key
+        mcmc.run(key, *data.args, extra_fields=("num_steps",), **data.kwargs)
+        steps += int(np.sum(mcmc.get_extra_fields()["num_steps"]))
+        cpu = time.process_time() - start
+        rows.append({"model": name, "steps": steps, "cpu_s": cpu, "us_per_step": cpu / steps * 1e6})
+        log(f"  {name}: {warmup} + {samples}, {steps} leapfrog steps, {cpu:.2f} s CPU")
+    minippl.set_backend("jax")
+    return rows
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The table of :func:`run_gradients`' rows."""
     with_jax = all("us_JAX_in_loop" in r for r in rows)
@@ -167,7 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=0.3, help="seconds per reading")
     parser.add_argument("--no-jax", action="store_true", help="skip JAX's in-loop gradient")
     parser.add_argument("--out", type=Path, help="write <host>-<date>-numpy-backend.{json,md}")
+    parser.add_argument("--nuts-steps", help="WARMUP,SAMPLES: time eager NUTS per leapfrog step")
     args = parser.parse_args(argv)
+    if args.nuts_steps:
+        warmup, samples = (int(n) for n in args.nuts_steps.split(","))
+        steps = run_nuts_steps(args.models.split(","), warmup, samples)
+        body = [[r["model"], r["steps"], r["cpu_s"], r["us_per_step"]] for r in steps]
+        print(table(["model", "leapfrog steps", "CPU (s)", "per step (us)"], body))
+        return 0
     # tests/ holds the finite-difference reference: importable when run from the repo root.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     rows = run_gradients(args.models.split(","), args.rounds, args.budget, not args.no_jax)
