@@ -433,7 +433,7 @@ def where(condition: Any, x: Any = None, y: Any = None) -> Any:
     and type, the result is ``x`` itself, with no node to record: every log density passes
     through ``where(inside_support, log_prob, -inf)``, and it is rarely outside.
     """
-    if isinstance(x, Box) or isinstance(y, Box):
+    if isinstance(x, Box) or isinstance(y, Box) or isinstance(condition, Box):
         if _keeps_x(condition, x, y):
             return x
         return numpy_nodes.lean_where(condition, x, y)

@@ -117,11 +117,11 @@ class LeanBox(ArrayBox):  # type: ignore[misc]
 
     __hash__ = ArrayBox.__hash__
 
-    def reshape(self, *shape: Any) -> Any:
-        return lean_reshape(self, *shape)
+    def reshape(self, *shape: Any, **kwargs: Any) -> Any:
+        return _reshape_method(self, *shape, **kwargs)
 
-    def sum(self, axis: Any = None, **kwargs: Any) -> Any:
-        return lean_sum(self, axis, **kwargs)
+    def sum(self, axis: Any = None, *rest: Any, **kwargs: Any) -> Any:
+        return lean_sum(self, axis, *rest, **kwargs)
 
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
         # ``ndarray + box`` hands NumPy's ufunc to the box: take the lean node for it.
@@ -337,15 +337,12 @@ def lean_where(condition: Any, x: Any, y: Any) -> Any:
     return _where(condition, x, y)
 
 
-_sum_fallback = record(anp.sum, np.sum, (None,))
-
-
-def lean_sum(x: Any, axis: Any = None, **kwargs: Any) -> Any:
+def lean_sum(x: Any, axis: Any = None, *rest: Any, **kwargs: Any) -> Any:
     """``numpy.sum`` over ``axis`` (with ``keepdims``); autograd's wrapper for the rest."""
     if type(x) not in _BOX_TYPES:
-        return np.sum(x, axis=axis, **kwargs)
-    if not is_lean_traced(x) or set(kwargs) - {"keepdims"}:
-        return _sum_fallback(x, axis=axis, **kwargs)
+        return np.sum(x, axis, *rest, **kwargs)
+    if rest or not is_lean_traced(x) or set(kwargs) - {"keepdims"}:
+        return anp.sum(x, axis, *rest, **kwargs)
     keepdims = bool(kwargs.get("keepdims", False))
     shape = np.shape(x._value)
 
@@ -358,14 +355,22 @@ def lean_sum(x: Any, axis: Any = None, **kwargs: Any) -> Any:
     return LeanBox(ans, x._trace, _new_node((x._node,), vjp))
 
 
-def lean_reshape(x: Any, *shape: Any, **kwargs: Any) -> Any:
-    """``x.reshape(shape)``, the shape given as one tuple or as integers."""
-    new_shape = shape[0] if len(shape) == 1 else shape
-    if not is_lean_traced(x) or kwargs:
-        return anp.reshape(x, new_shape, **kwargs)
+def _reshape(x: Any, new_shape: Any) -> Any:
     old_shape = np.shape(x._value)
     ans = np.reshape(x._value, new_shape)
     return LeanBox(ans, x._trace, _new_node((x._node,), lambda g: [np.reshape(g, old_shape)]))
+
+
+def lean_reshape(a: Any, newshape: Any, *rest: Any, **kwargs: Any) -> Any:
+    """``numpy.reshape(a, newshape)``; autograd's wrapper for an ``order``."""
+    if rest or kwargs or not is_lean_traced(a):
+        return anp.reshape(a, newshape, *rest, **kwargs)
+    return _reshape(a, newshape)
+
+
+def _reshape_method(self: Any, *shape: Any, **kwargs: Any) -> Any:
+    """``x.reshape(shape)``, the shape given as one tuple or as integers."""
+    return lean_reshape(self, shape[0] if len(shape) == 1 else shape, **kwargs)
 
 
 def lean_piece(vec: Any, start: int, stop: int, shape: tuple[int, ...]) -> Any:

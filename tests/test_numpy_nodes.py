@@ -75,7 +75,9 @@ def test_array_on_the_left_takes_the_lean_node() -> None:
 
 def test_traced_exponent_and_keywords_fall_back_to_autograd() -> None:
     def fn(x: Any) -> Any:
-        return xp.sum(xp.sum(x.reshape(2, 3) ** x[0], axis=0, dtype=np.float64))
+        powers = xp.sum(x.reshape(2, 3) ** x[0], axis=0, dtype=np.float64)
+        ordered = xp.reshape(x, (3, 2), "F")[0] * xp.sum(x, None, np.float64)
+        return xp.sum(powers) + xp.sum(ordered)
 
     _, grad = ad.value_and_grad(fn)(np.abs(X) + 0.5)
     _, numeric = finite_differences.value_and_grad(fn)(np.abs(X) + 0.5)
