@@ -5,7 +5,8 @@ on a path that every site or every call of a wrapped model takes. Each stays bec
 eager benchmark (``python -m benchmarks.eager``: ``trace(seed(model))`` on both backends)
 shows the difference; a device it could not tell apart from the idiom is not here. The
 walk a learner reads (``tests/test_reading_path.py``) calls these by name and reads as the
-idiom.
+idiom. :func:`fusable` is measured by ``python -m benchmarks.numpy_backend`` instead (the
+NumPy backend's gradient).
 """
 
 from __future__ import annotations
