@@ -541,7 +541,7 @@ def _float_leaves(tree: Any) -> tuple[list[Any], Any] | None:
         if isinstance(leaf, Box):
             return None
         array = np.asarray(leaf)
-        if not np.issubdtype(array.dtype, np.floating):
+        if array.dtype.kind != "f":
             return None
         arrays.append(array.astype(np.float64, copy=False))
     return arrays, treedef
@@ -556,7 +556,8 @@ def _vjp_of_leaves(fn: Callable[[list[Any]], Any], leaves: list[Any]) -> tuple[A
     """
     with trace_stack.new_trace() as trace:
         roots = [VJPNode.new_root() for _ in leaves]
-        out = fn([numpy_nodes.LeanBox(x, trace, r) for x, r in zip(leaves, roots, strict=True)])
+        boxes = [numpy_nodes.LeanBox(x, trace, root) for x, root in zip(leaves, roots, strict=True)]
+        out = fn(boxes)
     if not (isinstance(out, Box) and out._trace == trace):
         return out, lambda g: [np.zeros(np.shape(x)) for x in leaves]
 

@@ -389,9 +389,13 @@ def lean_piece(vec: Any, start: int, stop: int, shape: tuple[int, ...]) -> Any:
 def _untraced(ufunc: Any) -> Callable[..., Any]:
     """``ufunc`` of the values under the boxes: it has no gradient (a comparison, a test)."""
 
-    def call(*args: Any) -> Any:
-        return ufunc(*[_value_of(a) for a in args])
+    def call(*args: Any, **kwargs: Any) -> Any:
+        for arg in args:
+            if type(arg) in _BOX_TYPES:
+                return ufunc(*[_value_of(a) for a in args], **kwargs)
+        return ufunc(*args, **kwargs)
 
+    call.__name__ = ufunc.__name__
     return call
 
 
@@ -449,6 +453,7 @@ XP: dict[str, Callable[..., Any]] = {
     "clip": lean_clip,
     "sum": lean_sum,
     "reshape": lean_reshape,
+    **{ufunc.__name__: _LEAN_UFUNCS[ufunc] for ufunc in _NO_GRADIENT},
 }
 """The backend's ``xp`` names these functions stand for."""
 
