@@ -332,7 +332,7 @@ def _xlog1py(x: Any, y: Any) -> Any:
     return sps.xlog1py(x, y)
 
 
-def _ratio_or_zero(x: Any, y: Any) -> Any:
+def ratio_or_zero(x: Any, y: Any) -> Any:
     """``x / y``, and 0 where ``x`` is 0: d/dy of ``x * log(y)`` is ``x / y``, taken as 0
     where ``x`` is 0 (the function is 0 there for every ``y``, 0 included). Only a ``y`` of
     0 (or a nan) can make the plain ratio wrong there, so only then is it patched."""
@@ -347,23 +347,23 @@ def _ratio_or_zero(x: Any, y: Any) -> Any:
 defvjp(
     _xlogy,
     lambda ans, x, y: lambda g: _unbroadcast(sps.xlogy(g, y), np.shape(x)),
-    lambda ans, x, y: lambda g: _unbroadcast(g * _ratio_or_zero(x, y), np.shape(y)),
+    lambda ans, x, y: lambda g: _unbroadcast(g * ratio_or_zero(x, y), np.shape(y)),
 )
 defvjp(
     _xlog1py,
     lambda ans, x, y: lambda g: _unbroadcast(sps.xlog1py(g, y), np.shape(x)),
-    lambda ans, x, y: lambda g: _unbroadcast(g * _ratio_or_zero(x, 1.0 + y), np.shape(y)),
+    lambda ans, x, y: lambda g: _unbroadcast(g * ratio_or_zero(x, 1.0 + y), np.shape(y)),
 )
 xlogy = numpy_nodes.record(
     _xlogy,
     sps.xlogy,
-    (lambda g, a, x, y: sps.xlogy(g, y), lambda g, a, x, y: g * _ratio_or_zero(x, y)),
+    (lambda g, a, x, y: sps.xlogy(g, y), lambda g, a, x, y: g * ratio_or_zero(x, y)),
 )
 """``x * log(y)``, 0 where ``x`` is 0."""
 xlog1py = numpy_nodes.record(
     _xlog1py,
     sps.xlog1py,
-    (lambda g, a, x, y: sps.xlog1py(g, y), lambda g, a, x, y: g * _ratio_or_zero(x, 1.0 + y)),
+    (lambda g, a, x, y: sps.xlog1py(g, y), lambda g, a, x, y: g * ratio_or_zero(x, 1.0 + y)),
 )
 """``x * log1p(y)``, 0 where ``x`` is 0."""
 

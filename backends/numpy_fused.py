@@ -1,13 +1,14 @@
 """The NumPy backend's fused formulas: each a single autograd node.
 
 The core marks a few formulas that every potential evaluates (``minippl._fast.fusable``):
-the normal and Cauchy log densities, ``softplus``, and the running sum of the sites' log
-densities. Written with ``xp``, each records one autograd node per operation (the normal
-log density six); here each is one node whose derivative is written out, so a gradient
-walks fewer nodes. The values are computed by the same NumPy operations as the formulas, in
-the same order, so they are the same numbers; the gradients are the same derivatives,
-computed directly rather than composed operation by operation (they agree to rounding, and
-the tests check both against the formulas and against finite differences).
+the normal and Cauchy log densities, the Bernoulli log probability, ``softplus`` and the
+sigmoid's log slope (the log-Jacobian of the map to a probability), and the running sum of
+the sites' log densities. Written with ``xp``, each records one autograd node per operation
+(the normal log density six); here each is one node whose derivative is written out, so a
+gradient walks fewer nodes. The values are computed by the same NumPy operations as the
+formulas, in the same order, so they are the same numbers; the gradients are the same
+derivatives, computed directly rather than composed operation by operation (they agree to
+rounding, and the tests check both against the formulas and against finite differences).
 
 Examples
 --------
@@ -28,6 +29,7 @@ import numpy as np
 import scipy.special as sps
 
 from backends import numpy_autodiff
+from backends.numpy_autodiff import ratio_or_zero
 from backends.numpy_nodes import broadcast_back, fuse
 
 __all__ = ["FUSED"]
@@ -126,10 +128,55 @@ add_up = fuse(
 )
 
 
+# -- the sigmoid's log slope: -softplus(x) - softplus(-x), whose derivative is 1 - 2 sigmoid(x) --
+
+
+def _log_sigmoid_slope_forward(x: Any) -> tuple[Any, Any]:
+    return -_softplus_forward(x)[0] - _softplus_forward(-x)[0], None
+
+
+def _log_sigmoid_slope_plain(x: Any) -> Any:
+    return -softplus(x) - softplus(-x)
+
+
+log_sigmoid_slope = fuse(
+    _log_sigmoid_slope_forward,
+    (lambda g, saved, x: g * (1.0 - 2.0 * sps.expit(x)),),
+    _log_sigmoid_slope_plain,
+)
+
+
+# -- the Bernoulli log probability: xlogy(value, probs) + xlog1py(1 - value, -probs) ------------
+
+
+def _bernoulli_forward(value: Any, probs: Any) -> tuple[Any, Any]:
+    return sps.xlogy(value, probs) + sps.xlog1py(1 - value, -probs), None
+
+
+def _bernoulli_plain(value: Any, probs: Any) -> Any:
+    sp = numpy_autodiff.special
+    return sp.xlogy(value, probs) + sp.xlog1py(1 - value, -probs)
+
+
+# d/dprobs: value / probs - (1 - value) / (1 - probs), each term 0 where its factor is 0.
+bernoulli_log_prob = fuse(
+    _bernoulli_forward,
+    (
+        lambda g, saved, value, probs: sps.xlogy(g, probs) - sps.xlog1py(g, -probs),
+        lambda g, saved, value, probs: (
+            g * (ratio_or_zero(value, probs) - ratio_or_zero(1 - value, 1 - probs))
+        ),
+    ),
+    _bernoulli_plain,
+)
+
+
 FUSED: dict[str, Callable[..., Any]] = {
     "normal_log_density": normal_log_density,
     "cauchy_log_density": cauchy_log_density,
     "softplus": softplus,
     "add_up": add_up,
+    "log_sigmoid_slope": log_sigmoid_slope,
+    "bernoulli_log_prob": bernoulli_log_prob,
 }
 """The fused formulas by the names ``minippl._fast.fusable`` looks up."""

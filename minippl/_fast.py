@@ -105,8 +105,8 @@ def fusable(formula: F) -> F:
     formula's name to a function of the same arguments that computes the same values in one
     step: on NumPy, one autograd node with its derivative written out, where the formula
     would record a node for each operation (a gradient's cost is its number of nodes). The
-    formulas marked are those every potential runs: the normal and Cauchy log densities,
-    ``softplus``, and the potential's running sum of log densities.
+    formulas marked are those potentials run most: the normal, Cauchy and Bernoulli log
+    densities, ``softplus`` and the sigmoid's log slope, and the potential's running sum.
     """
     name = formula.__name__
 

@@ -128,6 +128,17 @@ def _cauchy(value: Any, loc: Any, scale: Any) -> Any:
     return -math.log(math.pi) - np.log(scale) - np.log1p(z**2)
 
 
+def _softplus(x: Any) -> Any:
+    return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def _bernoulli(value: Any, probs: Any) -> Any:
+    return sps.xlogy(value, probs) + sps.xlog1py(1 - value, -probs)
+
+
+COIN = np.array([0.0, 1.0, 1.0, 0.0, 1.0, 0.0])
+PROBS = np.array([0.2, 0.5, 0.9, 0.6, 0.3, 0.45])
+
 # (name, fused, plain formula, arguments: broadcast against each other)
 FORMULAS: list[tuple[str, Callable[..., Any], Callable[..., Any], tuple[Any, ...]]] = [
     ("normal", numpy_fused.normal_log_density, _normal, (X, np.float64(0.3), np.float64(1.7))),
@@ -137,10 +148,18 @@ FORMULAS: list[tuple[str, Callable[..., Any], Callable[..., Any], tuple[Any, ...
     (
         "softplus",
         numpy_fused.softplus,
-        lambda x: np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x))),
+        _softplus,
         (np.concatenate([X * 30.0, [0.0]]),),
     ),
     ("add_up", numpy_fused.add_up, lambda t, lp: t + np.sum(lp), (np.float64(2.0), X)),
+    (
+        "log_sigmoid_slope",
+        numpy_fused.log_sigmoid_slope,
+        lambda x: -_softplus(x) - _softplus(-x),
+        (np.concatenate([X * 30.0, [0.0]]),),
+    ),
+    ("bernoulli", numpy_fused.bernoulli_log_prob, _bernoulli, (COIN, np.float64(0.3))),
+    ("bernoulli, vector probs", numpy_fused.bernoulli_log_prob, _bernoulli, (COIN, PROBS)),
 ]
 
 
