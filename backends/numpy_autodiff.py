@@ -25,7 +25,9 @@ What this module adds to autograd
     ``diagonal`` (autograd's VJP takes only the last two axes), ``linalg.cholesky`` (of the
     symmetric part, as JAX's), ``cumprod``, ``take``, ``take_along_axis``, ``index_update``,
     and the special functions ``ndtr``, ``ndtri``, ``log_ndtr``, ``xlogy``, ``xlog1py``,
-    ``i0e``, ``i1e``.
+    ``i0e``, ``i1e``. The operations a potential spends its time in (arithmetic, ``exp``,
+    ``log``, ``sum``, ``where``, ...) record lean nodes (``backends/numpy_nodes.py``), and
+    ``value_and_grad`` gives each leaf of its argument its own root node.
 
 Gaps (no gradient; what happens instead)
     - ``gammainc``/``gammaincc`` with respect to the shape ``a``, and ``betainc`` with respect
@@ -61,12 +63,12 @@ import autograd.scipy.linalg as aspl
 import autograd.scipy.special as asps
 import numpy as np
 import scipy.special as sps
-from autograd.core import make_vjp
+from autograd.core import VJPNode, add_outgrads, make_vjp, sparse_object_types
 from autograd.extend import Box, defvjp, vspace
 from autograd.extend import primitive as _primitive
-from autograd.tracer import getval
+from autograd.tracer import getval, toposort, trace_stack
 
-from backends import pytree
+from backends import numpy_nodes, pytree
 
 __all__ = [
     "getval",
@@ -123,12 +125,24 @@ def asarray(a: Any, dtype: Any = None, **kwargs: Any) -> Any:
 
 
 @primitive
-def broadcast_to(x: Any, shape: Any) -> Any:
-    """``numpy.broadcast_to``; its VJP sums the gradient back over the broadcast axes."""
+def _broadcast_to(x: Any, shape: Any) -> Any:
     return np.broadcast_to(x, shape)
 
 
-defvjp(broadcast_to, lambda ans, x, shape: lambda g: _unbroadcast(g, np.shape(x)))
+defvjp(_broadcast_to, lambda ans, x, shape: lambda g: _unbroadcast(g, np.shape(x)))
+
+
+def broadcast_to(x: Any, shape: Any) -> Any:
+    """``numpy.broadcast_to``; its VJP sums the gradient back over the broadcast axes.
+
+    A traced array that has the shape already is returned as it is: the identity, with no
+    node to record (log densities broadcast to their batch shape at every site).
+    """
+    if not isinstance(x, Box):
+        return np.broadcast_to(x, shape)
+    if np.shape(x._value) == tuple(shape):
+        return x
+    return _broadcast_to(x, shape)
 
 
 @primitive
@@ -309,34 +323,49 @@ defvjp(ndtri, lambda ans, p: lambda g: g * np.exp(-_log_normal_pdf(ans)))
 
 
 @primitive
-def xlogy(x: Any, y: Any) -> Any:
-    """``x * log(y)``, 0 where ``x`` is 0."""
+def _xlogy(x: Any, y: Any) -> Any:
     return sps.xlogy(x, y)
 
 
 @primitive
-def xlog1py(x: Any, y: Any) -> Any:
-    """``x * log1p(y)``, 0 where ``x`` is 0."""
+def _xlog1py(x: Any, y: Any) -> Any:
     return sps.xlog1py(x, y)
 
 
-def _ratio_or_zero(x: Any, y: Any) -> Any:
+def ratio_or_zero(x: Any, y: Any) -> Any:
     """``x / y``, and 0 where ``x`` is 0: d/dy of ``x * log(y)`` is ``x / y``, taken as 0
-    where ``x`` is 0 (the function is 0 there for every ``y``, 0 included)."""
+    where ``x`` is 0 (the function is 0 there for every ``y``, 0 included). Only a ``y`` of
+    0 (or a nan) can make the plain ratio wrong there, so only then is it patched."""
+    x = np.asarray(x)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(np.asarray(x) == 0, 0.0, np.asarray(x) / y)
+        ratio = x / y
+    if not np.isfinite(ratio).all():
+        ratio = np.where(x == 0, 0.0, ratio)
+    return ratio
 
 
 defvjp(
-    xlogy,
+    _xlogy,
     lambda ans, x, y: lambda g: _unbroadcast(sps.xlogy(g, y), np.shape(x)),
-    lambda ans, x, y: lambda g: _unbroadcast(g * _ratio_or_zero(x, y), np.shape(y)),
+    lambda ans, x, y: lambda g: _unbroadcast(g * ratio_or_zero(x, y), np.shape(y)),
 )
 defvjp(
-    xlog1py,
+    _xlog1py,
     lambda ans, x, y: lambda g: _unbroadcast(sps.xlog1py(g, y), np.shape(x)),
-    lambda ans, x, y: lambda g: _unbroadcast(g * _ratio_or_zero(x, 1.0 + y), np.shape(y)),
+    lambda ans, x, y: lambda g: _unbroadcast(g * ratio_or_zero(x, 1.0 + y), np.shape(y)),
 )
+xlogy = numpy_nodes.record(
+    _xlogy,
+    sps.xlogy,
+    (lambda g, a, x, y: sps.xlogy(g, y), lambda g, a, x, y: g * ratio_or_zero(x, y)),
+)
+"""``x * log(y)``, 0 where ``x`` is 0."""
+xlog1py = numpy_nodes.record(
+    _xlog1py,
+    sps.xlog1py,
+    (lambda g, a, x, y: sps.xlog1py(g, y), lambda g, a, x, y: g * ratio_or_zero(x, 1.0 + y)),
+)
+"""``x * log1p(y)``, 0 where ``x`` is 0."""
 
 
 @primitive
@@ -384,11 +413,30 @@ def _untraced_fast(wrapped: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
+def _keeps_x(condition: Any, x: Any, y: Any) -> bool:
+    """Whether ``where(condition, x, y)`` is ``x`` itself: an untraced condition true
+    everywhere, neither it nor a float ``y`` adding axes to the float64 ``x``."""
+    if not isinstance(x, Box) or isinstance(y, Box):
+        return False
+    x_shape = getattr(x._value, "shape", None)
+    if getattr(x._value, "dtype", None) != np.float64 or type(y) not in (float, np.float64):
+        return False
+    if type(condition) is np.ndarray:
+        return condition.shape in ((), x_shape) and bool(condition.all())
+    return type(condition) in (bool, np.bool_) and bool(condition)
+
+
 def where(condition: Any, x: Any = None, y: Any = None) -> Any:
-    """``numpy.where``; autograd's only for traced arrays (its own turns the result of plain
-    Python numbers into a list)."""
+    """``numpy.where``, recorded for traced ``x`` or ``y``.
+
+    Where the (untraced) condition holds everywhere and ``x`` already has the result's shape
+    and type, the result is ``x`` itself, with no node to record: every log density passes
+    through ``where(inside_support, log_prob, -inf)``, and it is rarely outside.
+    """
     if isinstance(x, Box) or isinstance(y, Box) or isinstance(condition, Box):
-        return anp.where(condition, x, y)
+        if _keeps_x(condition, x, y):
+            return x
+        return numpy_nodes.lean_where(condition, x, y)
     if x is None and y is None:
         return np.where(condition)
     return np.where(condition, x, y)
@@ -425,6 +473,7 @@ xp = _namespace(
         "take_along_axis": take_along_axis,
         "where": where,
     },
+    numpy_nodes.XP,
 )
 """NumPy's names, differentiable: ``autograd.numpy`` with the additions above."""
 
@@ -441,6 +490,7 @@ special = _namespace(
         "i0e": i0e,
         "i1e": i1e,
     },
+    numpy_nodes.SPECIAL,
 )
 """``scipy.special``'s names; the ones autograd or this module differentiate are wrapped."""
 
@@ -460,8 +510,16 @@ def ravel_values(tree: Any) -> tuple[Any, Callable[[Any], Any]]:
         flat = np.concatenate([a.ravel().astype(np.float64) for a in arrays])
     else:
         flat = np.zeros(0)
+    all_float = all(np.issubdtype(dtype, np.floating) for _, dtype, _ in layout)
 
     def unravel(vec: Any) -> Any:
+        if all_float and numpy_nodes.is_lean_traced(vec):
+            # One node per leaf (slice and reshape together), the sampler's usual case.
+            parts, start = [], 0
+            for shape, _, size in layout:
+                parts.append(numpy_nodes.lean_piece(vec, start, start + size, shape))
+                start += size
+            return pytree.tree_unflatten(treedef, parts)
         vec = vec if isinstance(vec, Box) else np.asarray(vec)
         parts, start = [], 0
         for shape, dtype, size in layout:
@@ -474,6 +532,66 @@ def ravel_values(tree: Any) -> tuple[Any, Callable[[Any], Any]]:
     return flat, unravel
 
 
+def _float_leaves(tree: Any) -> tuple[list[Any], Any] | None:
+    """The leaves of ``tree`` as float64 arrays, or None where a leaf is not a plain float
+    array (integers, or a value traced by an outer gradient)."""
+    leaves, treedef = pytree.tree_flatten(tree)
+    arrays = []
+    for leaf in leaves:
+        if isinstance(leaf, Box):
+            return None
+        array = np.asarray(leaf)
+        if array.dtype.kind != "f":
+            return None
+        arrays.append(array.astype(np.float64, copy=False))
+    return arrays, treedef
+
+
+def _vjp_of_leaves(fn: Callable[[list[Any]], Any], leaves: list[Any]) -> tuple[Any, Any]:
+    """``fn(leaves)`` traced with each leaf as its own input, and the function that maps the
+    output's cotangent to the cotangent of each leaf.
+
+    autograd's ``make_vjp`` takes one input; giving each leaf its own root node spares the
+    slice and the reshape that would cut each leaf out of one vector (two nodes per leaf).
+    """
+    with trace_stack.new_trace() as trace:
+        roots = [VJPNode.new_root() for _ in leaves]
+        boxes = [numpy_nodes.LeanBox(x, trace, root) for x, root in zip(leaves, roots, strict=True)]
+        out = fn(boxes)
+    if not (isinstance(out, Box) and out._trace == trace):
+        return out, lambda g: [np.zeros(np.shape(x)) for x in leaves]
+
+    def vjp(g: Any) -> list[Any]:
+        grads = _backward_pass(g, out._node, set(roots))
+        return [
+            np.array(grads[r], dtype=np.float64) if r in grads else np.zeros(np.shape(x))
+            for x, r in zip(leaves, roots, strict=True)
+        ]
+
+    return out._value, vjp
+
+
+def _backward_pass(g: Any, end_node: Any, roots: set[Any]) -> dict[Any, Any]:
+    """autograd's backward pass (``autograd.core.backward_pass``), keeping the cotangent of
+    every root. Cotangents reaching one node add up as ``prev + new`` (autograd's
+    ``vspace.add``, without its call through the primitive wrapper); autograd's sparse
+    cotangents (of ``x[index]``) go through its own ``add_outgrads``, which makes them dense."""
+    outgrads: dict[Any, Any] = {end_node: g}
+    kept = {}
+    for node in toposort(end_node):
+        outgrad = outgrads.pop(node)
+        if node in roots:
+            kept[node] = outgrad
+            continue
+        for parent, ingrad in zip(node.parents, node.vjp(outgrad), strict=True):
+            prev = outgrads.get(parent)
+            if type(ingrad) in sparse_object_types:
+                outgrads[parent] = add_outgrads(None if prev is None else (prev, False), ingrad)[0]
+            else:
+                outgrads[parent] = ingrad if prev is None else prev + ingrad
+    return kept
+
+
 def value_and_grad(
     fn: Callable[..., Any], argnums: int = 0, has_aux: bool = False
 ) -> Callable[..., Any]:
@@ -484,20 +602,26 @@ def value_and_grad(
     """
 
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        flat, unravel = ravel_values(args[argnums])
         aux: list[Any] = []
 
-        def at(x: Any) -> Any:
+        def call(x: Any) -> Any:
             new_args = list(args)
-            new_args[argnums] = unravel(x)
+            new_args[argnums] = x
             out = fn(*new_args, **kwargs)
             if has_aux:
                 out, extra = out
                 aux.append(extra)
             return out
 
-        vjp, value = make_vjp(at, flat)
-        grad = unravel(np.asarray(vjp(vspace(value).ones()), dtype=np.float64))
+        split = _float_leaves(args[argnums])
+        if split is not None:
+            leaves, treedef = split
+            value, vjp = _vjp_of_leaves(lambda xs: call(pytree.tree_unflatten(treedef, xs)), leaves)
+            grad = pytree.tree_unflatten(treedef, vjp(np.ones(np.shape(value))))
+        else:
+            flat, unravel = ravel_values(args[argnums])
+            vjp_flat, value = make_vjp(lambda x: call(unravel(x)), flat)
+            grad = unravel(np.asarray(vjp_flat(vspace(value).ones()), dtype=np.float64))
         if has_aux:
             return (value, pytree.tree_map(getval, aux[0])), grad
         return value, grad

@@ -3,27 +3,35 @@
 For each model, the gradient of the potential energy at one unconstrained point, timed three
 ways in one process, taking turns round by round:
 
-* ``autograd``: the NumPy backend's ``value_and_grad`` (reverse mode, exact);
+* ``autograd``: the NumPy backend's ``value_and_grad`` (reverse mode, exact), called as the
+  sampler calls it: on the flat vector of unconstrained values, which the potential's first
+  step cuts back into sites (``ravel_pytree``'s unravel);
 * ``finite differences``: fourth-order central differences in float64 (``4 * dim + 1``
   evaluations of the potential on the NumPy backend; ``tests/finite_differences.py``), the
-  NumPy backend's method before autograd;
+  NumPy backend's method before autograd. They evaluate the plain potential: the handler
+  stack with every formula written in ``xp``, without the backend's fused formulas
+  (``backends/numpy_fused.py``, which only the gradient needs);
 * ``JAX in loop``: ``jax.grad`` of the same potential on the JAX backend, compiled and called
   inside a compiled loop (``benchmarks.metrics.gradient_timer``): the floor a sampler step sees.
 
 Each figure is the median over rounds of the mean time of a calibrated number of calls. Run
 ``python -m benchmarks.numpy_backend [--models email,eight_schools_c] [--out DIR]``; only with
 ``--out`` are the results written (``DIR/<host>-<date>-numpy-backend.{json,md}``).
+
+``--nuts-steps WARMUP,SAMPLES`` times eager NUTS instead: one chain on the NumPy backend,
+the CPU time (``time.process_time``) of warmup and sampling over the leapfrog steps taken.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +45,7 @@ from benchmarks.report import table
 from minippl import handlers
 from minippl.infer import potential_energy
 
-__all__ = ["run_gradients"]
+__all__ = ["run_gradients", "run_nuts_steps"]
 
 DEFAULT_MODELS = ("eight_schools_c", "eight_schools_nc", "linreg", "email")
 
@@ -60,19 +68,34 @@ def _point_and_potential(name: str) -> tuple[dict[str, Any], Callable[[Any], Any
     return point, potential
 
 
-def _calibrated(call: Callable[[], Any], budget_s: float) -> Callable[[], float]:
+@contextlib.contextmanager
+def _plain_formulas(plain: bool) -> Iterator[None]:
+    """With ``plain``, the NumPy backend runs the core's formulas as written (no fused ones)."""
+    backend = minippl.set_backend("numpy")
+    if plain:
+        backend.fused = {}  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        vars(backend).pop("fused", None)
+
+
+def _calibrated(
+    call: Callable[[], Any], budget_s: float, plain: bool = False
+) -> Callable[[], float]:
     """A reading of ``call``'s time on the NumPy backend: the mean of ``n`` calls, ``n`` sized
-    to ``budget_s``."""
-    start = time.perf_counter()
-    call()
-    n = max(1, int(budget_s / max(time.perf_counter() - start, 1e-7)))
+    to ``budget_s``; with ``plain``, without the backend's fused formulas."""
+    with _plain_formulas(plain):
+        start = time.perf_counter()
+        call()
+        n = max(1, int(budget_s / max(time.perf_counter() - start, 1e-7)))
 
     def reading() -> float:
-        minippl.set_backend("numpy")
-        start = time.perf_counter()
-        for _ in range(n):
-            call()
-        return (time.perf_counter() - start) / n
+        with _plain_formulas(plain):
+            start = time.perf_counter()
+            for _ in range(n):
+                call()
+            return (time.perf_counter() - start) / n
 
     return reading
 
@@ -83,10 +106,11 @@ def _timers(name: str, with_jax: bool, budget_s: float) -> dict[str, Callable[[]
     timers: dict[str, Callable[[], float]] = {}
     backend = minippl.set_backend("numpy")
     point, potential = _point_and_potential(name)
-    exact = backend.value_and_grad(potential)
+    flat, unravel = backend.ravel_pytree(point)
+    exact = backend.value_and_grad(lambda x: potential(unravel(x)))
     numeric = finite_differences.value_and_grad(potential)
-    timers["autograd"] = _calibrated(lambda: exact(point), budget_s)
-    timers["finite differences"] = _calibrated(lambda: numeric(point), budget_s)
+    timers["autograd"] = _calibrated(lambda: exact(flat), budget_s)
+    timers["finite differences"] = _calibrated(lambda: numeric(point), budget_s, plain=True)
     if with_jax:
         import jax
 
@@ -124,6 +148,37 @@ def run_gradients(
     return rows
 
 
+def run_nuts_steps(
+    models: Sequence[str], warmup: int, samples: int, log: Callable[[str], None] = print
+) -> list[dict[str, Any]]:
+    """Per model: one eager NUTS chain on NumPy, its leapfrog steps and CPU time per step."""
+    from minippl.infer import MCMC, NUTS
+
+    backend = minippl.set_backend("numpy")
+    rows = []
+    for name in models:
+        spec = get(name)
+        model, data = spec.build(minippl, dist), spec.data()
+        mcmc = MCMC(NUTS(model), num_warmup=warmup, num_samples=samples, progress_bar=False)
+        start = time.process_time()
+        mcmc.warmup(
+            backend.key(1),
+            *data.args,
+            extra_fields=("num_steps",),
+            collect_warmup=True,
+            **data.kwargs,
+        )
+        steps = int(np.sum(mcmc.get_extra_fields()["num_steps"]))
+        key = mcmc.post_warmup_state.rng_key
+        mcmc.run(key, *data.args, extra_fields=("num_steps",), **data.kwargs)
+        steps += int(np.sum(mcmc.get_extra_fields()["num_steps"]))
+        cpu = time.process_time() - start
+        rows.append({"model": name, "steps": steps, "cpu_s": cpu, "us_per_step": cpu / steps * 1e6})
+        log(f"  {name}: {warmup} + {samples}, {steps} leapfrog steps, {cpu:.2f} s CPU")
+    minippl.set_backend("jax")
+    return rows
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The table of :func:`run_gradients`' rows."""
     with_jax = all("us_JAX_in_loop" in r for r in rows)
@@ -146,7 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=0.3, help="seconds per reading")
     parser.add_argument("--no-jax", action="store_true", help="skip JAX's in-loop gradient")
     parser.add_argument("--out", type=Path, help="write <host>-<date>-numpy-backend.{json,md}")
+    parser.add_argument("--nuts-steps", help="WARMUP,SAMPLES: time eager NUTS per leapfrog step")
     args = parser.parse_args(argv)
+    if args.nuts_steps:
+        warmup, samples = (int(n) for n in args.nuts_steps.split(","))
+        steps = run_nuts_steps(args.models.split(","), warmup, samples)
+        body = [[r["model"], r["steps"], r["cpu_s"], r["us_per_step"]] for r in steps]
+        print(table(["model", "leapfrog steps", "CPU (s)", "per step (us)"], body))
+        return 0
     # tests/ holds the finite-difference reference: importable when run from the repo root.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     rows = run_gradients(args.models.split(","), args.rounds, args.budget, not args.no_jax)

@@ -5,19 +5,25 @@ on a path that every site or every call of a wrapped model takes. Each stays bec
 eager benchmark (``python -m benchmarks.eager``: ``trace(seed(model))`` on both backends)
 shows the difference; a device it could not tell apart from the idiom is not here. The
 walk a learner reads (``tests/test_reading_path.py``) calls these by name and reads as the
-idiom.
+idiom. :func:`fusable` is measured by ``python -m benchmarks.numpy_backend`` instead (the
+NumPy backend's gradient).
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+
+from minippl.backend import current
 
 if TYPE_CHECKING:
     from minippl.messages import Message
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def copy_message(msg: Message) -> Message:
@@ -90,3 +96,27 @@ def draw(msg: Message) -> tuple[Any, list[Any]]:
 
 _DRAW_KWARGS = frozenset(("rng_key", "sample_shape"))
 """The keyword arguments of a sample message as ``sample`` builds it."""
+
+
+def fusable(formula: F) -> F:
+    """``formula`` itself, unless the backend has a fused version of it (same values).
+
+    The plain idiom is calling the formula. A backend may hold ``fused``, a mapping from a
+    formula's name to a function of the same arguments that computes the same values in one
+    step: on NumPy, one autograd node with its derivative written out, where the formula
+    would record a node for each operation (a gradient's cost is its number of nodes). The
+    formulas marked are those potentials run most: the normal, Cauchy and Bernoulli log
+    densities, ``softplus`` and the sigmoid's log slope, and the potential's running sum.
+    """
+    name = formula.__name__
+
+    @functools.wraps(formula)
+    def run(*args: Any) -> Any:
+        fused = getattr(current(), "fused", _NO_FUSED).get(name)
+        return formula(*args) if fused is None else fused(*args)
+
+    return run  # type: ignore[return-value]
+
+
+_NO_FUSED: dict[str, Callable[..., Any]] = {}
+"""A backend without fused formulas."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from minippl._fast import fusable
 from minippl.backend import current
 from minippl.distributions import constraints
 from minippl.distributions.constraints import Constraint
@@ -106,6 +107,22 @@ class _LocationScale(Distribution):
         return self.loc + z * self.scale
 
 
+@fusable
+def normal_log_density(value: Any, loc: Any, scale: Any) -> Any:
+    """``log N(value | loc, scale)``: ``-z**2 / 2 - log(scale) - log(2 pi) / 2``."""
+    xp = current().xp
+    z = (value - loc) / scale
+    return -0.5 * z**2 - xp.log(scale) - _HALF_LOG_2PI
+
+
+@fusable
+def cauchy_log_density(value: Any, loc: Any, scale: Any) -> Any:
+    """``log Cauchy(value | loc, scale)``: ``-log(pi) - log(scale) - log(1 + z**2)``."""
+    xp = current().xp
+    z = (value - loc) / scale
+    return -math.log(math.pi) - xp.log(scale) - xp.log1p(z**2)
+
+
 class Normal(_LocationScale):
     """The Gaussian with mean ``loc`` and standard deviation ``scale``."""
 
@@ -118,9 +135,7 @@ class Normal(_LocationScale):
         return current().normal(key, shape)
 
     def _log_prob(self, value: Any) -> Any:
-        xp = current().xp
-        z = (value - self.loc) / self.scale
-        return -0.5 * z**2 - xp.log(self.scale) - _HALF_LOG_2PI
+        return normal_log_density(value, self.loc, self.scale)
 
     def cdf(self, value: Any) -> Any:
         return current().special.ndtr((value - self.loc) / self.scale)
@@ -151,9 +166,7 @@ class Cauchy(_LocationScale):
         return current().cauchy(key, shape)
 
     def _log_prob(self, value: Any) -> Any:
-        xp = current().xp
-        z = (value - self.loc) / self.scale
-        return -math.log(math.pi) - xp.log(self.scale) - xp.log1p(z**2)
+        return cauchy_log_density(value, self.loc, self.scale)
 
     def cdf(self, value: Any) -> Any:
         xp = current().xp

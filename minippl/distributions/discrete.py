@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from minippl._fast import fusable
 from minippl.backend import current
 from minippl.distributions import constraints
 from minippl.distributions.constraints import Constraint
@@ -138,6 +139,13 @@ class _ProbsOrLogits(Distribution):
         return probs_to_logits(self.probs)
 
 
+@fusable
+def bernoulli_log_prob(value: Any, probs: Any) -> Any:
+    """``value log(probs) + (1 - value) log(1 - probs)``, a term 0 where its factor is 0."""
+    sp = current().special
+    return sp.xlogy(value, probs) + sp.xlog1py(1 - value, -probs)
+
+
 class Bernoulli(_ProbsOrLogits):
     """A coin that comes up 1 with probability ``probs`` (or ``sigmoid(logits)``)."""
 
@@ -152,8 +160,7 @@ class Bernoulli(_ProbsOrLogits):
     def _log_prob(self, value: Any) -> Any:
         if self._from_logits:
             return value * self.logits - softplus(self.logits)
-        sp = current().special
-        return sp.xlogy(value, self.probs) + sp.xlog1py(1 - value, -self.probs)
+        return bernoulli_log_prob(value, self.probs)
 
     def enumerate_support(self, expand: bool = True) -> Any:
         return _enumerate(2, self.batch_shape, expand)

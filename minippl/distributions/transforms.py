@@ -24,6 +24,7 @@ from typing import Any, TypeVar, overload
 
 import numpy as np
 
+from minippl._fast import fusable
 from minippl.backend import current
 from minippl.distributions import constraints
 from minippl.distributions.constraints import Constraint
@@ -230,8 +231,13 @@ class SigmoidTransform(_ParameterFree):
         return current().special.logit(y)
 
     def log_abs_det_jacobian(self, x: Any, y: Any, intermediates: Any = None) -> Any:
-        # d sigmoid / dx = sigmoid(x) sigmoid(-x)
-        return -softplus(x) - softplus(-x)
+        return log_sigmoid_slope(x)
+
+
+@fusable
+def log_sigmoid_slope(x: Any) -> Any:
+    """``log(d sigmoid / dx) = log(sigmoid(x) sigmoid(-x)) = -softplus(x) - softplus(-x)``."""
+    return -softplus(x) - softplus(-x)
 
 
 class TanhTransform(_ParameterFree):

@@ -11,6 +11,7 @@ from typing import Any, Generic, TypeVar, overload
 
 import numpy as np
 
+from minippl._fast import fusable
 from minippl.backend import current
 
 Shape = tuple[int, ...]
@@ -144,6 +145,7 @@ def clamp_probs(probs: Any) -> Any:
     return xp.clip(probs, info.tiny, 1.0 - info.eps)
 
 
+@fusable
 def softplus(x: Any) -> Any:
     """``log(1 + exp(x))``, stable for large ``|x|``.
 

@@ -24,6 +24,7 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from minippl._fast import fusable
 from minippl.backend import current
 from minippl.checks import with_site
 from minippl.distributions import constraints
@@ -172,7 +173,13 @@ class _log_joint(Messenger):
 
     def postprocess_message(self, msg: Message) -> None:
         if msg.type == "sample":
-            self.total = self.total + current().xp.sum(_site_log_prob(msg))
+            self.total = add_up(self.total, _site_log_prob(msg))
+
+
+@fusable
+def add_up(total: Any, log_prob: Any) -> Any:
+    """``total + sum(log_prob)``: one site's share added to the running log density."""
+    return total + current().xp.sum(log_prob)
 
 
 def potential_energy(
