@@ -153,6 +153,9 @@ class Bernoulli(_ProbsOrLogits):
         if self._from_logits:
             return value * self.logits - softplus(self.logits)
         sp = current().special
+        # A float value: JAX's derivative rule for xlogy multiplies the value's tangent,
+        # and an integer value (what ``sample`` returns) has none (float0).
+        value = _as_float(value)
         return sp.xlogy(value, self.probs) + sp.xlog1py(1 - value, -self.probs)
 
     def enumerate_support(self, expand: bool = True) -> Any:
@@ -470,7 +473,8 @@ class Geometric(_ProbsOrLogits):
         xp, sp = current().xp, current().special
         if self._from_logits:
             return -value * softplus(self.logits) - softplus(-self.logits)
-        return sp.xlog1py(value, -self.probs) + xp.log(self.probs)
+        # A float value, as Bernoulli's: xlog1py's derivative rule needs a float tangent.
+        return sp.xlog1py(_as_float(value), -self.probs) + xp.log(self.probs)
 
     @property
     def mean(self) -> Any:

@@ -92,6 +92,8 @@ class Multinomial(_OverCategories):
         if self._from_logits:
             log_norm = sp.logsumexp(self.logits, axis=-1)
             return log_choose + xp.sum(value * self.logits, axis=-1) - n * log_norm
+        # A float value: xlogy's derivative rule on JAX needs a float tangent for it.
+        value = xp.asarray(value, dtype=xp.result_type(float))
         return log_choose + xp.sum(sp.xlogy(value, self.probs), axis=-1)
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
