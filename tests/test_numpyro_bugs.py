@@ -6,6 +6,7 @@ user compares with, a ``reference`` test checks minippl against it on the same i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -194,3 +195,54 @@ def test_bug4_matches_numpyro_draw_for_draw(jax_backend: Backend, x64: None) -> 
     np.testing.assert_allclose(
         np.asarray(ours.get_samples()), np.asarray(theirs.get_samples()), atol=1e-6
     )
+
+
+# -- bug 5: an expansion of an expansion is checked against the inner shape --------------------
+
+LEGAL_EXPANSIONS = [((2,), (3, 2)), ((1,), (3,)), ((2, 1), (4, 2, 3)), ((3,), (3,))]
+ILLEGAL_EXPANSIONS = [((2,), (3,)), ((2,), (2, 1)), ((2, 3), (3,)), ((2,), ())]
+
+
+@pytest.mark.parametrize("inner, outer", ILLEGAL_EXPANSIONS)
+def test_bug5_expanding_an_expansion_to_a_shape_it_cannot_broadcast_to_raises(
+    backend: Backend, inner: tuple[int, ...], outer: tuple[int, ...]
+) -> None:
+    """The message names both shapes; expanding the base alone would let (2,) grow to (3,)."""
+    expanded = dist.Normal(0.0, 1.0).expand(inner)
+    with pytest.raises(ValueError, match=re.escape(f"batch shape {inner} to {outer}")):
+        expanded.expand(outer)
+
+
+@pytest.mark.parametrize("inner, outer", LEGAL_EXPANSIONS)
+def test_bug5_legal_expansions_of_an_expansion(
+    backend: Backend, inner: tuple[int, ...], outer: tuple[int, ...]
+) -> None:
+    d = dist.Normal(backend.xp.asarray(0.5), 1.0).expand(inner).expand(outer)
+    assert d.batch_shape == outer
+    x = d.sample(backend.key(0), (4,))
+    assert tuple(x.shape) == (4,) + outer
+    np.testing.assert_allclose(
+        np.asarray(d.log_prob(x)), np.asarray(dist.Normal(0.5, 1.0).log_prob(x)), rtol=1e-6
+    )
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize("inner, outer", LEGAL_EXPANSIONS + ILLEGAL_EXPANSIONS)
+def test_bug5_expansions_match_numpyro(
+    jax_backend: Backend, inner: tuple[int, ...], outer: tuple[int, ...]
+) -> None:
+    """The same expansions are legal, and those draw NumPyro's numbers for the same key."""
+    pytest.importorskip("numpyro")
+    import jax
+    import numpyro.distributions as ndist
+
+    try:
+        theirs = ndist.Normal(0.5, 1.0).expand(inner).expand(outer)
+    except ValueError:
+        with pytest.raises(ValueError):
+            dist.Normal(0.5, 1.0).expand(inner).expand(outer)
+        return
+    ours = dist.Normal(0.5, 1.0).expand(inner).expand(outer)
+    assert ours.batch_shape == theirs.batch_shape
+    key = jax.random.key(2)
+    np.testing.assert_array_equal(np.asarray(ours.sample(key, (3,))), theirs.sample(key, (3,)))

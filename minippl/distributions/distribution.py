@@ -237,6 +237,9 @@ class ExpandedDistribution(Distribution):
 
     def __init__(self, base: Distribution, batch_shape: Shape) -> None:
         if isinstance(base, ExpandedDistribution):
+            # Expanding an expansion expands its base, once the outer shape is checked
+            # against the inner one (the base's alone would let (2,) grow into (3,)).
+            _expansion(base.batch_shape, tuple(batch_shape))
             base = base.base_dist
         self.base_dist = base
         new_shape, self._expanded, self._interstitial = _expansion(base.batch_shape, batch_shape)
