@@ -246,3 +246,54 @@ def test_bug5_expansions_match_numpyro(
     assert ours.batch_shape == theirs.batch_shape
     key = jax.random.key(2)
     np.testing.assert_array_equal(np.asarray(ours.sample(key, (3,))), theirs.sample(key, (3,)))
+
+
+# -- bug 6: validation of a concrete parameter inside jit ----------------------------------------
+
+# Distributions with one concrete parameter outside its constraint, by name of the library's
+# module (``dist`` is minippl's or NumPyro's).
+INVALID: dict[str, Callable[[Any], Any]] = {
+    "Normal-scale": lambda d: d.Normal(0.0, -1.0, validate_args=True),
+    "Normal-array-scale": lambda d: d.Normal(0.0, np.array([1.0, -1.0]), validate_args=True),
+    "Gamma-concentration": lambda d: d.Gamma(-1.0, 1.0, validate_args=True),
+    "Bernoulli-probs": lambda d: d.Bernoulli(probs=1.5, validate_args=True),
+    "Dirichlet-concentration": lambda d: d.Dirichlet(np.array([1.0, -1.0]), validate_args=True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INVALID))
+def test_bug6_invalid_concrete_parameter_raises_inside_jit(backend: Backend, case: str) -> None:
+    """The check runs at once even while ``jit`` traces (on JAX a constant's comparison
+    was traced, so it could not decide and the density came out NaN)."""
+    make = INVALID[case]
+    with pytest.raises(ValueError, match="must satisfy the constraint"):
+        backend.jit(lambda x: backend.xp.sum(make(dist).log_prob(x)))(0.5)
+
+
+def test_bug6_global_validation_inside_jit(backend: Backend) -> None:
+    with dist.validation_enabled():
+        with pytest.raises(ValueError, match="'scale'"):
+            backend.jit(lambda x: dist.Normal(0.0, -1.0).log_prob(x))(0.5)
+        lp = backend.jit(lambda x: dist.Normal(0.0, 2.0).log_prob(x))(0.5)
+    assert np.isclose(float(lp), -0.5 * np.log(2 * np.pi) - np.log(2.0) - 0.5**2 / 8)
+
+
+def test_bug6_traced_parameter_stays_unchecked(jax_backend: Backend) -> None:
+    """A parameter traced by ``jit`` has no value to check, as in NumPyro: no error, NaN."""
+    import jax
+
+    lp = jax.jit(lambda s: dist.Normal(0.0, s, validate_args=True).log_prob(0.5))(-1.0)
+    assert np.isnan(float(lp))
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize("case", sorted(INVALID))
+def test_bug6_raises_inside_jit_as_numpyro(jax_backend: Backend, case: str) -> None:
+    pytest.importorskip("numpyro")
+    import jax
+    import numpyro.distributions as ndist
+
+    make = INVALID[case]
+    for library in (ndist, dist):
+        with pytest.raises(ValueError):
+            jax.jit(lambda x, d=library: make(d).log_prob(x).sum())(0.5)

@@ -69,8 +69,12 @@ def check_param(owner: object, name: str, constraint: Constraint, value: Any) ->
     backend = current()
     if value is None or not backend.is_concrete(value):
         return
-    ok = constraint(backend.xp.asarray(value))
-    if backend.is_concrete(ok) and not bool(backend.xp.all(ok)):
+    # Evaluated at once: inside ``jit`` even a constant's comparison would be traced, and
+    # the check could not decide (NumPyro checks the same way).
+    with backend.eager():
+        ok = constraint(backend.xp.asarray(value))
+        broken = backend.is_concrete(ok) and not bool(backend.xp.all(ok))
+    if broken:
         raise ValueError(
             f"{type(owner).__name__}: parameter {name!r} must satisfy the constraint "
             f"{constraint!r}, got {value!r}"
