@@ -297,3 +297,71 @@ def test_bug6_raises_inside_jit_as_numpyro(jax_backend: Backend, case: str) -> N
     for library in (ndist, dist):
         with pytest.raises(ValueError):
             jax.jit(lambda x, d=library: make(d).log_prob(x).sum())(0.5)
+
+
+# -- bug 7: the Beta density's gradient at 0 and 1 with a concentration 1 -----------------------
+
+# (concentration1, concentration0, value, d/dvalue log density): Beta(1, b) is b (1 - x)^(b-1)
+# and Beta(a, 1) is a x^(a-1), so the derivatives have closed forms at the ends.
+BETA_AT_THE_ENDS = [
+    (1.0, 2.0, 0.0, -1.0),
+    (1.0, 3.0, 0.0, -2.0),
+    (2.0, 1.0, 1.0, 1.0),
+    (3.0, 1.0, 1.0, 2.0),
+    (1.0, 1.0, 0.0, 0.0),
+    (1.0, 1.0, 1.0, 0.0),
+]
+
+
+@pytest.mark.parametrize("a, b, x, expected", BETA_AT_THE_ENDS)
+def test_bug7_beta_gradient_at_the_ends(
+    backend: Backend, a: float, b: float, x: float, expected: float
+) -> None:
+    """On JAX, xlogy's derivative rule divided the concentration minus 1 (0) by the value
+    (0) and gave NaN."""
+    grad = backend.grad(lambda v: dist.Beta(a, b).log_prob(v))(x)
+    np.testing.assert_allclose(float(grad), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_bug7_dirichlet_gradient_on_a_face(backend: Backend) -> None:
+    """The same term in the Dirichlet: on the face where the first and third coordinates are
+    0, with concentration 1 there, the derivative in the value is (0, 1/x_2, 0)."""
+    xp = backend.xp
+    concentration = xp.asarray(np.array([1.0, 2.0, 1.0]))
+    grad = backend.grad(lambda v: dist.Dirichlet(concentration).log_prob(v))(
+        xp.asarray(np.array([0.0, 1.0, 0.0]))
+    )
+    np.testing.assert_allclose(np.asarray(grad), [0.0, 1.0, 0.0], atol=1e-6)
+
+
+def test_bug7_beta_gradients_inside_are_unchanged(b64: Backend) -> None:
+    """Away from the ends, with concentration 1 too, the gradients in the value and in both
+    concentrations are the closed forms (the concentration 1 keeps its log(x) derivative)."""
+    from scipy.special import digamma
+
+    def log_density(params: Any) -> Any:
+        return dist.Beta(params[0], params[1]).log_prob(params[2])
+
+    for a, b, x in [(1.0, 2.0, 0.3), (2.5, 1.0, 0.9), (1.0, 1.0, 0.5)]:
+        grad = np.asarray(b64.grad(log_density)(b64.xp.asarray(np.array([a, b, x]))))
+        total = digamma(a + b)
+        expected = [
+            np.log(x) - digamma(a) + total,
+            np.log1p(-x) - digamma(b) + total,
+            (a - 1) / x - (b - 1) / (1 - x),
+        ]
+        np.testing.assert_allclose(grad, expected, rtol=1e-10)
+
+
+@pytest.mark.reference
+def test_bug7_beta_gradients_inside_match_numpyro(jax_backend: Backend) -> None:
+    pytest.importorskip("numpyro")
+    import jax
+    import numpyro.distributions as ndist
+
+    for a, b, x in [(1.0, 2.0, 1e-3), (2.0, 1.0, 0.999), (0.5, 3.0, 0.2)]:
+        ours = jax.grad(lambda p: dist.Beta(p[0], p[1]).log_prob(p[2]))(jax.numpy.array([a, b, x]))
+        theirs = jax.grad(lambda p: ndist.Beta(p[0], p[1]).log_prob(p[2]))(
+            jax.numpy.array([a, b, x])
+        )
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-5)

@@ -175,6 +175,27 @@ def probs_to_logits_multinomial(probs: Any) -> Any:
     return xp.where(probs > 0, xp.log(safe), -xp.inf)
 
 
+def xlogy_at_boundary(x: Any, y: Any) -> Any:
+    """``x * log(y)``, 0 where ``x`` is 0, as ``special.xlogy``, with a finite derivative
+    where ``x`` and ``y`` are both 0.
+
+    There JAX's derivative rule for ``xlogy`` computes ``x / y = 0 / 0`` and the gradient is
+    NaN: a Beta(1, b) density's gradient at the value 0. The term is 0 for every ``y`` when
+    ``x`` is 0, so its derivative in ``y`` is 0; evaluating it at ``y = 1`` there gives
+    that, and every other point is computed exactly as ``xlogy`` computes it.
+    """
+    xp = current().xp
+    degenerate = (xp.asarray(x) == 0) & (xp.asarray(y) == 0)
+    return current().special.xlogy(x, xp.where(degenerate, 1.0, y))
+
+
+def xlog1py_at_boundary(x: Any, y: Any) -> Any:
+    """``x * log1p(y)``, as :func:`xlogy_at_boundary`: finite where ``x`` is 0 and ``y`` -1."""
+    xp = current().xp
+    degenerate = (xp.asarray(x) == 0) & (xp.asarray(y) == -1)
+    return current().special.xlog1py(x, xp.where(degenerate, 0.0, y))
+
+
 def log_binomial_coefficient(n: Any, k: Any) -> Any:
     """``log(n choose k)`` through log-gamma, so it is smooth in ``n`` and ``k``."""
     sp = current().special
