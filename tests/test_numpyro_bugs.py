@@ -17,6 +17,7 @@ import pytest
 import minippl
 import minippl.distributions as dist
 from backends import Backend
+from minippl import handlers
 from minippl.infer import MCMC, NUTS
 
 # -- bug 2: gradients of discrete log densities at integer values ------------------------------
@@ -365,3 +366,143 @@ def test_bug7_beta_gradients_inside_match_numpyro(jax_backend: Backend) -> None:
             jax.numpy.array([a, b, x])
         )
         np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-5)
+
+
+# -- bug 1's family: every handler given a number behaves the same built inside jit ---------------
+
+
+def _regression(y: Any = None) -> Any:
+    a = minippl.sample("a", dist.Normal(0.0, 1.0))
+    with minippl.plate("n", 3):
+        minippl.sample("y", dist.Normal(a, 1.0), obs=y)
+    minippl.factor("f", 1.5)
+    return a
+
+
+def _plated(size: Any, subsample_size: Any = None) -> Any:
+    with minippl.plate("p", size, subsample_size=subsample_size):
+        return minippl.sample("z", dist.Normal(0.0, 1.0))
+
+
+def _with_plate_stack() -> Any:
+    with minippl.plate_stack("ps", [2, 3]):
+        return minippl.sample("z", dist.Normal(0.0, 1.0))
+
+
+# Each a model wrapped in a handler given numbers (Python and NumPy), called with the data.
+WITH_NUMBERS: dict[str, Callable[[Any], Any]] = {
+    "scale-float": lambda y: handlers.scale(_regression, scale=2.0)(y),
+    "scale-int": lambda y: handlers.scale(_regression, scale=3)(y),
+    "scale-array": lambda y: handlers.scale(_regression, scale=np.array([1.0, 2.0, 3.0]))(y),
+    "mask-False": lambda y: handlers.mask(_regression, mask=False)(y),
+    "mask-True": lambda y: handlers.mask(_regression, mask=True)(y),
+    "mask-array": lambda y: handlers.mask(_regression, mask=np.array([True, False, True]))(y),
+    "condition-float": lambda y: handlers.condition(_regression, data={"a": 0.5})(y),
+    "condition-int": lambda y: handlers.condition(_regression, data={"a": 1})(y),
+    "substitute-float": lambda y: handlers.substitute(_regression, data={"a": 0.5})(y),
+    "do-float": lambda y: handlers.do(_regression, data={"a": 0.5})(y),
+    "seed-int": lambda y: handlers.seed(_regression, rng_seed=3)(y),
+    "seed-numpy-int": lambda y: handlers.seed(_regression, rng_seed=np.int32(3))(y),
+    "plate-numpy-size": lambda y: _plated(np.int64(3)),
+    "plate-subsample": lambda y: _plated(5, 2),
+    "plate-numpy-subsample": lambda y: _plated(np.int64(5), np.int64(2)),
+    "scale-over-subsample": lambda y: handlers.scale(lambda: _plated(5, 2), scale=0.5)(),
+    "plate_stack": lambda y: _with_plate_stack(),
+    "lift-prior": lambda y: handlers.lift(
+        lambda: minippl.param("w", 1.0) * minippl.sample("q", dist.Normal(0.0, 1.0)),
+        prior={"w": dist.Normal(0.0, 1.0)},
+    )(),
+    "param-substituted": lambda y: handlers.substitute(
+        lambda: minippl.param("w", 2.0), data={"w": 3.0}
+    )(),
+}
+
+
+def _log_joint_and_values(backend: Backend, run: Callable[[Any], Any], y: Any) -> Any:
+    """Every site's weighted log density (scale and mask applied) and value, seeded."""
+    xp = backend.xp
+    trace = handlers.trace(handlers.seed(run, 0)).get_trace(y)
+    out = {}
+    for name, site in trace.items():
+        if site["type"] == "sample":
+            log_prob = site["fn"].log_prob(site["value"])
+            if site["scale"] is not None:
+                log_prob = log_prob * site["scale"]
+            out[name] = (xp.sum(log_prob), site["value"])
+        elif site["type"] == "param":
+            out[name] = site["value"]
+    return out
+
+
+@pytest.mark.parametrize("case", sorted(WITH_NUMBERS))
+def test_handlers_given_numbers_inside_jit_act_as_eagerly(backend: Backend, case: str) -> None:
+    """NumPyro's handlers are built inside compiled functions; a check on a number there
+    must decide on the host, not on a traced comparison (bug 1 was ``scale``'s)."""
+    run = WITH_NUMBERS[case]
+    y = backend.xp.asarray(np.array([0.1, -0.2, 0.3]))
+    eager = _log_joint_and_values(backend, run, y)
+    compiled = backend.jit(lambda y: _log_joint_and_values(backend, run, y))(y)
+    assert eager and set(eager) == set(compiled)
+    leaves = zip(backend.tree_flatten(compiled)[0], backend.tree_flatten(eager)[0], strict=True)
+    for got, expected in leaves:
+        np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-6)
+
+
+# Each a handler given a concrete number it must refuse, and the error it raises eagerly.
+REFUSED: dict[str, tuple[Callable[[], Any], type[Exception], str]] = {
+    "scale-zero": (lambda: handlers.scale(_regression, scale=0.0), ValueError, "positive"),
+    "scale-negative-entry": (
+        lambda: handlers.scale(_regression, scale=np.array([1.0, -1.0, 1.0])),
+        ValueError,
+        "positive",
+    ),
+    "mask-int": (
+        lambda: handlers.mask(_regression, mask=np.array([1, 0, 1])),
+        ValueError,
+        "boolean",
+    ),
+    "seed-too-large": (lambda: handlers.seed(_regression, rng_seed=2**70), ValueError, "2\\*\\*63"),
+    "seed-float": (lambda: handlers.seed(_regression, rng_seed=1.5), TypeError, "rng_seed"),
+    "plate-size-zero": (lambda: _plated(0), ValueError, "size"),
+    "plate-size-float": (lambda: _plated(3.0), TypeError, "size"),
+    "plate-subsample-too-large": (lambda: _plated(3, 5), ValueError, "subsample_size"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_handlers_refuse_bad_numbers_inside_jit_as_eagerly(backend: Backend, case: str) -> None:
+    build, error, message = REFUSED[case]
+    with pytest.raises(error, match=message):
+        build()
+    with pytest.raises(error, match=message):
+        backend.jit(lambda x: (build(), x)[1])(backend.xp.zeros(()))
+
+
+@pytest.mark.reference
+def test_handlers_given_numbers_inside_jit_match_numpyro(jax_backend: Backend) -> None:
+    """The log joint of a model under scale, mask and condition, all built inside ``jit``."""
+    numpyro = pytest.importorskip("numpyro")
+    import jax
+    import numpyro.distributions as ndist
+    from numpyro.infer.util import log_density as numpyro_log_density
+
+    from minippl.infer.util import log_density
+
+    def model(ppl: Any, d: Any, y: Any) -> None:
+        a = ppl.sample("a", d.Normal(0.0, 1.0))
+        with ppl.plate("n", 3):
+            ppl.sample("y", d.Normal(a, 1.0), obs=y)
+
+    def wrapped(ppl: Any, d: Any) -> Callable[[Any], None]:
+        h = ppl.handlers
+        inner = h.mask(lambda y: model(ppl, d, y), mask=np.array([True, False, True]))
+        return h.condition(h.scale(inner, scale=2.0), data={"a": 0.5})
+
+    def ours(y: Any) -> Any:
+        return log_density(wrapped(minippl, dist), (y,), {}, {})[0]
+
+    def theirs(y: Any) -> Any:
+        return numpyro_log_density(wrapped(numpyro, ndist), (y,), {}, {})[0]
+
+    y = jax.numpy.array([0.1, -0.2, 0.3])
+    np.testing.assert_allclose(float(jax.jit(ours)(y)), float(jax.jit(theirs)(y)), rtol=1e-6)
