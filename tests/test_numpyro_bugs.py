@@ -1,7 +1,8 @@
 """The bugs NumPyro's own tests found in minippl (issue 22), one test or group per bug.
 
-Each runs on both backends and failed before its fix; where NumPyro gives the answer a
-user compares with, a ``reference`` test checks minippl against it on the same inputs.
+Each runs on both backends and fails without its fix (on the backend that had the bug);
+where NumPyro gives the answer a user compares with, a ``reference`` test checks minippl
+against it on the same inputs.
 """
 
 from __future__ import annotations
@@ -79,8 +80,8 @@ DISCRETE: dict[str, tuple[Callable[[Any], dist.Distribution], np.ndarray, Any]] 
 @pytest.mark.parametrize("case", sorted(DISCRETE))
 def test_bug2_discrete_log_prob_gradient_at_integer_values(b64: Backend, case: str) -> None:
     """The gradient with respect to each parameter, at integer values, is the finite
-    difference of the same log density (on JAX an integer value once met xlogy's derivative
-    rule with a float0 tangent and raised)."""
+    difference of the same log density (on JAX, xlogy's derivative rule multiplies the
+    value's tangent, which for an integer value is a float0 that raises)."""
     make, theta, values = DISCRETE[case]
     xp = b64.xp
     value = xp.asarray(np.array(values))
@@ -174,8 +175,8 @@ def _shifted_gaussian(backend: Backend) -> Callable[[Any], Any]:
 
 
 def test_bug4_potential_fn_with_an_array_init_params(backend: Backend) -> None:
-    """The samples of an array-valued start are arrays, one row per draw (NumPyro's form):
-    the collector once assumed a dict of sites."""
+    """The samples of an array-valued start are arrays, one row per draw (NumPyro's form),
+    not a dict of sites."""
     kernel = NUTS(potential_fn=_shifted_gaussian(backend))
     mcmc = MCMC(kernel, num_warmup=200, num_samples=300, progress_bar=False)
     mcmc.run(backend.key(0), init_params=backend.xp.zeros(2), extra_fields=("potential_energy",))
@@ -282,8 +283,8 @@ def test_bug5_expansions_match_numpyro(
 
 # -- bug 6: validation of a concrete parameter inside jit ----------------------------------------
 
-# Distributions with one concrete parameter outside its constraint, by name of the library's
-# module (``dist`` is minippl's or NumPyro's).
+# Distributions with one concrete parameter outside its constraint, each built from ``d``:
+# minippl's ``dist`` or NumPyro's.
 INVALID: dict[str, Callable[[Any], Any]] = {
     "Normal-scale": lambda d: d.Normal(0.0, -1.0, validate_args=True),
     "Normal-array-scale": lambda d: d.Normal(0.0, np.array([1.0, -1.0]), validate_args=True),
@@ -295,8 +296,8 @@ INVALID: dict[str, Callable[[Any], Any]] = {
 
 @pytest.mark.parametrize("case", sorted(INVALID))
 def test_bug6_invalid_concrete_parameter_raises_inside_jit(backend: Backend, case: str) -> None:
-    """The check runs at once even while ``jit`` traces (on JAX a constant's comparison
-    was traced, so it could not decide and the density came out NaN)."""
+    """The check runs at once even while ``jit`` traces: a traced comparison of a constant
+    cannot decide, and the density would come out NaN."""
     make = INVALID[case]
     with pytest.raises(ValueError, match="must satisfy the constraint"):
         backend.jit(lambda x: backend.xp.sum(make(dist).log_prob(x)))(0.5)
@@ -349,8 +350,8 @@ BETA_AT_THE_ENDS = [
 def test_bug7_beta_gradient_at_the_ends(
     backend: Backend, a: float, b: float, x: float, expected: float
 ) -> None:
-    """On JAX, xlogy's derivative rule divided the concentration minus 1 (0) by the value
-    (0) and gave NaN."""
+    """On JAX, xlogy's own derivative rule divides the concentration minus 1 (0) by the
+    value (0): NaN."""
     grad = backend.grad(lambda v: dist.Beta(a, b).log_prob(v))(x)
     np.testing.assert_allclose(float(grad), expected, rtol=1e-6, atol=1e-6)
 
@@ -468,7 +469,7 @@ def _log_joint_and_values(backend: Backend, run: Callable[[Any], Any], y: Any) -
 @pytest.mark.parametrize("case", sorted(WITH_NUMBERS))
 def test_handlers_given_numbers_inside_jit_act_as_eagerly(backend: Backend, case: str) -> None:
     """NumPyro's handlers are built inside compiled functions; a check on a number there
-    must decide on the host, not on a traced comparison (bug 1 was ``scale``'s)."""
+    must decide on the host, not on a traced comparison (bug 1 is ``scale``'s)."""
     run = WITH_NUMBERS[case]
     y = backend.xp.asarray(np.array([0.1, -0.2, 0.3]))
     eager = _log_joint_and_values(backend, run, y)
