@@ -386,6 +386,18 @@ def test_bug7_beta_gradients_inside_are_unchanged(b64: Backend) -> None:
         np.testing.assert_allclose(grad, expected, rtol=1e-10)
 
 
+def test_bug7_beta_gradient_of_a_value_shared_by_a_batch(backend: Backend) -> None:
+    """One value scored by a batch of Betas, one of them at the edge: the gradient sums the
+    batch's closed forms (on NumPy, autograd's ``where`` sends no gradient back to an
+    argument smaller than its result, so the value is broadcast first)."""
+    concentration1 = backend.xp.asarray(np.array([1.0, 3.0, 1.0]))
+    grad = backend.grad(lambda v: backend.xp.sum(dist.Beta(concentration1, 2.0).log_prob(v)))
+    # Beta(1, 2): -1/(1 - x); Beta(3, 2): 2/x - 1/(1 - x).
+    np.testing.assert_allclose(float(grad(0.2)), 2 * -1.25 + (10 - 1.25), rtol=1e-6)
+    edge = backend.grad(lambda v: backend.xp.sum(dist.Beta(1.0, backend.xp.ones(3)).log_prob(v)))
+    np.testing.assert_allclose(float(edge(0.0)), 0.0, atol=1e-6)
+
+
 @pytest.mark.reference
 def test_bug7_beta_gradients_inside_match_numpyro(jax_backend: Backend) -> None:
     pytest.importorskip("numpyro")

@@ -186,6 +186,9 @@ def xlogy_at_boundary(x: Any, y: Any) -> Any:
     """
     xp = current().xp
     degenerate = (xp.asarray(x) == 0) & (xp.asarray(y) == 0)
+    # ``y`` in the full shape first: autograd's ``where`` cannot send a gradient back to a
+    # smaller, broadcast argument.
+    y = xp.broadcast_to(y, degenerate.shape)
     return current().special.xlogy(x, xp.where(degenerate, 1.0, y))
 
 
@@ -193,6 +196,7 @@ def xlog1py_at_boundary(x: Any, y: Any) -> Any:
     """``x * log1p(y)``, as :func:`xlogy_at_boundary`: finite where ``x`` is 0 and ``y`` -1."""
     xp = current().xp
     degenerate = (xp.asarray(x) == 0) & (xp.asarray(y) == -1)
+    y = xp.broadcast_to(y, degenerate.shape)  # as in xlogy_at_boundary
     return current().special.xlog1py(x, xp.where(degenerate, 0.0, y))
 
 
