@@ -152,6 +152,31 @@ def test_bug2_other_families_with_integer_data_under_nuts(backend: Backend, fami
     np.testing.assert_array_less(np.abs(draws.mean(0) - exact_mean), 0.05)
 
 
+# (family at a probability or rate of 0 or 1, that parameter, a count, the derivative of the
+# log mass there): the terms with a zero count drop out, the others are plain logs.
+AT_THE_EDGES: dict[str, tuple[Callable[[Any], dist.Distribution], float, Any, float]] = {
+    "Bernoulli-probs-0": (lambda p: dist.Bernoulli(probs=p), 0.0, 0, -1.0),
+    "Bernoulli-probs-1": (lambda p: dist.Bernoulli(probs=p), 1.0, 1, 1.0),
+    "Binomial-probs-0": (lambda p: dist.Binomial(3, probs=p), 0.0, 0, -3.0),
+    "Binomial-probs-1": (lambda p: dist.Binomial(3, probs=p), 1.0, 3, 3.0),
+    "Geometric-probs-1": (lambda p: dist.Geometric(probs=p), 1.0, 0, 1.0),
+    "Poisson-rate-0": (lambda r: dist.Poisson(r), 0.0, 0, -1.0),
+    "NegativeBinomial-probs-0": (lambda p: dist.NegativeBinomialProbs(2.0, p), 0.0, 0, -2.0),
+    "Multinomial-probs-0": (lambda p: dist.Multinomial(2, probs=[p, 1 - p]), 0.0, [0, 2], -2.0),
+}
+
+
+@pytest.mark.parametrize("case", sorted(AT_THE_EDGES))
+def test_bug2_discrete_gradient_at_a_probability_of_0_or_1(backend: Backend, case: str) -> None:
+    """Where a parameter sits at its edge (a float32 sigmoid rounds to 1), the gradient is the
+    true one: JAX's xlogy rule would take 0/0 for the term whose count is 0."""
+    make, param, count, expected = AT_THE_EDGES[case]
+    xp = backend.xp
+    value = xp.asarray(np.array(count))
+    grad = backend.grad(lambda p: xp.sum(make(p).log_prob(value)))(param)
+    np.testing.assert_allclose(float(grad), expected, rtol=1e-6)
+
+
 @pytest.mark.reference
 @pytest.mark.parametrize("family", ["Bernoulli", "Geometric"])
 def test_bug2_gradient_matches_numpyro(jax_backend: Backend, family: str) -> None:

@@ -30,6 +30,8 @@ from minippl.distributions.util import (
     promote_shapes,
     shape_of,
     softplus,
+    xlog1py_at_boundary,
+    xlogy_at_boundary,
 )
 
 __all__ = [
@@ -152,11 +154,11 @@ class Bernoulli(_ProbsOrLogits):
     def _log_prob(self, value: Any) -> Any:
         if self._from_logits:
             return value * self.logits - softplus(self.logits)
-        sp = current().special
         # A float value: JAX's derivative rule for xlogy multiplies the value's tangent,
-        # and an integer value (what ``sample`` returns) has none (float0).
+        # and an integer value (what ``sample`` returns) has none (float0). The boundary
+        # forms keep the gradient finite at probs 0 or 1 (a float32 sigmoid reaches 1).
         value = _as_float(value)
-        return sp.xlogy(value, self.probs) + sp.xlog1py(1 - value, -self.probs)
+        return xlogy_at_boundary(value, self.probs) + xlog1py_at_boundary(1 - value, -self.probs)
 
     def enumerate_support(self, expand: bool = True) -> Any:
         return _enumerate(2, self.batch_shape, expand)
@@ -234,8 +236,11 @@ class Binomial(_ProbsOrLogits):
         log_choose = log_binomial_coefficient(n, value)
         if self._from_logits:
             return log_choose + value * self.logits - n * softplus(self.logits)
-        sp = current().special
-        return log_choose + sp.xlogy(value, self.probs) + sp.xlog1py(n - value, -self.probs)
+        # Finite gradients at probs 0 and 1, as Bernoulli's.
+        log_kernel = xlogy_at_boundary(value, self.probs) + xlog1py_at_boundary(
+            n - value, -self.probs
+        )
+        return log_choose + log_kernel
 
     def enumerate_support(self, expand: bool = True) -> Any:
         n = _homogeneous_count(type(self).__name__, self.total_count)
@@ -438,7 +443,8 @@ class Poisson(Distribution):
         sp = current().special
         value = _as_float(value)
         rate = _as_float(self.rate)
-        return sp.xlogy(value, rate) - sp.gammaln(value + 1.0) - rate
+        # A finite gradient at rate 0 for the count 0, as Bernoulli's at probs 0.
+        return xlogy_at_boundary(value, rate) - sp.gammaln(value + 1.0) - rate
 
     def cdf(self, value: Any) -> Any:
         xp = current().xp
@@ -470,11 +476,12 @@ class Geometric(_ProbsOrLogits):
         return xp.floor(xp.log1p(-u) / xp.log1p(-xp.asarray(self.probs)))
 
     def _log_prob(self, value: Any) -> Any:
-        xp, sp = current().xp, current().special
+        xp = current().xp
         if self._from_logits:
             return -value * softplus(self.logits) - softplus(-self.logits)
-        # A float value, as Bernoulli's: xlog1py's derivative rule needs a float tangent.
-        return sp.xlog1py(_as_float(value), -self.probs) + xp.log(self.probs)
+        # A float value, as Bernoulli's: xlog1py's derivative rule needs a float tangent;
+        # its boundary form keeps the gradient finite at probs 1 for the count 0.
+        return xlog1py_at_boundary(_as_float(value), -self.probs) + xp.log(self.probs)
 
     @property
     def mean(self) -> Any:
@@ -597,7 +604,7 @@ class NegativeBinomial(_ProbsOrLogits, GammaPoisson):
         log_norm = sp.gammaln(value + n) - sp.gammaln(n) - sp.gammaln(value + 1.0)
         if self._from_logits:
             return log_norm - n * softplus(self.logits) - value * softplus(-self.logits)
-        return log_norm + sp.xlog1py(n, -self.probs) + sp.xlogy(value, self.probs)
+        return log_norm + sp.xlog1py(n, -self.probs) + xlogy_at_boundary(value, self.probs)
 
 
 class NegativeBinomialProbs(NegativeBinomial):
