@@ -237,10 +237,8 @@ class Binomial(_ProbsOrLogits):
         if self._from_logits:
             return log_choose + value * self.logits - n * softplus(self.logits)
         # Finite gradients at probs 0 and 1, as Bernoulli's.
-        log_kernel = xlogy_at_boundary(value, self.probs) + xlog1py_at_boundary(
-            n - value, -self.probs
-        )
-        return log_choose + log_kernel
+        log_success = xlogy_at_boundary(value, self.probs)
+        return log_choose + log_success + xlog1py_at_boundary(n - value, -self.probs)
 
     def enumerate_support(self, expand: bool = True) -> Any:
         n = _homogeneous_count(type(self).__name__, self.total_count)

@@ -184,20 +184,24 @@ def xlogy_at_boundary(x: Any, y: Any) -> Any:
     ``x`` is 0, so its derivative in ``y`` is 0; evaluating it at ``y = 1`` there gives
     that, and every other point is computed exactly as ``xlogy`` computes it.
     """
-    xp = current().xp
-    degenerate = (xp.asarray(x) == 0) & (xp.asarray(y) == 0)
-    # ``y`` in the full shape first: autograd's ``where`` cannot send a gradient back to a
-    # smaller, broadcast argument.
-    y = xp.broadcast_to(y, degenerate.shape)
-    return current().special.xlogy(x, xp.where(degenerate, 1.0, y))
+    return current().special.xlogy(x, _where_both(x == 0, y == 0, 1.0, y))
 
 
 def xlog1py_at_boundary(x: Any, y: Any) -> Any:
     """``x * log1p(y)``, as :func:`xlogy_at_boundary`: finite where ``x`` is 0 and ``y`` -1."""
+    return current().special.xlog1py(x, _where_both(x == 0, y == -1, 0.0, y))
+
+
+def _where_both(a: Any, b: Any, stand_in: float, y: Any) -> Any:
+    """``stand_in`` where ``a`` and ``b`` both hold, else ``y``, in their broadcast shape."""
     xp = current().xp
-    degenerate = (xp.asarray(x) == 0) & (xp.asarray(y) == -1)
-    y = xp.broadcast_to(y, degenerate.shape)  # as in xlogy_at_boundary
-    return current().special.xlog1py(x, xp.where(degenerate, 0.0, y))
+    both = a & b
+    shape = xp.shape(both)
+    # ``y`` in the full shape first: autograd's ``where`` cannot send a gradient back to a
+    # smaller, broadcast argument.
+    if xp.shape(y) != shape:
+        y = xp.broadcast_to(y, shape)
+    return xp.where(both, stand_in, y)
 
 
 def log_binomial_coefficient(n: Any, k: Any) -> Any:
