@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -153,6 +154,9 @@ class NumpyBackend:
 
     def stop_gradient(self, x: Array) -> Array:
         return numpy_autodiff.getval(x)
+
+    def eager(self) -> AbstractContextManager[None]:
+        return nullcontext()
 
     def enable_x64(self, use_x64: bool = True) -> None:
         """NumPy computes in float64 always; nothing to switch."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import jax
@@ -66,6 +67,9 @@ class JaxBackend:
 
     def stop_gradient(self, x: Array) -> Array:
         return jax.lax.stop_gradient(x)
+
+    def eager(self) -> AbstractContextManager[None]:
+        return jax.ensure_compile_time_eval()
 
     def enable_x64(self, use_x64: bool = True) -> None:
         jax.config.update("jax_enable_x64", use_x64)  # type: ignore[no-untyped-call]

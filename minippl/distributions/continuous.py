@@ -27,6 +27,8 @@ from minippl.distributions.util import (
     promote_shapes,
     shape_of,
     softplus,
+    xlog1py_at_boundary,
+    xlogy_at_boundary,
 )
 
 __all__ = [
@@ -720,7 +722,9 @@ class Beta(Distribution):
     def _log_prob(self, value: Any) -> Any:
         sp = current().special
         a, b = self.concentration1, self.concentration0
-        return sp.xlogy(a - 1.0, value) + sp.xlog1py(b - 1.0, -value) - sp.betaln(a, b)
+        # At the value 0 or 1 with a concentration 1 JAX's xlogy has a NaN derivative.
+        log_kernel = xlogy_at_boundary(a - 1.0, value) + xlog1py_at_boundary(b - 1.0, -value)
+        return log_kernel - sp.betaln(a, b)
 
     def cdf(self, value: Any) -> Any:
         return current().special.betainc(self.concentration1, self.concentration0, value)

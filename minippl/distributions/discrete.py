@@ -31,6 +31,8 @@ from minippl.distributions.util import (
     promote_shapes,
     shape_of,
     softplus,
+    xlog1py_at_boundary,
+    xlogy_at_boundary,
 )
 
 __all__ = [
@@ -142,8 +144,9 @@ class _ProbsOrLogits(Distribution):
 @fusable
 def bernoulli_log_prob(value: Any, probs: Any) -> Any:
     """``value log(probs) + (1 - value) log(1 - probs)``, a term 0 where its factor is 0."""
-    sp = current().special
-    return sp.xlogy(value, probs) + sp.xlog1py(1 - value, -probs)
+    # The boundary forms keep the gradient finite at probs 0 or 1 (a float32 sigmoid
+    # reaches 1), where JAX's xlogy rule takes 0/0.
+    return xlogy_at_boundary(value, probs) + xlog1py_at_boundary(1 - value, -probs)
 
 
 class Bernoulli(_ProbsOrLogits):
@@ -160,7 +163,9 @@ class Bernoulli(_ProbsOrLogits):
     def _log_prob(self, value: Any) -> Any:
         if self._from_logits:
             return value * self.logits - softplus(self.logits)
-        return bernoulli_log_prob(value, self.probs)
+        # A float value: JAX's derivative rule for xlogy multiplies the value's tangent,
+        # and an integer value (what ``sample`` returns) has none (float0).
+        return bernoulli_log_prob(_as_float(value), self.probs)
 
     def enumerate_support(self, expand: bool = True) -> Any:
         return _enumerate(2, self.batch_shape, expand)
@@ -246,8 +251,9 @@ class Binomial(_ProbsOrLogits):
         log_choose = log_binomial_coefficient(n, value)
         if self._from_logits:
             return log_choose + value * self.logits - n * softplus(self.logits)
-        sp = current().special
-        return log_choose + sp.xlogy(value, self.probs) + sp.xlog1py(n - value, -self.probs)
+        # Finite gradients at probs 0 and 1, as Bernoulli's.
+        log_success = xlogy_at_boundary(value, self.probs)
+        return log_choose + log_success + xlog1py_at_boundary(n - value, -self.probs)
 
     def enumerate_support(self, expand: bool = True) -> Any:
         n = _homogeneous_count(type(self).__name__, self.total_count)
@@ -463,7 +469,8 @@ class Poisson(Distribution):
         sp = current().special
         value = _as_float(value)
         rate = _as_float(self.rate)
-        return sp.xlogy(value, rate) - sp.gammaln(value + 1.0) - rate
+        # A finite gradient at rate 0 for the count 0, as Bernoulli's at probs 0.
+        return xlogy_at_boundary(value, rate) - sp.gammaln(value + 1.0) - rate
 
     def cdf(self, value: Any) -> Any:
         xp = current().xp
@@ -504,10 +511,12 @@ class Geometric(_ProbsOrLogits):
         return xp.floor(xp.log1p(-u) / xp.log1p(-xp.asarray(self.probs)))
 
     def _log_prob(self, value: Any) -> Any:
-        xp, sp = current().xp, current().special
+        xp = current().xp
         if self._from_logits:
             return -value * softplus(self.logits) - softplus(-self.logits)
-        return sp.xlog1py(value, -self.probs) + xp.log(self.probs)
+        # A float value, as Bernoulli's: xlog1py's derivative rule needs a float tangent;
+        # its boundary form keeps the gradient finite at probs 1 for the count 0.
+        return xlog1py_at_boundary(_as_float(value), -self.probs) + xp.log(self.probs)
 
     @property
     def mean(self) -> Any:
@@ -630,7 +639,7 @@ class NegativeBinomial(_ProbsOrLogits, GammaPoisson):
         log_norm = sp.gammaln(value + n) - sp.gammaln(n) - sp.gammaln(value + 1.0)
         if self._from_logits:
             return log_norm - n * softplus(self.logits) - value * softplus(-self.logits)
-        return log_norm + sp.xlog1py(n, -self.probs) + sp.xlogy(value, self.probs)
+        return log_norm + sp.xlog1py(n, -self.probs) + xlogy_at_boundary(value, self.probs)
 
 
 class NegativeBinomialProbs(NegativeBinomial):

@@ -72,8 +72,12 @@ def check_param(owner: object, name: str, constraint: Constraint, value: Any) ->
     backend = current()
     if value is None or not backend.is_concrete(value):
         return
-    ok = constraint(backend.xp.asarray(value))
-    if backend.is_concrete(ok) and not bool(backend.xp.all(ok)):
+    # Evaluated at once: inside ``jit`` even a constant's comparison would be traced, and
+    # the check could not decide (NumPyro checks the same way).
+    with backend.eager():
+        ok = constraint(backend.xp.asarray(value))
+        broken = backend.is_concrete(ok) and not bool(backend.xp.all(ok))
+    if broken:
         raise ValueError(
             f"{type(owner).__name__}: parameter {name!r} must satisfy the constraint "
             f"{constraint!r}, got {value!r}"
@@ -319,6 +323,9 @@ class ExpandedDistribution(Distribution):
 
     def __init__(self, base: Distribution, batch_shape: Shape) -> None:
         if isinstance(base, ExpandedDistribution):
+            # Expanding an expansion expands its base, once the outer shape is checked
+            # against the inner one (the base's alone would let (2,) grow into (3,)).
+            _expansion(base.batch_shape, tuple(batch_shape))
             base = base.base_dist
         self.base_dist = base
         new_shape, self._expanded, self._interstitial = _expansion(base.batch_shape, batch_shape)

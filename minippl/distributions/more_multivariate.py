@@ -22,6 +22,7 @@ from minippl.distributions.util import (
     Shape,
     broadcast_shapes,
     shape_of,
+    xlogy_at_boundary,
 )
 
 __all__ = [
@@ -98,7 +99,10 @@ class Multinomial(_OverCategories):
         if self._from_logits:
             log_norm = sp.logsumexp(self.logits, axis=-1)
             return log_choose + xp.sum(value * self.logits, axis=-1) - n * log_norm
-        return log_choose + xp.sum(sp.xlogy(value, self.probs), axis=-1)
+        # A float value: xlogy's derivative rule on JAX needs a float tangent for it; the
+        # boundary form keeps the gradient finite at a category of probability 0.
+        value = xp.asarray(value, dtype=xp.result_type(float))
+        return log_choose + xp.sum(xlogy_at_boundary(value, self.probs), axis=-1)
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
         backend = current()

@@ -33,6 +33,7 @@ from minippl.distributions.util import (
     solve_lower,
     tri_logabsdet,
     vec_to_tril_matrix,
+    xlogy_at_boundary,
 )
 
 __all__ = ["LKJ", "Dirichlet", "LKJCholesky", "MultivariateNormal"]
@@ -82,7 +83,8 @@ class Dirichlet(Distribution):
         xp, sp = current().xp, current().special
         c = self.concentration
         norm = xp.sum(sp.gammaln(c), axis=-1) - sp.gammaln(xp.sum(c, axis=-1))
-        return xp.sum(sp.xlogy(c - 1.0, value), axis=-1) - norm
+        # On a face of the simplex with a concentration 1, xlogy's own derivative is NaN.
+        return xp.sum(xlogy_at_boundary(c - 1.0, value), axis=-1) - norm
 
     @property
     def mean(self) -> Any:

@@ -177,6 +177,35 @@ def probs_to_logits_multinomial(probs: Any) -> Any:
     return xp.where(probs > 0, xp.log(safe), -xp.inf)
 
 
+def xlogy_at_boundary(x: Any, y: Any) -> Any:
+    """``x * log(y)``, 0 where ``x`` is 0, as ``special.xlogy``, with a finite derivative
+    where ``x`` and ``y`` are both 0.
+
+    There JAX's derivative rule for ``xlogy`` computes ``x / y = 0 / 0`` and the gradient is
+    NaN: a Beta(1, b) density's gradient at the value 0. The term is 0 for every ``y`` when
+    ``x`` is 0, so its derivative in ``y`` is 0; evaluating it at ``y = 1`` there gives
+    that, and every other point is computed exactly as ``xlogy`` computes it.
+    """
+    return current().special.xlogy(x, _where_both(x == 0, y == 0, 1.0, y))
+
+
+def xlog1py_at_boundary(x: Any, y: Any) -> Any:
+    """``x * log1p(y)``, as :func:`xlogy_at_boundary`: finite where ``x`` is 0 and ``y`` -1."""
+    return current().special.xlog1py(x, _where_both(x == 0, y == -1, 0.0, y))
+
+
+def _where_both(a: Any, b: Any, stand_in: float, y: Any) -> Any:
+    """``stand_in`` where ``a`` and ``b`` both hold, else ``y``, in their broadcast shape."""
+    xp = current().xp
+    both = a & b
+    shape = xp.shape(both)
+    # ``y`` in the full shape first: autograd's ``where`` cannot send a gradient back to a
+    # smaller, broadcast argument.
+    if xp.shape(y) != shape:
+        y = xp.broadcast_to(y, shape)
+    return xp.where(both, stand_in, y)
+
+
 def log_binomial_coefficient(n: Any, k: Any) -> Any:
     """``log(n choose k)`` through log-gamma, so it is smooth in ``n`` and ``k``."""
     sp = current().special

@@ -44,6 +44,14 @@ def get_field(state: Any, path: str) -> Any:
     return value
 
 
+def kept_sites(z: Any, removed: tuple[str, ...]) -> Any:
+    """The postprocessed sample ``z`` without the sites in ``removed``; a sample that is one
+    array (a ``potential_fn`` run's, which has no sites) is kept whole, as NumPyro keeps it."""
+    if not isinstance(z, Mapping):
+        return z
+    return {k: v for k, v in z.items() if k not in removed}
+
+
 def max_tree_depth(kernel: Any) -> tuple[int, int] | None:
     """``(warmup, sampling)`` maximum tree depths of a NUTS-like kernel, else ``None``."""
     depth = getattr(kernel, "max_tree_depth", None)
@@ -178,7 +186,7 @@ def _collect(
     for name in fields:
         if name == sample_field:
             z = postprocess(get_field(state, name))
-            values.append({k: v for k, v in z.items() if k not in removed})
+            values.append(kept_sites(z, removed))
         else:
             values.append(get_field(state, name))
     return values

@@ -31,7 +31,7 @@ from minippl.backend import current
 from minippl.checks import check_finite
 from minippl.distributions.util import shape_of
 from minippl.infer.chain_batch import chain_params, rerun_failed_chains
-from minippl.infer.chain_loop import RunStats, build_chain_loop, get_field
+from minippl.infer.chain_loop import RunStats, build_chain_loop, get_field, kept_sites
 from minippl.infer.chains import Collected, Plan, Schedule, run_blocks
 from minippl.infer.compile_cache import run_hint
 from minippl.infer.program_cache import Merge, ProgramCache, shape_key
@@ -430,5 +430,5 @@ class ChainPrograms:
             shapes = backend.eval_shape(
                 lambda zs: postprocess(backend.tree_map(lambda x: x[0], zs)), z
             )
-            self.sample_shapes[key] = {k: v for k, v in shapes.items() if k not in removed}
+            self.sample_shapes[key] = kept_sites(shapes, removed)
         return self.sample_shapes[key]
