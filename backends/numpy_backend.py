@@ -126,6 +126,9 @@ class NumpyBackend:
     name = "numpy"
     xp: Any = numpy_autodiff.xp
     special: Any = numpy_autodiff.special
+    batches_by_loop = True
+    """``vmap`` calls its function once per element: "vectorized" chains run in lockstep
+    instead, sharing one batched model run (``minippl/infer/chain_lockstep.py``)."""
 
     def __init__(self) -> None:
         self._compiler = PlainCompiler(self)
