@@ -18,8 +18,9 @@ Each figure is the median over rounds of the mean time of a calibrated number of
 (one chain after another) and ``"vectorized"`` (the chains in lockstep, one batched model run
 for all their potentials: ``minippl/infer/chain_lockstep.py``), taking turns round by round,
 from the same key. Both methods draw the same numbers, so they do the same leapfrog steps;
-the figure is the wall time of the run (search for the starting points included) per
-iteration, the median over rounds.
+the figures are the run's wall time and CPU time (``time.process_time``, every thread of the
+process: on a machine shared with other jobs the steadier of the two) per iteration, search
+for the starting points included, the medians over rounds.
 """
 
 from __future__ import annotations
@@ -148,14 +149,14 @@ def _chain_run(name: str, method: str, num_chains: int, iterations: int) -> dict
                 num_chains=num_chains, chain_method=method, progress_bar=False)  # fmt: skip
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         mcmc.run(minippl.backend.current().key(0), *data.args, **data.kwargs,
                  extra_fields=("num_steps",))  # fmt: skip
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     batched = not any("one batched run" in str(w.message) for w in caught)
     steps = int(np.sum(mcmc.get_extra_fields()["num_steps"]))
     minippl.set_backend("jax")
-    return {"seconds": seconds, "steps": steps, "batched": batched}
+    return {"seconds": seconds, "cpu": cpu, "steps": steps, "batched": batched}
 
 
 def run_chains(
@@ -173,33 +174,43 @@ def run_chains(
         for _ in range(rounds):
             for method in runs:
                 runs[method].append(_chain_run(name, method, num_chains, iterations))
-        ms = {m: median([r["seconds"] for r in v]) * 1e3 / iterations for m, v in runs.items()}
+        ms = {
+            (m, clock): median([r[clock] for r in v]) * 1e3 / iterations
+            for m, v in runs.items()
+            for clock in ("seconds", "cpu")
+        }
         row: dict[str, Any] = {
             "model": name,
             "chains": num_chains,
             "iterations": iterations,
             "rounds": rounds,
-            "ms_sequential": ms["sequential"],
-            "ms_vectorized": ms["vectorized"],
-            "sequential_over_vectorized": ms["sequential"] / ms["vectorized"],
+            "ms_sequential": ms["sequential", "seconds"],
+            "ms_vectorized": ms["vectorized", "seconds"],
+            "sequential_over_vectorized": ms["sequential", "seconds"] / ms["vectorized", "seconds"],
+            "cpu_ms_sequential": ms["sequential", "cpu"],
+            "cpu_ms_vectorized": ms["vectorized", "cpu"],
+            "cpu_sequential_over_vectorized": ms["sequential", "cpu"] / ms["vectorized", "cpu"],
             "batched": all(r["batched"] for r in runs["vectorized"]),
             "same_steps": len({r["steps"] for v in runs.values() for r in v}) == 1,
             "steps_per_chain_iteration": runs["sequential"][0]["steps"]
             / (num_chains * (iterations - iterations // 2)),
         }
         rows.append(row)
-        log(f"  {name}: sequential {ms['sequential']:.1f} ms/it, vectorized "
-            f"{ms['vectorized']:.1f} ms/it, batched={row['batched']}")  # fmt: skip
+        log(f"  {name}: sequential {row['ms_sequential']:.1f} ms/it "
+            f"(CPU {row['cpu_ms_sequential']:.1f}), vectorized {row['ms_vectorized']:.1f} "
+            f"ms/it (CPU {row['cpu_ms_vectorized']:.1f}), batched={row['batched']}")  # fmt: skip
     return rows
 
 
 def chains_markdown(rows: list[dict[str, Any]]) -> str:
     """The table of :func:`run_chains`' rows."""
-    header = ["model", "chains", "sequential (ms/it)", "vectorized (ms/it)",
-              "sequential / vectorized", "one batched run", "steps / chain / it"]  # fmt: skip
+    header = ["model", "chains", "sequential (ms/it)", "vectorized (ms/it)", "ratio",
+              "sequential CPU (ms/it)", "vectorized CPU (ms/it)", "CPU ratio",
+              "one batched run", "steps / chain / it"]  # fmt: skip
     body = [
         [r["model"], r["chains"], r["ms_sequential"], r["ms_vectorized"],
-         r["sequential_over_vectorized"], "yes" if r["batched"] else "no (fallback)",
+         r["sequential_over_vectorized"], r["cpu_ms_sequential"], r["cpu_ms_vectorized"],
+         r["cpu_sequential_over_vectorized"], "yes" if r["batched"] else "no (fallback)",
          r["steps_per_chain_iteration"]]
         for r in rows
     ]  # fmt: skip

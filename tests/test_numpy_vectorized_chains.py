@@ -170,3 +170,15 @@ def test_a_model_that_cannot_be_batched_warns_once_and_draws_sequentially(
     sequential = draws(model, "sequential", y, seed=2, **sizes)
     for name in sequential:
         np.testing.assert_array_equal(vectorized[name], sequential[name])
+
+
+def test_the_chains_benchmark_times_the_same_work() -> None:
+    """``python -m benchmarks.numpy_backend --chains`` in small: both methods take the same
+    leapfrog steps, and the vectorized one batches eight schools."""
+    from benchmarks.numpy_backend import chains_markdown, run_chains
+
+    rows = run_chains(["eight_schools_nc"], rounds=1, iterations=4, log=lambda _: None)
+    (row,) = rows
+    assert row["same_steps"] and row["batched"]
+    assert row["ms_sequential"] > 0 and row["cpu_ms_vectorized"] > 0
+    assert "eight_schools_nc" in chains_markdown(rows)
