@@ -277,11 +277,11 @@ def _chain_potentials(
     args: tuple[Any, ...],
     kwargs: Mapping[str, Any],
     stacked: Point,
+    chains: int,
     layout: _Layout,
 ) -> Any:
-    """The potential energy of each chain (a vector) at its row of ``stacked``."""
+    """The potential energy of each of ``chains`` chains (a vector) at its row of ``stacked``."""
     xp = current().xp
-    chains = shape_of(next(iter(stacked.values())))[0] if stacked else 1
     aligned = {
         name: xp.reshape(u, (chains,) + (1,) * (layout.depth - layout.batch_ndims[name])
                          + shape_of(u)[1:])
@@ -295,6 +295,8 @@ def _chain_potentials(
     run = substitute(in_chain_plate, substitute_fn=unconstrained_substitute_fn(aligned))
     joint = _per_chain_log_joint(run, chains, layout.depth)
     joint(*args, **kwargs)
+    if not shape_of(joint.total):  # no sample site: a zero for every chain
+        return -(joint.total + xp.zeros(chains))
     return -joint.total
 
 
@@ -324,7 +326,7 @@ def batched_potential(
     stacked = {k: xp.stack([xp.asarray(p[k]) for p in points]) for k in points[0]}
 
     def total(s: Point) -> tuple[Any, Any]:
-        values = _chain_potentials(model, args, kwargs, s, layout)
+        values = _chain_potentials(model, args, kwargs, s, len(points), layout)
         return xp.sum(values), values
 
     (_, values), grads = backend.value_and_grad(total, has_aux=True)(stacked)
