@@ -132,6 +132,32 @@ def test_chains_that_finish_early_stop_asking(numpy_backend: Backend) -> None:
                 np.testing.assert_array_equal(grad[name], own_grad[name])
 
 
+def test_a_batch_that_disagrees_is_said_once_and_answered_one_by_one(
+    numpy_backend: Backend,
+) -> None:
+    """Where the kernel does not say what its potential is, the first batch is the check."""
+    reasons: list[str] = []
+    lockstep = Lockstep([0, 1], warn=reasons.append)
+    y = np.array([1.0, 0.0, 1.0])
+    got: dict[int, list[Any]] = {0: [], 1: []}
+
+    def chain(c: int) -> None:
+        with lockstep.chain(np.array([c])):
+            for k in range(3):
+                got[c].append(potential_energy(expanded, (y,), {}, {"p": np.float64(c - k)}))
+
+    threads = [threading.Thread(target=chain, args=(c,)) for c in got]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(reasons) == 1 and "cannot expand" in reasons[0]
+    for c, values in got.items():
+        for k, value in enumerate(values):
+            own, _ = one_potential(expanded, (y,), {}, {"p": np.float64(c - k)})
+            assert value == own
+
+
 def test_vectorized_draws_are_the_sequential_draws(numpy_backend: Backend) -> None:
     """Chain ``i`` of four gets key ``split(key, 4)[i]`` under either method, and the same
     draws: those of a one-chain run from that key."""

@@ -32,10 +32,11 @@ operations and per-row reductions as chain ``i`` alone, so the draws agree with
 
 A model that cannot run with the extra batch dim (it gives a latent value an explicit
 shape, ``expand([n])`` of a distribution whose parameter is a latent scalar, a matrix
-product with a latent vector, an index into a latent array, a sum over all axes) is found at
-the first batch, where the batched answers are checked against each chain's own: on an
-error or a mismatch, a warning says so once, and each chain's potential is then evaluated on
-its own (the draws of "sequential", at its cost).
+product with a latent vector, an index into a latent array, a sum over all axes) is found
+before the chains start (:func:`cannot_batch`: the batched answers checked against each
+chain's own): a warning says so once, and the chains run one after another, as
+"sequential" runs them. A kernel that does not say what its potential is gets the same
+check at the first batch, and after a failed one each chain evaluates its own potential.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ from minippl.messages import Message
 from minippl.primitives import plate
 from minippl.runtime import Messenger
 
-__all__ = ["Lockstep", "batched_potential"]
+__all__ = ["Lockstep", "batched_potential", "cannot_batch"]
 
 CHAIN_PLATE = "_lockstep_chains"
 """The outer plate that stacks the chains' points."""
@@ -183,6 +184,39 @@ class Lockstep:
         if self._layout is None:
             self._layout = layout_of(model, args, kwargs, points[0])
         return batched_potential(model, args, kwargs, points, self._layout)
+
+
+def cannot_batch(kernel: Any, z: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
+    """Why ``kernel``'s potential cannot run batched for the chains' points ``z`` (a dict
+    with a leading chain axis), or ``""`` when it can, or when the kernel does not say what
+    its potential is (the first batch then checks it).
+
+    The check is made at the chains' points, each moved by a different small step, so that
+    chains started at one point still tell a model that mixes them (a mean over all axes).
+    """
+    get_potential_fn = getattr(kernel, "get_potential_fn", None)
+    if get_potential_fn is None or not isinstance(z, dict):
+        return ""
+    chains = shape_of(next(iter(z.values())))[0] if z else 0
+    points = [
+        {k: np.asarray(current().to_numpy(v[c])) + 1e-3 * c for k, v in z.items()}
+        for c in range(chains)
+    ]
+    requests: list[tuple[Any, ...]] = []
+
+    def record(*request: Any) -> float:
+        requests.append(request[:3])
+        return 0.0
+
+    token = potential_route.set(record)
+    try:
+        get_potential_fn(args, kwargs)(points[0])
+    finally:
+        potential_route.reset(token)
+    if len(requests) != 1:
+        return "" if not requests else "the potential runs the model more than once"
+    model, model_args, model_kwargs = requests[0]
+    return _agrees(model, model_args, model_kwargs, points)[1]
 
 
 def on_its_own(fn: Callable[..., Any], *args: Any) -> Any:

@@ -32,7 +32,7 @@ from minippl.backend import current
 from minippl.checks import check_finite
 from minippl.distributions.util import shape_of
 from minippl.infer.chain_batch import chain_params, rerun_failed_chains
-from minippl.infer.chain_lockstep import Lockstep
+from minippl.infer.chain_lockstep import Lockstep, cannot_batch
 from minippl.infer.chain_loop import RunStats, build_chain_loop, get_field
 from minippl.infer.chains import Collected, Plan, Schedule, run_blocks
 from minippl.infer.compile_cache import run_hint
@@ -351,11 +351,18 @@ class ChainPrograms:
         xp = backend.xp
         starts = self._starts(states, collected)
         ready()
-        plan = self.settings.plan
-        around = None
-        if plan.method == "lockstep":
-            around = Lockstep([int(ids[0]) for ids, _ in starts], self._warn_unbatched).chain
-        results = run_blocks(program, starts, dyn, schedule, plan.workers, self.hub, around)
+        workers, around = self.settings.plan.workers, None
+        if self.settings.plan.method == "lockstep":
+            s = self.settings
+            z = get_field(states, s.sample_field)
+            reason = cannot_batch(s.sampler, z, collected.args, collected.kwargs)
+            if reason:  # the chains run one after another, as "sequential"
+                self._warn_unbatched(reason)
+                workers = 1
+            else:
+                chains = [int(ids[0]) for ids, _ in starts]
+                around = Lockstep(chains, self._warn_unbatched).chain
+        results = run_blocks(program, starts, dyn, schedule, workers, self.hub, around)
         if len(results) == 1:
             out: tuple[Any, list[Any], RunStats] = results[0]
             return out
