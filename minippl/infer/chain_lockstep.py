@@ -20,8 +20,9 @@ four chains' arrays as for one chain's. That is what the chains share here:
 
 Why not one batched tree with per-chain masks, as JAX's ``vmap`` of the tree runs it: the
 tree would have to be written for a batch (per-chain branches as selects, per-chain indices
-into the checkpoints), which is not the code a learner reads; and Python's bookkeeping of
-the tree is the smaller part of a step.
+into the checkpoints), which is not the code a learner reads. The tree's bookkeeping, the
+smaller part of a step, therefore stays per chain here, and bounds what lockstep saves
+(``benchmarks/README.md``, "Chains in lockstep").
 
 Determinism: a chain only ever sees its own inputs and its own row. A batch holds, in chain
 order, the next request of every chain still running, so which chains share a batch depends
