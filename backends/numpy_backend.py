@@ -132,9 +132,6 @@ class NumpyBackend:
     special: Any = numpy_autodiff.special
     fused: dict[str, Any] = numpy_fused.FUSED
     """Formulas of the core computed as one autograd node each (``backends/numpy_fused.py``)."""
-    batches_by_loop = True
-    """``vmap`` calls its function once per element: "vectorized" chains run in lockstep
-    instead, sharing one batched model run (``minippl/infer/chain_lockstep.py``)."""
 
     def __init__(self) -> None:
         self._compiler = PlainCompiler(self)

@@ -20,14 +20,6 @@ Each figure is the median over rounds of the mean time of a calibrated number of
 
 ``--nuts-steps WARMUP,SAMPLES`` times eager NUTS instead: one chain on the NumPy backend,
 the CPU time (``time.process_time``) of warmup and sampling over the leapfrog steps taken.
-
-``--chains`` times whole NUTS runs instead: 4 chains with ``chain_method="sequential"``
-(one chain after another) and ``"vectorized"`` (the chains in lockstep, one batched model run
-for all their potentials: ``minippl/infer/chain_lockstep.py``), taking turns round by round,
-from the same key. Both methods draw the same numbers, so they do the same leapfrog steps;
-the figures are the run's wall time and CPU time (``time.process_time``, every thread of the
-process: on a machine shared with other jobs the steadier of the two) per iteration, search
-for the starting points included, the medians over rounds.
 """
 
 from __future__ import annotations
@@ -187,91 +179,6 @@ def run_nuts_steps(
     return rows
 
 
-CHAIN_MODELS = ("eight_schools_nc", "email")
-
-
-def _chain_run(name: str, method: str, num_chains: int, iterations: int) -> dict[str, Any]:
-    """One NUTS run of ``name`` on the NumPy backend: seconds, leapfrog steps, batched."""
-    import warnings
-
-    from minippl.infer import MCMC, NUTS
-
-    minippl.set_backend("numpy")
-    spec = get(name)
-    model, data = spec.build(minippl, dist), spec.data()
-    half = iterations // 2
-    mcmc = MCMC(NUTS(model), num_warmup=half, num_samples=iterations - half,
-                num_chains=num_chains, chain_method=method, progress_bar=False)  # fmt: skip
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        start, cpu = time.perf_counter(), time.process_time()
-        mcmc.run(minippl.backend.current().key(0), *data.args, **data.kwargs,
-                 extra_fields=("num_steps",))  # fmt: skip
-        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    batched = not any("one batched run" in str(w.message) for w in caught)
-    steps = int(np.sum(mcmc.get_extra_fields()["num_steps"]))
-    minippl.set_backend("jax")
-    return {"seconds": seconds, "cpu": cpu, "steps": steps, "batched": batched}
-
-
-def run_chains(
-    models: Sequence[str] = CHAIN_MODELS,
-    rounds: int = 3,
-    num_chains: int = 4,
-    iterations: int = 100,
-    log: Callable[[str], None] = print,
-) -> list[dict[str, Any]]:
-    """Per model: milliseconds per iteration of ``num_chains`` chains, sequential and
-    vectorized, and their ratio (``iterations``: warmup and sampling together)."""
-    rows = []
-    for name in models:
-        runs: dict[str, list[dict[str, Any]]] = {"sequential": [], "vectorized": []}
-        for _ in range(rounds):
-            for method in runs:
-                runs[method].append(_chain_run(name, method, num_chains, iterations))
-        ms = {
-            (m, clock): median([r[clock] for r in v]) * 1e3 / iterations
-            for m, v in runs.items()
-            for clock in ("seconds", "cpu")
-        }
-        row: dict[str, Any] = {
-            "model": name,
-            "chains": num_chains,
-            "iterations": iterations,
-            "rounds": rounds,
-            "ms_sequential": ms["sequential", "seconds"],
-            "ms_vectorized": ms["vectorized", "seconds"],
-            "sequential_over_vectorized": ms["sequential", "seconds"] / ms["vectorized", "seconds"],
-            "cpu_ms_sequential": ms["sequential", "cpu"],
-            "cpu_ms_vectorized": ms["vectorized", "cpu"],
-            "cpu_sequential_over_vectorized": ms["sequential", "cpu"] / ms["vectorized", "cpu"],
-            "batched": all(r["batched"] for r in runs["vectorized"]),
-            "same_steps": len({r["steps"] for v in runs.values() for r in v}) == 1,
-            "steps_per_chain_iteration": runs["sequential"][0]["steps"]
-            / (num_chains * (iterations - iterations // 2)),
-        }
-        rows.append(row)
-        log(f"  {name}: sequential {row['ms_sequential']:.1f} ms/it "
-            f"(CPU {row['cpu_ms_sequential']:.1f}), vectorized {row['ms_vectorized']:.1f} "
-            f"ms/it (CPU {row['cpu_ms_vectorized']:.1f}), batched={row['batched']}")  # fmt: skip
-    return rows
-
-
-def chains_markdown(rows: list[dict[str, Any]]) -> str:
-    """The table of :func:`run_chains`' rows."""
-    header = ["model", "chains", "sequential (ms/it)", "vectorized (ms/it)", "ratio",
-              "sequential CPU (ms/it)", "vectorized CPU (ms/it)", "CPU ratio",
-              "one batched run", "steps / chain / it"]  # fmt: skip
-    body = [
-        [r["model"], r["chains"], r["ms_sequential"], r["ms_vectorized"],
-         r["sequential_over_vectorized"], r["cpu_ms_sequential"], r["cpu_ms_vectorized"],
-         r["cpu_sequential_over_vectorized"], "yes" if r["batched"] else "no (fallback)",
-         r["steps_per_chain_iteration"]]
-        for r in rows
-    ]  # fmt: skip
-    return table(header, body)
-
-
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The table of :func:`run_gradients`' rows."""
     with_jax = all("us_JAX_in_loop" in r for r in rows)
@@ -295,8 +202,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-jax", action="store_true", help="skip JAX's in-loop gradient")
     parser.add_argument("--out", type=Path, help="write <host>-<date>-numpy-backend.{json,md}")
     parser.add_argument("--nuts-steps", help="WARMUP,SAMPLES: time eager NUTS per leapfrog step")
-    parser.add_argument("--chains", action="store_true", help="time 4 chains, by chain method")
-    parser.add_argument("--iterations", type=int, default=100, help="with --chains, per run")
     args = parser.parse_args(argv)
     if args.nuts_steps:
         warmup, samples = (int(n) for n in args.nuts_steps.split(","))
@@ -304,30 +209,18 @@ def main(argv: list[str] | None = None) -> int:
         body = [[r["model"], r["steps"], r["cpu_s"], r["us_per_step"]] for r in steps]
         print(table(["model", "leapfrog steps", "CPU (s)", "per step (us)"], body))
         return 0
-    if args.chains:
-        default = args.models == ",".join(DEFAULT_MODELS)
-        models = list(CHAIN_MODELS) if default else args.models.split(",")
-        rows = run_chains(models, args.rounds, iterations=args.iterations)
-        print(chains_markdown(rows))
-        _write(args.out, "numpy-chains", rows, chains_markdown(rows))
-        return 0
     # tests/ holds the finite-difference reference: importable when run from the repo root.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     rows = run_gradients(args.models.split(","), args.rounds, args.budget, not args.no_jax)
     text = markdown(rows)
     print(text)
-    _write(args.out, "numpy-backend", rows, text)
-    return 0
-
-
-def _write(out: Path | None, what: str, rows: list[dict[str, Any]], text: str) -> None:
-    """``out/<host>-<date>-<what>.{json,md}``, if ``out`` is given."""
-    if out is not None:
-        stem = out / f"{socket.gethostname()}-{datetime.date.today()}-{what}"
-        out.mkdir(parents=True, exist_ok=True)
+    if args.out is not None:
+        stem = args.out / f"{socket.gethostname()}-{datetime.date.today()}-numpy-backend"
+        args.out.mkdir(parents=True, exist_ok=True)
         stem.with_suffix(".json").write_text(json.dumps(rows, indent=1))
         stem.with_suffix(".md").write_text(text + "\n")
         print(f"wrote {stem}.json and .md")
+    return 0
 
 
 if __name__ == "__main__":

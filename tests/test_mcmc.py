@@ -339,8 +339,7 @@ def test_a_first_run_compiles_its_chain_program_ahead(
     np.testing.assert_array_equal(ahead, after)
     np.testing.assert_array_equal(again, after)
     if backend.name == "numpy":
-        # Called, never compiled ahead: "vectorized" chains run on threads of their own.
-        assert "minippl-compile-ahead" not in set(ahead_threads) | set(traced_on)
+        assert set(ahead_threads) == set(traced_on) == {"MainThread"}
         return
     assert ahead_threads == ["minippl-compile-ahead"]
     assert again_threads == ["MainThread" if stored else "minippl-compile-ahead"]

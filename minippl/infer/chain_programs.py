@@ -21,7 +21,6 @@ what the compiler may use:
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -32,7 +31,6 @@ from minippl.backend import current
 from minippl.checks import check_finite
 from minippl.distributions.util import shape_of
 from minippl.infer.chain_batch import chain_params, rerun_failed_chains
-from minippl.infer.chain_lockstep import Lockstep, cannot_batch
 from minippl.infer.chain_loop import RunStats, build_chain_loop, get_field, kept_sites
 from minippl.infer.chains import Collected, Plan, Schedule, run_blocks
 from minippl.infer.compile_cache import run_hint
@@ -75,7 +73,6 @@ class ChainPrograms:
         self.seconds_per_iteration: float | None = None
         self.chain_start: Callable[..., Any] | None = None
         self.num_traces = 0
-        self.warned_unbatched = False
         """How many times the chain program was traced (compiled)."""
 
     def count_trace(self) -> None:
@@ -351,18 +348,7 @@ class ChainPrograms:
         xp = backend.xp
         starts = self._starts(states, collected)
         ready()
-        workers, around = self.settings.plan.workers, None
-        if self.settings.plan.method == "lockstep":
-            s = self.settings
-            z = get_field(states, s.sample_field)
-            reason = cannot_batch(s.sampler, z, collected.args, collected.kwargs)
-            if reason:  # the chains run one after another, as "sequential"
-                self._warn_unbatched(reason)
-                workers = 1
-            else:
-                chains = [int(ids[0]) for ids, _ in starts]
-                around = Lockstep(chains, self._warn_unbatched).chain
-        results = run_blocks(program, starts, dyn, schedule, workers, self.hub, around)
+        results = run_blocks(program, starts, dyn, schedule, self.settings.plan.workers, self.hub)
         if len(results) == 1:
             out: tuple[Any, list[Any], RunStats] = results[0]
             return out
@@ -372,18 +358,6 @@ class ChainPrograms:
 
         joined: tuple[Any, list[Any], RunStats] = self.helper("join_blocks", join)(results)
         return joined
-
-    def _warn_unbatched(self, reason: str) -> None:
-        """Say once per MCMC that lockstep chains evaluate their potentials one by one."""
-        if not self.warned_unbatched:
-            self.warned_unbatched = True
-            warnings.warn(
-                "chain_method='vectorized': the model cannot be evaluated for all chains in "
-                f"one batched run ({reason}); each chain's potential is evaluated on its own, "
-                "as with chain_method='sequential' (the same draws, at its cost).",
-                UserWarning,
-                stacklevel=2,
-            )
 
     def _starts(
         self, states: Any, collected: Collected, shapes_only: bool = False

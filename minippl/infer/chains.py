@@ -9,10 +9,7 @@ the chains over devices (one chain per device runs unbatched, as in "sequential"
 are vectorized when there are fewer devices than chains). On a CPU that JAX sees as one
 device, whose cores each run a program (``concurrent_programs`` of the backend),
 ``"parallel"`` runs the one-chain programs of "sequential" side by side on host threads
-instead, with the same draws and no devices to set up. On a backend whose ``vmap`` is a
-Python loop (NumPy), ``"vectorized"`` runs the chains in *lockstep*: the one-chain programs
-of "sequential" side by side on host threads, their potentials evaluated in one batched
-model run (:mod:`.chain_lockstep`).
+instead, with the same draws and no devices to set up.
 
 Driving (:func:`run_blocks`). Each block's program is called chunk by chunk
 (:class:`~minippl.infer.progress.ChunkPlan`), and the progress bars are fed between chunks;
@@ -26,7 +23,6 @@ import threading
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -44,13 +40,13 @@ CHAIN_METHODS = ("parallel", "vectorized", "sequential")
 class Plan(NamedTuple):
     """How the chains of one run are laid out."""
 
-    method: str  # "single", "sequential", "vectorized", "parallel" or "lockstep"
+    method: str  # "single", "sequential", "vectorized" or "parallel"
     num_devices: int
-    workers: int = 1  # "sequential" or "lockstep" chains run at once, each on its own thread
+    workers: int = 1  # "sequential" chains run at once, each on its own host thread
 
     def blocks(self, num_chains: int) -> list[tuple[int, int]]:
         """The blocks of chains the program is given, as ``[lo, hi)`` ranges."""
-        if self.method in ("sequential", "lockstep"):
+        if self.method == "sequential":
             return [(c, c + 1) for c in range(num_chains)]
         return [(0, num_chains)]
 
@@ -59,7 +55,7 @@ class Plan(NamedTuple):
         one after another, side by side on threads, or one per device."""
         if self.method == "parallel":
             return self.num_devices == num_chains
-        return self.method in ("single", "sequential", "lockstep")
+        return self.method in ("single", "sequential")
 
     def rounds(self, num_chains: int) -> int:
         """How many times the program runs one after another: blocks of "sequential" go
@@ -71,11 +67,9 @@ def plan_chains(num_chains: int, chain_method: str) -> Plan:
     """The layout for ``num_chains`` chains; says so when "parallel" cannot run them at once."""
     if num_chains == 1:
         return Plan("single", 1)
-    backend = current()
-    if chain_method == "vectorized" and getattr(backend, "batches_by_loop", False):
-        return Plan("lockstep", 1, num_chains)
     if chain_method != "parallel":
         return Plan(chain_method, 1)
+    backend = current()
     devices = backend.device_count()
     if devices >= num_chains:
         return Plan("parallel", num_chains)
@@ -157,29 +151,25 @@ def run_blocks(
     schedule: Schedule,
     workers: int,
     hub: ProgressHub,
-    around: Callable[[Any], AbstractContextManager[None]] | None = None,
 ) -> list[Any]:
     """Run ``program`` over every block ``(ids, carry)`` of ``starts`` to the end of the
-    schedule, chunk by chunk, each block inside ``around(ids)``; with several ``workers``,
-    blocks run side by side on host threads (each with its own copy of the chunk plan, the
-    bars fed under a lock)."""
+    schedule, chunk by chunk; with several ``workers``, blocks run side by side on host
+    threads (each with its own copy of the chunk plan, the bars fed under a lock)."""
     backend = current()
-    around = around or (lambda ids: nullcontext())
     reporting = threading.Lock()
     stopping = threading.Event()
     first = schedule.first
 
     def finish(ids: Any, carry: Any, plan: ChunkPlan) -> Any:
-        with around(ids):
-            for done, stop in plan.chunks():
-                if stopping.is_set():
-                    return None
-                carry = program(*carry, dyn, done, stop, first, ids)
-                if schedule.show:
-                    rows = progress_rows(carry[0], carry[2], ids, stop)
-                    with reporting:
-                        hub.report(rows)
-            return backend.block_until_ready(carry)
+        for done, stop in plan.chunks():
+            if stopping.is_set():
+                return None
+            carry = program(*carry, dyn, done, stop, first, ids)
+            if schedule.show:
+                rows = progress_rows(carry[0], carry[2], ids, stop)
+                with reporting:
+                    hub.report(rows)
+        return backend.block_until_ready(carry)
 
     workers = min(workers, len(starts))
     if workers == 1:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from contextvars import ContextVar
 from typing import Any
 
 from minippl._fast import fusable
@@ -183,11 +182,6 @@ def add_up(total: Any, log_prob: Any) -> Any:
     return total + current().xp.sum(log_prob)
 
 
-potential_route: ContextVar[Callable[..., Any] | None] = ContextVar("potential_route", default=None)
-"""Where a chain run in lockstep with others sends its potential (:mod:`.chain_lockstep`:
-one batched model run for all the chains); ``None`` everywhere else."""
-
-
 def potential_energy(
     model: Callable[..., Any],
     model_args: tuple[Any, ...],
@@ -195,9 +189,6 @@ def potential_energy(
     params: Mapping[str, Any],
 ) -> Any:
     """``-log p(x, data)`` at unconstrained ``params``, including the change-of-variables term."""
-    route = potential_route.get()
-    if route is not None:
-        return route(model, model_args, model_kwargs, params)
     accumulate = _log_joint(substitute(model, substitute_fn=unconstrained_substitute_fn(params)))
     accumulate(*model_args, **model_kwargs)
     return -accumulate.total
