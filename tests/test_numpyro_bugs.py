@@ -313,6 +313,7 @@ def test_bug5_expansions_match_numpyro(
 INVALID: dict[str, Callable[[Any], Any]] = {
     "Normal-scale": lambda d: d.Normal(0.0, -1.0, validate_args=True),
     "Normal-array-scale": lambda d: d.Normal(0.0, np.array([1.0, -1.0]), validate_args=True),
+    "Normal-number-scale-array-loc": lambda d: d.Normal(np.zeros(3), -1.0, validate_args=True),
     "Gamma-concentration": lambda d: d.Gamma(-1.0, 1.0, validate_args=True),
     "Bernoulli-probs": lambda d: d.Bernoulli(probs=1.5, validate_args=True),
     "Dirichlet-concentration": lambda d: d.Dirichlet(np.array([1.0, -1.0]), validate_args=True),

@@ -73,10 +73,11 @@ def promote_shapes(*args: Any, shape: Shape = ()) -> list[Any]:
 def _reshape(x: Any, shape: Shape) -> Any:
     """``x`` reshaped: by its own method where it has one (a NumPy or JAX array or scalar,
     the same operation as ``xp.reshape`` without NumPy's dispatch wrapper, a microsecond
-    on an eager site), else (a Python number) by the backend's ``reshape``."""
+    on an eager site), else (a Python number) by NumPy, as NumPyro does: the number stays
+    concrete inside ``jit``, where validation can still check it."""
     if hasattr(x, "reshape"):
         return x.reshape(shape)
-    return current().xp.reshape(x, shape)
+    return np.reshape(x, shape)
 
 
 def sum_rightmost(x: Any, n: int) -> Any:

@@ -93,9 +93,9 @@ def plan_chains(num_chains: int, chain_method: str) -> Plan:
     warnings.warn(
         f"chain_method='parallel' needs {num_chains} devices but "
         f"{devices} {'is' if devices == 1 else 'are'} available (usable: 1); the "
-        f"{num_chains} chains will run one after another (as 'sequential'). On "
-        f"CPU, call minippl.set_host_device_count({num_chains}) before any other "
-        "JAX work to run them in parallel.",
+        f"{num_chains} chains will run one after another (as 'sequential'). With "
+        f"JAX on a CPU, call minippl.set_host_device_count({num_chains}) before any "
+        "other JAX work to run them in parallel.",
         UserWarning,
         stacklevel=3,
     )
