@@ -173,7 +173,12 @@ def test_params_are_constrained_and_init_params_override(backend: Backend) -> No
     assert float(svi.get_params(state)["scale"]) == pytest.approx(3.0)
 
 
-def test_one_compiled_program_reused_by_a_second_run(jax_backend: Backend) -> None:
+def test_one_compiled_program_reused_by_a_second_run(
+    jax_backend: Backend, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its own empty program store: a program kept on disk by an earlier run loads without
+    # passing through jit's cache, whose size is what this test reads.
+    monkeypatch.setenv("MINIPPL_CACHE_DIR", str(tmp_path))
     x = jax_backend.xp.asarray(DATA)
     svi = SVI(normal_model, normal_guide, Adam(0.05), Trace_ELBO())
     svi.run(0, 40, x, progress_bar=False)
