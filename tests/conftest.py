@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from compile_counter import CompileCounter
 
 import minippl
 from backends import Backend
@@ -89,3 +90,9 @@ def b64(backend: Backend) -> Iterator[Backend]:
     jax.config.update("jax_enable_x64", True)
     yield backend
     jax.config.update("jax_enable_x64", previous)
+
+
+@pytest.fixture(scope="session")
+def compile_counter() -> CompileCounter:
+    """One listener for the whole run: JAX offers no way to remove one."""
+    return CompileCounter()

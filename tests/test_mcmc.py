@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from compile_counter import CompileCounter
 from test_mcmc_stand_in import RWM, normal_model
 
 import minippl
@@ -151,32 +152,6 @@ def test_state_pickles_and_resumes_identically(backend: Backend) -> None:
 
 
 # -- compile once ------------------------------------------------------------------------------
-
-
-class CompileCounter:
-    """Counts JAX's tracing and compiling events (in-memory or persistent-cache compiles)."""
-
-    events = (
-        "/jax/core/compile/jaxpr_trace_duration",
-        "/jax/core/compile/backend_compile_duration",
-        "/jax/compilation_cache/cache_retrieval_time_sec",
-    )
-
-    def __init__(self) -> None:
-        import jax.monitoring
-
-        self.count = 0
-        self.active = False
-        jax.monitoring.register_event_duration_secs_listener(self)
-
-    def __call__(self, event: str, duration: float, **kwargs: Any) -> None:
-        if self.active and event in self.events:
-            self.count += 1
-
-
-@pytest.fixture(scope="module")
-def compile_counter() -> CompileCounter:
-    return CompileCounter()
 
 
 def test_second_run_compiles_nothing(jax_backend: Backend, compile_counter: CompileCounter) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from compile_counter import CompileCounter
 
 import minippl as numpyro
 import minippl.distributions as dist
@@ -174,22 +175,24 @@ def test_params_are_constrained_and_init_params_override(backend: Backend) -> No
 
 
 def test_one_compiled_program_reused_by_a_second_run(
-    jax_backend: Backend, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    jax_backend: Backend, compile_counter: CompileCounter
 ) -> None:
-    # Its own empty program store: a program kept on disk by an earlier run loads without
-    # passing through jit's cache, whose size is what this test reads.
-    monkeypatch.setenv("MINIPPL_CACHE_DIR", str(tmp_path))
     x = jax_backend.xp.asarray(DATA)
     svi = SVI(normal_model, normal_guide, Adam(0.05), Trace_ELBO())
     svi.run(0, 40, x, progress_bar=False)
     (program,) = svi._programs.values()
-    svi.run(1, 40, x, progress_bar=False)
-    assert list(svi._programs.values()) == [program]
-    assert program._cache_size() == 1  # type: ignore[attr-defined]
     state = svi.init(0, x)
-    svi.update(svi.update(state, x)[0], x)
-    step = svi._programs[("update", 0, (1, (), ()))]
-    assert step._cache_size() == 1  # type: ignore[attr-defined]
+    svi.update(state, x)
+    compile_counter.active, compile_counter.count = True, 0
+    try:
+        svi.run(1, 40, x, progress_bar=False)
+        svi.update(svi.update(state, x)[0], x)
+    finally:
+        compile_counter.active = False
+    assert compile_counter.count == 0  # nothing traced, compiled or loaded again
+    # One program for the chunks of run and one for update, each made once.
+    assert list(svi._programs) == [("update", 40, (1, (), ())), ("update", 0, (1, (), ()))]
+    assert svi._programs[("update", 40, (1, (), ()))] is program
 
 
 def test_optax_optimizer(jax_backend: Backend) -> None:
