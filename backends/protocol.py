@@ -143,6 +143,13 @@ class Backend(Protocol):
         compiler may do more cheaply than a two-branch conditional."""
         ...
 
+    def select(self, pred: Any, on_true: PyTree, on_false: PyTree) -> PyTree:
+        """``on_true`` where ``pred`` holds, else ``on_false``, leaf by leaf, for two trees
+        already computed, of the same structure, shapes and dtypes (as a conditional's two
+        branches must be). A compiled backend selects every leaf; an eager one may hand
+        back one tree whole when ``pred`` is a single boolean."""
+        ...
+
     def fori_loop(
         self, lower: int, upper: int, body_fn: Callable[[Any, Any], Any], init: Any
     ) -> Any: ...
