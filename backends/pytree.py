@@ -12,10 +12,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 Flatten = Callable[[Any], tuple[Sequence[Any], Any]]
 Unflatten = Callable[[Any, Sequence[Any]], Any]
 
 _CLASSES: dict[type, tuple[Flatten, Unflatten]] = {}
+
+_LEAF_TYPES = frozenset({np.ndarray, np.float64, np.int64, np.int32, np.bool_, float, int, bool})
+"""Types that are always leaves, and the most common ones."""
 
 
 def register_class(cls: type, flatten: Flatten, unflatten: Unflatten) -> None:
@@ -96,10 +101,14 @@ def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
 
     It walks the trees directly instead of flattening and rebuilding them: the samplers map
     over their states several times per leapfrog step, and on NumPy building the
-    :class:`TreeDef` records cost as much as the arithmetic on the leaves.
+    :class:`TreeDef` records cost as much as the arithmetic on the leaves. For the same
+    reason the usual leaves (arrays and numbers) are recognised by their exact type first,
+    before the containers are tried.
     """
 
     def walk(node: Any, *others: Any) -> Any:
+        if type(node) in _LEAF_TYPES:
+            return fn(node, *others)
         if node is None:
             return None
         if isinstance(node, dict):
@@ -108,7 +117,10 @@ def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
                 raise ValueError("tree_map: dicts with different keys")
             return type(node)((k, walk(node[k], *(o[k] for o in others))) for k in keys)
         if isinstance(node, (list, tuple)):
-            children = [walk(*items) for items in zip(node, *others, strict=True)]
+            if others:
+                children = [walk(*items) for items in zip(node, *others, strict=True)]
+            else:
+                children = [walk(child) for child in node]
             if _is_namedtuple(node):
                 return type(node)(*children)
             return children if isinstance(node, list) else tuple(children)
