@@ -113,6 +113,9 @@ def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
             return None
         if isinstance(node, dict):
             keys = sorted(node)
+            if not others:
+                mapped = {k: walk(node[k]) for k in keys}
+                return mapped if type(node) is dict else type(node)(mapped)
             if any(len(o) != len(keys) for o in others):
                 raise ValueError("tree_map: dicts with different keys")
             return type(node)((k, walk(node[k], *(o[k] for o in others))) for k in keys)
