@@ -45,6 +45,12 @@ class TreeDef:
         return sum(child.num_leaves for child in self.children)
 
 
+_LEAF = TreeDef("leaf")
+_NONE = TreeDef("none")
+"""The two childless shapes, made once: a frozen dataclass costs a call per field to build,
+and flattening a sampler's state meets dozens of leaves."""
+
+
 def _is_namedtuple(x: object) -> bool:
     return isinstance(x, tuple) and hasattr(x, "_fields")
 
@@ -54,8 +60,11 @@ def tree_flatten(tree: Any) -> tuple[list[Any], TreeDef]:
     leaves: list[Any] = []
 
     def walk(node: Any) -> TreeDef:
+        if type(node) in _LEAF_TYPES:
+            leaves.append(node)
+            return _LEAF
         if node is None:
-            return TreeDef("none")
+            return _NONE
         if isinstance(node, dict):
             keys = tuple(sorted(node))
             return TreeDef("dict", keys, tuple(walk(node[k]) for k in keys), type(node))
@@ -68,7 +77,7 @@ def tree_flatten(tree: Any) -> tuple[list[Any], TreeDef]:
             children, aux = _CLASSES[type(node)][0](node)
             return TreeDef("class", (aux,), tuple(walk(c) for c in children), type(node))
         leaves.append(node)
-        return TreeDef("leaf")
+        return _LEAF
 
     treedef = walk(tree)
     return leaves, treedef
