@@ -55,6 +55,7 @@ def _mix(x: int) -> int:
 
 _KEY_DTYPE = np.dtype(np.uint32)
 _SCALAR_TYPES = (bool, np.bool_, int, float, np.int64, np.float64)
+"""Types of a predicate that is one value (``select`` then picks a whole tree)."""
 
 
 def _as_int(key: Key) -> int:
@@ -356,8 +357,8 @@ class NumpyBackend:
     def select(self, pred: Any, on_true: PyTree, on_false: PyTree) -> PyTree:
         """One tree whole when ``pred`` is a single boolean, ``where`` leaf by leaf otherwise.
 
-        The tree of one NUTS chain selects between whole states about ten times per leapfrog
-        step; a ``where`` per leaf made that a fifth of the step's time on small models.
+        The tree of one NUTS chain selects between whole states several times per leaf; a
+        ``where`` per leaf made that a fifth of a leapfrog step's time on small models.
         """
         if type(pred) in _SCALAR_TYPES or (type(pred) is np.ndarray and pred.ndim == 0):
             return on_true if pred else on_false
