@@ -354,16 +354,6 @@ class NumpyBackend:
     def apply_if(self, pred: Any, fn: Callable[[Any], Any], state: Any) -> Any:
         return fn(state) if bool(pred) else state
 
-    def select(self, pred: Any, on_true: PyTree, on_false: PyTree) -> PyTree:
-        """One tree whole when ``pred`` is a single boolean, ``where`` leaf by leaf otherwise.
-
-        The tree of one NUTS chain selects between whole states several times per leaf; a
-        ``where`` per leaf made that a fifth of a leapfrog step's time on small models.
-        """
-        if type(pred) in _SCALAR_TYPES or (type(pred) is np.ndarray and pred.ndim == 0):
-            return on_true if pred else on_false
-        return pytree.tree_map(lambda x, y: self.xp.where(pred, x, y), on_true, on_false)
-
     def fori_loop(
         self, lower: int, upper: int, body_fn: Callable[[Any, Any], Any], init: Any
     ) -> Any:
@@ -425,6 +415,16 @@ class NumpyBackend:
     # -- pytrees ------------------------------------------------------------------------
     def tree_map(self, fn: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:
         return pytree.tree_map(fn, tree, *rest)
+
+    def select(self, pred: Any, on_true: PyTree, on_false: PyTree) -> PyTree:
+        """One tree whole when ``pred`` is a single boolean, ``where`` leaf by leaf otherwise.
+
+        The tree of one NUTS chain selects between whole states several times per leaf; a
+        ``where`` per leaf made that a fifth of a leapfrog step's time on small models.
+        """
+        if type(pred) in _SCALAR_TYPES or (type(pred) is np.ndarray and pred.ndim == 0):
+            return on_true if pred else on_false
+        return pytree.tree_map(lambda x, y: self.xp.where(pred, x, y), on_true, on_false)
 
     def tree_flatten(self, tree: PyTree) -> tuple[list[Any], Any]:
         return pytree.tree_flatten(tree)

@@ -143,13 +143,6 @@ class Backend(Protocol):
         compiler may do more cheaply than a two-branch conditional."""
         ...
 
-    def select(self, pred: Any, on_true: PyTree, on_false: PyTree) -> PyTree:
-        """``on_true`` where ``pred`` holds, else ``on_false``, leaf by leaf, for two trees
-        already computed, of the same structure, shapes and dtypes (as a conditional's two
-        branches must be). A compiled backend selects every leaf; an eager one may hand
-        back one tree whole when ``pred`` is a single boolean."""
-        ...
-
     def fori_loop(
         self, lower: int, upper: int, body_fn: Callable[[Any, Any], Any], init: Any
     ) -> Any: ...
@@ -197,6 +190,13 @@ class Backend(Protocol):
 
     # -- pytrees ------------------------------------------------------------------------
     def tree_map(self, fn: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree: ...
+    def select(self, pred: Any, on_true: PyTree, on_false: PyTree) -> PyTree:
+        """``on_true`` where ``pred`` holds, else ``on_false``, leaf by leaf, for two trees
+        already computed, of the same structure, shapes and dtypes (as a conditional's two
+        branches must be). A compiled backend selects every leaf; an eager one may hand
+        back one tree whole when ``pred`` is a single boolean."""
+        ...
+
     def tree_flatten(self, tree: PyTree) -> tuple[list[Any], Any]: ...
     def tree_unflatten(self, treedef: Any, leaves: Sequence[Any]) -> PyTree: ...
     def ravel_pytree(self, tree: PyTree) -> tuple[Array, Callable[[Array], PyTree]]: ...

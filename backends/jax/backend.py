@@ -204,9 +204,6 @@ class JaxBackend:
     def apply_if(self, pred: Any, fn: Callable[[Any], Any], state: Any) -> Any:
         return apply_if_as_loop(pred, fn, state)
 
-    def select(self, pred: Any, on_true: PyTree, on_false: PyTree) -> PyTree:
-        return jax.tree_util.tree_map(lambda x, y: jnp.where(pred, x, y), on_true, on_false)
-
     def fori_loop(
         self, lower: int, upper: int, body_fn: Callable[[Any, Any], Any], init: Any
     ) -> Any:
@@ -288,6 +285,9 @@ class JaxBackend:
     # -- pytrees ------------------------------------------------------------------------
     def tree_map(self, fn: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:
         return jax.tree_util.tree_map(fn, tree, *rest)
+
+    def select(self, pred: Any, on_true: PyTree, on_false: PyTree) -> PyTree:
+        return jax.tree_util.tree_map(lambda x, y: jnp.where(pred, x, y), on_true, on_false)
 
     def tree_flatten(self, tree: PyTree) -> tuple[list[Any], Any]:
         leaves, treedef = jax.tree_util.tree_flatten(tree)
