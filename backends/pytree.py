@@ -12,10 +12,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 Flatten = Callable[[Any], tuple[Sequence[Any], Any]]
 Unflatten = Callable[[Any, Sequence[Any]], Any]
 
 _CLASSES: dict[type, tuple[Flatten, Unflatten]] = {}
+
+_LEAF_TYPES = frozenset({np.ndarray, np.float64, np.int64, np.int32, np.bool_, float, int, bool})
+"""Types that are always leaves, and the most common ones."""
 
 
 def register_class(cls: type, flatten: Flatten, unflatten: Unflatten) -> None:
@@ -40,6 +45,12 @@ class TreeDef:
         return sum(child.num_leaves for child in self.children)
 
 
+_LEAF = TreeDef("leaf")
+_NONE = TreeDef("none")
+"""The two childless shapes, made once: a frozen dataclass costs a call per field to build,
+and flattening a sampler's state meets dozens of leaves."""
+
+
 def _is_namedtuple(x: object) -> bool:
     return isinstance(x, tuple) and hasattr(x, "_fields")
 
@@ -49,8 +60,11 @@ def tree_flatten(tree: Any) -> tuple[list[Any], TreeDef]:
     leaves: list[Any] = []
 
     def walk(node: Any) -> TreeDef:
+        if type(node) in _LEAF_TYPES:
+            leaves.append(node)
+            return _LEAF
         if node is None:
-            return TreeDef("none")
+            return _NONE
         if isinstance(node, dict):
             keys = tuple(sorted(node))
             return TreeDef("dict", keys, tuple(walk(node[k]) for k in keys), type(node))
@@ -63,7 +77,7 @@ def tree_flatten(tree: Any) -> tuple[list[Any], TreeDef]:
             children, aux = _CLASSES[type(node)][0](node)
             return TreeDef("class", (aux,), tuple(walk(c) for c in children), type(node))
         leaves.append(node)
-        return TreeDef("leaf")
+        return _LEAF
 
     treedef = walk(tree)
     return leaves, treedef
@@ -96,19 +110,29 @@ def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
 
     It walks the trees directly instead of flattening and rebuilding them: the samplers map
     over their states several times per leapfrog step, and on NumPy building the
-    :class:`TreeDef` records cost as much as the arithmetic on the leaves.
+    :class:`TreeDef` records cost as much as the arithmetic on the leaves. For the same
+    reason the usual leaves (arrays and numbers) are recognised by their exact type first,
+    before the containers are tried.
     """
 
     def walk(node: Any, *others: Any) -> Any:
+        if type(node) in _LEAF_TYPES:
+            return fn(node, *others)
         if node is None:
             return None
         if isinstance(node, dict):
             keys = sorted(node)
+            if not others:
+                mapped = {k: walk(node[k]) for k in keys}
+                return mapped if type(node) is dict else type(node)(mapped)
             if any(len(o) != len(keys) for o in others):
                 raise ValueError("tree_map: dicts with different keys")
             return type(node)((k, walk(node[k], *(o[k] for o in others))) for k in keys)
         if isinstance(node, (list, tuple)):
-            children = [walk(*items) for items in zip(node, *others, strict=True)]
+            if others:
+                children = [walk(*items) for items in zip(node, *others, strict=True)]
+            else:
+                children = [walk(child) for child in node]
             if _is_namedtuple(node):
                 return type(node)(*children)
             return children if isinstance(node, list) else tuple(children)

@@ -173,7 +173,15 @@ def run_nuts_steps(
         mcmc.run(key, *data.args, extra_fields=("num_steps",), **data.kwargs)
         steps += int(np.sum(mcmc.get_extra_fields()["num_steps"]))
         cpu = time.process_time() - start
-        rows.append({"model": name, "steps": steps, "cpu_s": cpu, "us_per_step": cpu / steps * 1e6})
+        rows.append(
+            {
+                "model": name,
+                "steps": steps,
+                "cpu_s": cpu,
+                "us_per_step": cpu / steps * 1e6,
+                "ms_per_iteration": cpu / (warmup + samples) * 1e3,
+            }
+        )
         log(f"  {name}: {warmup} + {samples}, {steps} leapfrog steps, {cpu:.2f} s CPU")
     minippl.set_backend("jax")
     return rows
@@ -206,8 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.nuts_steps:
         warmup, samples = (int(n) for n in args.nuts_steps.split(","))
         steps = run_nuts_steps(args.models.split(","), warmup, samples)
-        body = [[r["model"], r["steps"], r["cpu_s"], r["us_per_step"]] for r in steps]
-        print(table(["model", "leapfrog steps", "CPU (s)", "per step (us)"], body))
+        body = [
+            [r["model"], r["steps"], r["cpu_s"], r["us_per_step"], r["ms_per_iteration"]]
+            for r in steps
+        ]
+        header = ["model", "leapfrog steps", "CPU (s)", "per step (us)", "per iteration (ms)"]
+        print(table(header, body))
         return 0
     # tests/ holds the finite-difference reference: importable when run from the repo root.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))

@@ -1,5 +1,6 @@
-"""The backends' ``cond`` and ``apply_if``: what goes in comes out, matrices included, on
-both backends; and on JAX, LAPACK calls inside them leave the loop's matrices in its layout."""
+"""The backends' ``cond``, ``apply_if`` and ``select``: what goes in comes out, matrices
+included, on both backends; and on JAX, LAPACK calls inside them leave the loop's matrices
+in its layout."""
 
 from __future__ import annotations
 
@@ -66,6 +67,27 @@ def test_apply_if_updates_only_where_its_predicate_holds(backend: Backend) -> No
     np.testing.assert_array_equal(np.asarray(out["n"]), [4, 3, 4])
     np.testing.assert_array_equal(np.asarray(out["m"][1]), np.asarray(state["m"]))
     np.testing.assert_array_equal(np.asarray(out["m"][2]), np.asarray(update(state)["m"]))
+
+
+def test_select_keeps_one_tree_or_picks_leaf_by_leaf(backend: Backend) -> None:
+    xp = backend.xp
+    a = {"v": xp.asarray([1.0, 2.0]), "n": xp.asarray(3), "flag": xp.asarray(True)}
+    b = {"v": xp.asarray([5.0, 6.0]), "n": xp.asarray(7), "flag": xp.asarray(False)}
+    for pred, want in ((True, a), (False, b)):
+        for p in (pred, xp.asarray(pred), xp.asarray(pred) & xp.asarray(True)):
+            out = backend.select(p, a, b)
+            assert out.keys() == want.keys()
+            for name in want:
+                assert np.shape(out[name]) == np.shape(want[name])
+                np.testing.assert_array_equal(np.asarray(out[name]), np.asarray(want[name]))
+    # One predicate per entry: a where on every leaf.
+    out = backend.select(xp.asarray([True, False]), a["v"], b["v"])
+    np.testing.assert_array_equal(np.asarray(out), [1.0, 6.0])
+    # Under jit and vmap (a traced predicate), each chain gets its own side.
+    picked = backend.vmap(lambda p: backend.select(p, a, b))(xp.asarray([False, True]))
+    np.testing.assert_array_equal(np.asarray(picked["n"]), [7, 3])
+    jitted = backend.jit(lambda p: backend.select(p, a, b))(xp.asarray(False))
+    np.testing.assert_array_equal(np.asarray(jitted["v"]), [5.0, 6.0])
 
 
 @pytest.mark.parametrize("how", ["cond", "apply_if"])

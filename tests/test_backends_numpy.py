@@ -8,6 +8,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -55,6 +56,21 @@ def test_seeded_traces_repeat_on_numpy(numpy_backend: Backend) -> None:
         assert isinstance(first[name].value, (np.ndarray, np.floating, float))
         np.testing.assert_array_equal(first[name].value, again[name].value)
     assert float(first["a"].value) != float(other["a"].value)
+
+
+def test_stack_of_plain_and_of_differentiated_arrays(backend: Backend) -> None:
+    """``xp.stack`` stacks plain arrays, and passes a gradient back through the stacked rows
+    (on NumPy the first is NumPy's own stack, the second autograd's)."""
+    xp = backend.xp
+    rows = [xp.asarray([1.0, 2.0]), xp.asarray([3.0, 4.0])]
+    np.testing.assert_array_equal(np.asarray(xp.stack(rows)), [[1.0, 2.0], [3.0, 4.0]])
+    np.testing.assert_array_equal(np.asarray(xp.stack(rows, 1)), [[1.0, 3.0], [2.0, 4.0]])
+
+    def f(v: Any) -> Any:
+        return xp.sum(xp.stack([v, 2.0 * v, rows[0]]) ** 2)
+
+    v = xp.asarray([0.5, -1.0])
+    np.testing.assert_allclose(np.asarray(backend.grad(f)(v)), 10.0 * np.asarray(v), rtol=1e-6)
 
 
 def test_numpy_backend_runs_without_jax() -> None:

@@ -286,6 +286,9 @@ class JaxBackend:
     def tree_map(self, fn: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:
         return jax.tree_util.tree_map(fn, tree, *rest)
 
+    def select(self, pred: Any, on_true: PyTree, on_false: PyTree) -> PyTree:
+        return jax.tree_util.tree_map(lambda x, y: jnp.where(pred, x, y), on_true, on_false)
+
     def tree_flatten(self, tree: PyTree) -> tuple[list[Any], Any]:
         leaves, treedef = jax.tree_util.tree_flatten(tree)
         return list(leaves), treedef

@@ -163,8 +163,8 @@ class _log_joint(Messenger):
 
     Acts in postprocess_message on ``sample`` messages; reads ``fn``, ``value``,
     ``intermediates`` and ``scale``. It is :func:`log_density` without the trace: the
-    potential is evaluated at every leapfrog step (and, on NumPy, ``4 * dim`` times per
-    gradient), so copying every message into a trace would be pure overhead.
+    potential is evaluated at every leapfrog step, so copying every message into a trace
+    would be pure overhead.
     """
 
     def __init__(self, fn: Callable[..., Any] | None = None) -> None:
@@ -189,8 +189,12 @@ def potential_energy(
     params: Mapping[str, Any],
 ) -> Any:
     """``-log p(x, data)`` at unconstrained ``params``, including the change-of-variables term."""
-    accumulate = _log_joint(substitute(model, substitute_fn=unconstrained_substitute_fn(params)))
-    accumulate(*model_args, **model_kwargs)
+    # The handlers as context managers around this one call, not wrappers of the model: a
+    # wrapper copies the model's name and signature onto itself when made, and ``substitute``
+    # copies itself for each call it wraps, at every evaluation of the potential.
+    accumulate = _log_joint()
+    with accumulate, substitute(substitute_fn=unconstrained_substitute_fn(params)):
+        model(*model_args, **model_kwargs)
     return -accumulate.total
 
 

@@ -51,14 +51,13 @@ def biased_transition_prob(log_weight_old: Array, log_weight_new: Array, reject:
 
 
 def select(pred: Array, a: Any, b: Any) -> Any:
-    """``a`` where ``pred`` else ``b``, leaf by leaf.
+    """``a`` where ``pred`` else ``b``, leaf by leaf (``Backend.select``).
 
     When both sides are already computed this is cheaper than a ``cond``: a compiled
     conditional copies its operands into its result, and under ``vmap`` it becomes this
     select anyway.
     """
-    bk = current()
-    return bk.tree_map(lambda x, y: bk.xp.where(pred, x, y), a, b)
+    return current().select(pred, a, b)
 
 
 def choose(key: Key, prob: Array, new: Proposal, old: Proposal) -> Proposal:
