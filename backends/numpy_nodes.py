@@ -34,7 +34,9 @@ import autograd.scipy.special as asps
 import numpy as np
 import scipy.special as sps
 from autograd.core import VJPNode
+from autograd.extend import vspace
 from autograd.numpy.numpy_boxes import ArrayBox
+from autograd.numpy.numpy_vjps import untake
 from autograd.tracer import Box
 
 __all__ = [
@@ -45,7 +47,9 @@ __all__ = [
     "fuse",
     "is_lean_traced",
     "record",
+    "lean_getitem",
     "lean_piece",
+    "lean_stack",
     "lean_where",
     "unbroadcast",
 ]
@@ -116,6 +120,9 @@ class LeanBox(ArrayBox):  # type: ignore[misc]
         return np.greater_equal(self._value, _value_of(other))
 
     __hash__ = ArrayBox.__hash__
+
+    def __getitem__(self, index: Any) -> Any:
+        return lean_getitem(self, index)
 
     def reshape(self, *shape: Any, **kwargs: Any) -> Any:
         return _reshape_method(self, *shape, **kwargs)
@@ -373,6 +380,21 @@ def _reshape_method(self: Any, *shape: Any, **kwargs: Any) -> Any:
     return lean_reshape(self, shape[0] if len(shape) == 1 else shape, **kwargs)
 
 
+def lean_getitem(x: Any, index: Any) -> Any:
+    """``x[index]``, with autograd's VJP: a sparse cotangent, added into the array's in place.
+
+    ``scan`` on NumPy takes one step's slice of a whole series at every step.
+    """
+    if type(index) in _BOX_TYPES or not is_lean_traced(x):
+        return ArrayBox.__getitem__(x, index)
+    value = x._value
+
+    def vjp(g: Any) -> list[Any]:
+        return [untake(g, index, vspace(value))]
+
+    return LeanBox(value[index], x._trace, _new_node((x._node,), vjp))
+
+
 def lean_piece(vec: Any, start: int, stop: int, shape: tuple[int, ...]) -> Any:
     """``vec[start:stop].reshape(shape)`` of a traced flat vector, as one node."""
     size = np.shape(vec._value)[0]
@@ -384,6 +406,38 @@ def lean_piece(vec: Any, start: int, stop: int, shape: tuple[int, ...]) -> Any:
 
     ans = vec._value[start:stop].reshape(shape)
     return LeanBox(ans, vec._trace, _new_node((vec._node,), vjp))
+
+
+def lean_stack(arrays: Any, axis: int = 0, *rest: Any, **kwargs: Any) -> Any:
+    """``numpy.stack(arrays, axis)`` as one node; autograd's wrapper for ``out``/``dtype``.
+
+    autograd stacks through three nodes per array (``array``, ``expand_dims`` and one
+    ``concatenate``); a per-step loop (``vmap`` and ``scan`` on NumPy) stacks one traced
+    scalar per step. The VJP hands each traced array its slice of the cotangent, the numbers
+    autograd's gives, last array first: an array stacked at every step (a parameter shared
+    by the steps of a ``scan``) then adds up its cotangents in the order the backward pass
+    visits one node per step, last step first, so the sum rounds the same either way.
+    """
+    arrays = list(arrays)
+    traced = [i for i, a in enumerate(arrays) if type(a) in _BOX_TYPES]
+    if not traced:
+        return np.stack(arrays, axis, *rest, **kwargs)
+    trace = arrays[traced[0]]._trace
+    if (
+        rest
+        or kwargs
+        or any(arrays[i]._trace != trace or not is_lean_traced(arrays[i]) for i in traced)
+    ):
+        return anp.stack(arrays, axis, *rest, **kwargs)
+    values = [a._value if type(a) in _BOX_TYPES else a for a in arrays]
+    ans = np.stack(values, axis)
+    lead = (slice(None),) * (axis % ans.ndim)
+    traced.reverse()
+
+    def vjp(g: Any) -> list[Any]:
+        return [g[(*lead, i)] for i in traced]
+
+    return LeanBox(ans, trace, _new_node(tuple(arrays[i]._node for i in traced), vjp))
 
 
 def _untraced(ufunc: Any) -> Callable[..., Any]:
@@ -453,6 +507,7 @@ XP: dict[str, Callable[..., Any]] = {
     "clip": lean_clip,
     "sum": lean_sum,
     "reshape": lean_reshape,
+    "stack": lean_stack,
     **{ufunc.__name__: _LEAN_UFUNCS[ufunc] for ufunc in _NO_GRADIENT},
 }
 """The backend's ``xp`` names these functions stand for."""
