@@ -413,10 +413,11 @@ def lean_stack(arrays: Any, axis: int = 0, *rest: Any, **kwargs: Any) -> Any:
 
     autograd stacks through three nodes per array (``array``, ``expand_dims`` and one
     ``concatenate``); a per-step loop (``vmap`` and ``scan`` on NumPy) stacks one traced
-    scalar per step. The VJP hands each traced array its slice of the cotangent, the numbers
-    autograd's gives, last array first: an array stacked at every step (a parameter shared
-    by the steps of a ``scan``) then adds up its cotangents in the order the backward pass
-    visits one node per step, last step first, so the sum rounds the same either way.
+    scalar per step. The VJP hands each traced array its slice of the cotangent, and the
+    gradient comes out as autograd's, bit for bit: the node lists each array once, in order
+    (so the backward pass visits them in autograd's order, last first), and an array stacked
+    several times (a parameter shared by the steps of a ``scan``) gets the sum of its
+    slices, added last first as autograd's one node per copy adds them.
     """
     arrays = list(arrays)
     traced = [i for i, a in enumerate(arrays) if type(a) in _BOX_TYPES]
@@ -432,12 +433,20 @@ def lean_stack(arrays: Any, axis: int = 0, *rest: Any, **kwargs: Any) -> Any:
     values = [a._value if type(a) in _BOX_TYPES else a for a in arrays]
     ans = np.stack(values, axis)
     lead = (slice(None),) * (axis % ans.ndim)
-    traced.reverse()
+    places: dict[Any, list[int]] = {}  # each traced array's node: where it was stacked
+    for i in traced:
+        places.setdefault(arrays[i]._node, []).append(i)
 
     def vjp(g: Any) -> list[Any]:
-        return [g[(*lead, i)] for i in traced]
+        sums = []
+        for where in places.values():
+            total = g[(*lead, where[-1])]
+            for i in reversed(where[:-1]):
+                total = total + g[(*lead, i)]
+            sums.append(total)
+        return sums
 
-    return LeanBox(ans, trace, _new_node(tuple(arrays[i]._node for i in traced), vjp))
+    return LeanBox(ans, trace, _new_node(tuple(places), vjp))
 
 
 def _untraced(ufunc: Any) -> Callable[..., Any]:
