@@ -381,18 +381,41 @@ def _reshape_method(self: Any, *shape: Any, **kwargs: Any) -> Any:
 
 
 def lean_getitem(x: Any, index: Any) -> Any:
-    """``x[index]``, with autograd's VJP: a sparse cotangent, added into the array's in place.
+    """``x[index]``. For an index of integers and slices (no entry taken twice) the
+    cotangent is dense, zeros with ``g`` added at ``index``; for any other index it is
+    autograd's sparse one, which adds repeated entries up.
 
-    ``scan`` on NumPy takes one step's slice of a whole series at every step.
+    ``scan`` on NumPy takes one step's slice of a whole series at every step: a dense
+    cotangent is added to the series' in one NumPy call, where autograd's sparse one copies
+    the series' cotangent and adds into it with ``numpy.add.at``. Both give ``0.0 + g`` at
+    ``index`` and leave the other entries as they are, so the sums are the same numbers.
     """
     if type(index) in _BOX_TYPES or not is_lean_traced(x):
         return ArrayBox.__getitem__(x, index)
     value = x._value
 
-    def vjp(g: Any) -> list[Any]:
-        return [untake(g, index, vspace(value))]
+    if _is_basic_index(index):
+
+        def vjp(g: Any) -> list[Any]:
+            out = np.zeros_like(value)
+            out[index] += g
+            return [out]
+
+    else:
+
+        def vjp(g: Any) -> list[Any]:
+            return [untake(g, index, vspace(value))]
 
     return LeanBox(value[index], x._trace, _new_node((x._node,), vjp))
+
+
+def _is_basic_index(index: Any) -> bool:
+    """An index of integers and slices, which takes no entry twice."""
+    parts = index if type(index) is tuple else (index,)
+    return all(type(part) in _BASIC_INDEX_TYPES for part in parts)
+
+
+_BASIC_INDEX_TYPES = (int, slice, np.int64, np.int32)
 
 
 def lean_piece(vec: Any, start: int, stop: int, shape: tuple[int, ...]) -> Any:
