@@ -82,6 +82,14 @@ def flatten(obj: Any) -> tuple[Any, list[Any]]:
 
 
 def _strip(obj: Any, leaves: list[Any]) -> Any:
+    kind = type(obj)
+    # Plain dicts, lists and tuples by their type first: a scan takes every site of every
+    # step apart, and they are most of what it meets.
+    if kind is dict:
+        return {k: _strip(v, leaves) for k, v in obj.items()}
+    if kind is tuple or kind is list:
+        parts = [_strip(v, leaves) for v in obj]
+        return parts if kind is list else tuple(parts)
     if is_array(obj):
         leaves.append(obj)
         return LEAF
