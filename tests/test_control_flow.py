@@ -191,6 +191,41 @@ def test_scan_series_log_prob_is_the_steps_log_probs(backend: Backend) -> None:
         )
 
 
+# A step distribution of each kind, its parameters moving with the carry ``c``: scored whole
+# (parameters only, one event each) or step by step (a support, a base distribution, batch
+# dims, a count held as structure).
+STEP_FAMILIES: dict[str, Any] = {
+    "Cauchy": lambda xp, c: dist.Cauchy(c, 0.5),
+    "Gamma": lambda xp, c: dist.Gamma(xp.exp(c), 2.0),
+    "MultivariateNormal": lambda xp, c: dist.MultivariateNormal(
+        xp.stack([c, -c]), scale_tril=2.0 * xp.eye(2)
+    ),
+    "Dirichlet": lambda xp, c: dist.Dirichlet(xp.stack([xp.exp(c), 1.0 + 0 * c, 2.0 + 0 * c])),
+    "Uniform": lambda xp, c: dist.Uniform(c - 1.0, c + 2.0),
+    "Categorical": lambda xp, c: dist.Categorical(logits=xp.stack([c, -c, 2 * c])),
+    "Beta": lambda xp, c: dist.Beta(xp.exp(c), 2.0),
+    "Binomial": lambda xp, c: dist.Binomial(10, probs=1 / (1 + xp.exp(-c))),
+    "expand": lambda xp, c: dist.Normal(c, 1.0).expand((2,)),
+    "to_event": lambda xp, c: dist.Normal(xp.stack([c, c]), 1.0).to_event(1),
+}
+
+
+@pytest.mark.parametrize("family", list(STEP_FAMILIES))
+def test_scan_series_log_prob_of_each_kind_of_step(backend: Backend, family: str) -> None:
+    make = STEP_FAMILIES[family]
+
+    def model() -> Any:
+        def step(c: Any, _: Any) -> tuple[Any, Any]:
+            return c + 0.3, minippl.sample("x", make(backend.xp, c))
+
+        return scan(step, backend.xp.asarray(0.2), None, length=4)
+
+    site = handlers.trace(handlers.seed(model, rng_seed=1)).get_trace()["x"]
+    value = np.asarray(site.value)
+    steps = np.stack([np.asarray(site.fn.step(t).log_prob(value[t])) for t in range(4)])
+    np.testing.assert_allclose(np.asarray(site.fn.log_prob(site.value)), steps, rtol=1e-6)
+
+
 def test_scan_potential_gradient_matches_finite_differences() -> None:
     """On NumPy, through every step's handlers, the stacked sites and their slices."""
     import finite_differences

@@ -12,12 +12,12 @@ JAX, a loop on NumPy): the same answer, for any distribution, with no shape rule
 
 One case needs no rule either, and ``log_prob`` takes it: a step distribution with no batch
 dims whose attributes are its parameters, each one event's worth (its constraint's event
-dims), and its shapes (``Normal(level, q)``, ``Poisson(rate)``, ``factor``'s ``Unit``; not a
-distribution holding another, nor one that keeps arrays computed from its parameters). A
-distribution is written for parameters of shape ``batch_shape + their event shape``, so the
-stacked parameters make it the whole series' distribution, time as its batch axis, and one
-call scores every step (on NumPy one call instead of a loop of ``T``, which is most of a
-scanned model's gradient).
+dims), and its shapes, nothing else (``Normal(level, q)``, ``Gamma``, ``MultivariateNormal``,
+``factor``'s ``Unit``; not ``HalfNormal``, which holds a ``Normal``, nor ``Uniform``, which
+keeps its support, nor ``Poisson``, which keeps a flag). A distribution is written for
+parameters of shape ``batch_shape + their event shape``, so the stacked parameters make it
+the whole series' distribution, time as its batch axis, and one call scores every step (on
+NumPy one call instead of a loop of ``T``, which is most of a scanned model's gradient).
 """
 
 from __future__ import annotations

@@ -46,10 +46,10 @@ def run_step(
     a key before any ``condition`` sets its value (a conditioned site inside a step still
     spends a key, unlike one conditioned by a handler inside an outer ``seed``).
     """
-    # Entered outermost first, so the nesting is the one wrapping would give: block, trace,
-    # the outer handlers' copies (the last one left on the message outermost, as outside),
-    # seed, and the step's index innermost. Entered as context managers, not as wrappers of
-    # ``fn``: a wrapper copies itself on every call, and a scan runs this at every step.
+    # Entered outermost first: block, trace, the outer handlers' copies (the last one left on
+    # the message outermost, as it was outside), seed, and the step's index innermost. They
+    # are entered as context managers, not wrapped around ``fn``: a wrapped handler copies
+    # itself at every call, and a scan runs this at every step.
     with block(), trace() as step_trace, ExitStack() as inside:
         for kind, data in reversed(substitute_stack):
             pick = _picker(value_for_step, data)
