@@ -330,7 +330,7 @@ class NumpyBackend:
                 call_args = [
                     arg
                     if ax is None
-                    else pytree.tree_map(lambda x, a=ax, j=i: np.take(x, j, axis=a), arg)
+                    else pytree.tree_map(lambda x, a=ax, j=i: self.xp.take(x, j, axis=a), arg)
                     for arg, ax in zip(args, axes, strict=True)
                 ]
                 outs.append(fn(*call_args))
@@ -383,7 +383,8 @@ class NumpyBackend:
             ys.append(y)
         if not ys:
             return carry, None
-        return carry, pytree.tree_map(lambda *v: np.stack([np.asarray(a) for a in v]), *ys)
+        # ``xp.stack``: a step's output traced for a gradient stays traced, stacked.
+        return carry, pytree.tree_map(lambda *v: self.xp.stack(v), *ys)
 
     # -- running chains: devices, programs, waiting --------------------------------------
     def compiler(self) -> Compiler:

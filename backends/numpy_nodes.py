@@ -34,7 +34,9 @@ import autograd.scipy.special as asps
 import numpy as np
 import scipy.special as sps
 from autograd.core import VJPNode
+from autograd.extend import vspace
 from autograd.numpy.numpy_boxes import ArrayBox
+from autograd.numpy.numpy_vjps import untake
 from autograd.tracer import Box
 
 __all__ = [
@@ -45,7 +47,9 @@ __all__ = [
     "fuse",
     "is_lean_traced",
     "record",
+    "lean_getitem",
     "lean_piece",
+    "lean_stack",
     "lean_where",
     "unbroadcast",
 ]
@@ -116,6 +120,9 @@ class LeanBox(ArrayBox):  # type: ignore[misc]
         return np.greater_equal(self._value, _value_of(other))
 
     __hash__ = ArrayBox.__hash__
+
+    def __getitem__(self, index: Any) -> Any:
+        return lean_getitem(self, index)
 
     def reshape(self, *shape: Any, **kwargs: Any) -> Any:
         return _reshape_method(self, *shape, **kwargs)
@@ -373,6 +380,44 @@ def _reshape_method(self: Any, *shape: Any, **kwargs: Any) -> Any:
     return lean_reshape(self, shape[0] if len(shape) == 1 else shape, **kwargs)
 
 
+def lean_getitem(x: Any, index: Any) -> Any:
+    """``x[index]``. For an index of integers and slices (no entry taken twice) the
+    cotangent is dense, zeros with ``g`` added at ``index``; for any other index it is
+    autograd's sparse one, which adds repeated entries up.
+
+    ``scan`` on NumPy takes one step's slice of a whole series at every step: a dense
+    cotangent is added to the series' in one NumPy call, where autograd's sparse one copies
+    the series' cotangent and adds into it with ``numpy.add.at``. Both give ``0.0 + g`` at
+    ``index`` and leave the other entries as they are, so the sums are the same numbers.
+    """
+    if type(index) in _BOX_TYPES or not is_lean_traced(x):
+        return ArrayBox.__getitem__(x, index)
+    value = x._value
+
+    if _is_basic_index(index):
+
+        def vjp(g: Any) -> list[Any]:
+            out = np.zeros_like(value)
+            out[index] += g
+            return [out]
+
+    else:
+
+        def vjp(g: Any) -> list[Any]:
+            return [untake(g, index, vspace(value))]
+
+    return LeanBox(value[index], x._trace, _new_node((x._node,), vjp))
+
+
+def _is_basic_index(index: Any) -> bool:
+    """An index of integers and slices, which takes no entry twice."""
+    parts = index if type(index) is tuple else (index,)
+    return all(type(part) in _BASIC_INDEX_TYPES for part in parts)
+
+
+_BASIC_INDEX_TYPES = (int, slice, np.int64, np.int32)
+
+
 def lean_piece(vec: Any, start: int, stop: int, shape: tuple[int, ...]) -> Any:
     """``vec[start:stop].reshape(shape)`` of a traced flat vector, as one node."""
     size = np.shape(vec._value)[0]
@@ -384,6 +429,47 @@ def lean_piece(vec: Any, start: int, stop: int, shape: tuple[int, ...]) -> Any:
 
     ans = vec._value[start:stop].reshape(shape)
     return LeanBox(ans, vec._trace, _new_node((vec._node,), vjp))
+
+
+def lean_stack(arrays: Any, axis: int = 0, *rest: Any, **kwargs: Any) -> Any:
+    """``numpy.stack(arrays, axis)`` as one node; autograd's wrapper for ``out``/``dtype``.
+
+    autograd stacks through three nodes per array (``array``, ``expand_dims`` and one
+    ``concatenate``); a per-step loop (``vmap`` and ``scan`` on NumPy) stacks one traced
+    scalar per step. The VJP hands each traced array its slice of the cotangent, and the
+    gradient comes out as autograd's, bit for bit: the node lists each array once, in order
+    (so the backward pass visits them in autograd's order, last first), and an array stacked
+    several times (a parameter shared by the steps of a ``scan``) gets the sum of its
+    slices, added last first as autograd's one node per copy adds them.
+    """
+    arrays = list(arrays)
+    traced = [i for i, a in enumerate(arrays) if type(a) in _BOX_TYPES]
+    if not traced:
+        return np.stack(arrays, axis, *rest, **kwargs)
+    trace = arrays[traced[0]]._trace
+    if (
+        rest
+        or kwargs
+        or any(arrays[i]._trace != trace or not is_lean_traced(arrays[i]) for i in traced)
+    ):
+        return anp.stack(arrays, axis, *rest, **kwargs)
+    values = [a._value if type(a) in _BOX_TYPES else a for a in arrays]
+    ans = np.stack(values, axis)
+    lead = (slice(None),) * (axis % ans.ndim)
+    places: dict[Any, list[int]] = {}  # each traced array's node: where it was stacked
+    for i in traced:
+        places.setdefault(arrays[i]._node, []).append(i)
+
+    def vjp(g: Any) -> list[Any]:
+        sums = []
+        for where in places.values():
+            total = g[(*lead, where[-1])]
+            for i in reversed(where[:-1]):
+                total = total + g[(*lead, i)]
+            sums.append(total)
+        return sums
+
+    return LeanBox(ans, trace, _new_node(tuple(places), vjp))
 
 
 def _untraced(ufunc: Any) -> Callable[..., Any]:
@@ -453,6 +539,7 @@ XP: dict[str, Callable[..., Any]] = {
     "clip": lean_clip,
     "sum": lean_sum,
     "reshape": lean_reshape,
+    "stack": lean_stack,
     **{ufunc.__name__: _LEAN_UFUNCS[ufunc] for ufunc in _NO_GRADIENT},
 }
 """The backend's ``xp`` names these functions stand for."""

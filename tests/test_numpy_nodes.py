@@ -53,6 +53,23 @@ def test_lean_gradients_are_autograds_bit_for_bit() -> None:
     np.testing.assert_array_equal(grad, expected)
 
 
+def _stacks(ns: Any, x: Any) -> Any:
+    """Stacks of slices: an array stacked three times, arrays sharing inputs, both axes, and
+    an index that takes an entry twice."""
+    a, b, c = x[0] * x[1], x[1] * x[2], x[0] + x[2]
+    rows = ns.stack([a, b, c, a, x[3], a])
+    cols = ns.stack([x[:3], x[3:] * 2.0], axis=1)
+    twice = x[np.array([4, 4, 5])]
+    return ns.sum(ns.exp(rows) * rows) + ns.sum(cols[1:, 0] * cols[:, 1][0]) + ns.sum(twice**2)
+
+
+def test_lean_stack_and_slices_are_autograds_bit_for_bit() -> None:
+    value, grad = ad.value_and_grad(lambda x: _stacks(xp, x))(X)
+    expected_value, expected = autograd.value_and_grad(lambda x: _stacks(anp, x))(X)
+    assert value == expected_value
+    np.testing.assert_array_equal(grad, expected)
+
+
 def test_lean_gradients_agree_with_finite_differences() -> None:
     _, grad = ad.value_and_grad(lambda x: _ops(xp, special, x))(X)
     _, numeric = finite_differences.value_and_grad(lambda x: _ops(xp, special, x))(X)

@@ -54,11 +54,24 @@ def is_array(x: object) -> bool:
     ``Normal(level, 1.0)`` later must take the same place in the structure. Integers and
     booleans stay structure (counts, flags, dims).
     """
+    kind = type(x)
+    answer = _ARRAY_KINDS.get(kind)
+    if answer is None:
+        answer = _ARRAY_KINDS[kind] = _is_array_kind(x)
+    return answer
+
+
+def _is_array_kind(x: object) -> bool:
+    """:func:`is_array`'s rule, asked once per type (a scan flattens every site at every step)."""
     if isinstance(x, bool | int):
         return False
     if isinstance(x, float):
         return True
     return hasattr(x, "shape") and hasattr(x, "dtype") and not isinstance(x, type)
+
+
+_ARRAY_KINDS: dict[type, bool] = {}
+""":func:`is_array`'s answer for each type met so far."""
 
 
 def flatten(obj: Any) -> tuple[Any, list[Any]]:
@@ -69,6 +82,14 @@ def flatten(obj: Any) -> tuple[Any, list[Any]]:
 
 
 def _strip(obj: Any, leaves: list[Any]) -> Any:
+    kind = type(obj)
+    # Plain dicts, lists and tuples by their type first: a scan takes every site of every
+    # step apart, and they are most of what it meets.
+    if kind is dict:
+        return {k: _strip(v, leaves) for k, v in obj.items()}
+    if kind is tuple or kind is list:
+        parts = [_strip(v, leaves) for v in obj]
+        return parts if kind is list else tuple(parts)
     if is_array(obj):
         leaves.append(obj)
         return LEAF

@@ -9,6 +9,15 @@ reshaping each parameter so that the time axis lines up with the batch dims, whi
 know, for each distribution, how its parameters broadcast. Here each step's distribution is
 rebuilt from its slice of the stacked parameters and asked about its own step (``vmap`` on
 JAX, a loop on NumPy): the same answer, for any distribution, with no shape rules to learn.
+
+One case needs no rule either, and ``log_prob`` takes it: a step distribution with no batch
+dims whose attributes are its parameters, each one event's worth (its constraint's event
+dims), and its shapes, nothing else (``Normal(level, q)``, ``Gamma``, ``MultivariateNormal``,
+``factor``'s ``Unit``; not ``HalfNormal``, which holds a ``Normal``, nor ``Uniform``, which
+keeps its support, nor ``Poisson``, which keeps a flag). A distribution is written for
+parameters of shape ``batch_shape + their event shape``, so the stacked parameters make it
+the whole series' distribution, time as its batch axis, and one call scores every step (on
+NumPy one call instead of a loop of ``T``, which is most of a scanned model's gradient).
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from minippl.backend import current
-from minippl.control_flow.records import _Opened, flatten, unflatten
+from minippl.control_flow.records import LEAF, _Opened, flatten, unflatten
 from minippl.distributions.constraints import Constraint
 from minippl.distributions.distribution import Distribution
 from minippl.distributions.util import Shape, shape_of
@@ -68,7 +77,32 @@ class ScannedDistribution(Distribution):
 
     def log_prob(self, value: Any) -> Any:
         """The log density of a series, time first (as the trace holds it): one per step."""
+        whole = self._whole_series(value)
+        if whole is not None:
+            return whole.log_prob(value)
         return self._per_step(lambda d, v: d.log_prob(v), value)
+
+    def _whole_series(self, value: Any) -> Distribution | None:
+        """The step distribution holding every step's parameters, time as its batch axis,
+        where it scores ``value`` as the steps would one by one (see the module); else None.
+        """
+        first = self.first_step
+        if first.batch_shape or not isinstance(self.skeleton, _Opened):
+            return None
+        if len(shape_of(value)) != 1 + first.event_dim:  # sample dims inside each step
+            return None
+        attributes = self.skeleton.attributes
+        if not set(attributes) <= {*first.arg_constraints, *_SHAPE_ATTRIBUTES}:
+            return None
+        params = [name for name, part in attributes.items() if part is LEAF]
+        if len(params) != len(self.leaves):  # an array inside a parameter's structure
+            return None
+        for name, leaf in zip(params, self.leaves, strict=True):
+            if len(shape_of(leaf)) != 1 + first.arg_constraints[name].event_dim:
+                return None
+        whole: Distribution = unflatten(self.skeleton, self.leaves)
+        whole._batch_shape = self.batch_shape
+        return whole
 
     @property
     def mean(self) -> Any:
@@ -77,6 +111,10 @@ class ScannedDistribution(Distribution):
     @property
     def variance(self) -> Any:
         return self._per_step(lambda d: d.variance)
+
+
+_SHAPE_ATTRIBUTES = ("_batch_shape", "_event_shape", "_validate_args")
+"""What :class:`~minippl.distributions.distribution.Distribution` itself stores."""
 
 
 def _time_after_sample_dims(x: Any, n_sample_dims: int) -> Any:

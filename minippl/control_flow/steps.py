@@ -18,6 +18,7 @@ block it gets the handlers it needs, rebuilt for the step:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from typing import Any
 
 from minippl.handlers import block, condition, infer_config, seed, substitute, trace
@@ -45,24 +46,26 @@ def run_step(
     a key before any ``condition`` sets its value (a conditioned site inside a step still
     spends a key, unlike one conditioned by a handler inside an outer ``seed``).
     """
-    with block():
-        handled = fn
+    # Entered outermost first: block, trace, the outer handlers' copies (the last one left on
+    # the message outermost, as it was outside), seed, and the step's index innermost. They
+    # are entered as context managers, not wrapped around ``fn``: a wrapped handler copies
+    # itself at every call, and a scan runs this at every step.
+    with block(), trace() as step_trace, ExitStack() as inside:
+        for kind, data in reversed(substitute_stack):
+            pick = _picker(value_for_step, data)
+            if kind == "condition":
+                inside.enter_context(condition(condition_fn=pick))
+            elif kind == "substitute":
+                inside.enter_context(substitute(substitute_fn=pick))
+            else:
+                raise NotImplementedError(f"control flow: cannot apply a {kind!r} handler inside")
+        if rng_key is not None:
+            inside.enter_context(seed(rng_seed=rng_key))
         if step is not None:
             # Tells a substitute_fn which slice of a whole series belongs to this step
             # (``infer.util`` reads it to transform one step's unconstrained values).
-            handled = infer_config(handled, config_fn=lambda _: {"_scan_current_index": step})
-        if rng_key is not None:
-            handled = seed(handled, rng_seed=rng_key)
-        for kind, data in substitute_stack:
-            pick = _picker(value_for_step, data)
-            if kind == "condition":
-                handled = condition(handled, condition_fn=pick)
-            elif kind == "substitute":
-                handled = substitute(handled, substitute_fn=pick)
-            else:
-                raise NotImplementedError(f"control flow: cannot apply a {kind!r} handler inside")
-        with trace() as step_trace:
-            out = handled(*args)
+            inside.enter_context(infer_config(config_fn=lambda _: {"_scan_current_index": step}))
+        out = fn(*args)
     return out, step_trace
 
 
