@@ -27,7 +27,6 @@ Program transformations
 from __future__ import annotations
 
 import threading
-import types
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -123,21 +122,6 @@ def _generator(key: Key) -> np.random.Generator:
     return gen
 
 
-def _stack(arrays: Sequence[Any], axis: int = 0) -> Any:
-    """``stack``: NumPy's own where no array is traced. autograd's is a Python function of
-    recorded calls (a copy, an indexing and a concatenation per array), about five times
-    NumPy's on the rows of a NUTS checkpoint, which every leapfrog step writes."""
-    arrays = list(arrays)
-    for a in arrays:
-        if numpy_autodiff.is_traced(a):
-            return numpy_autodiff.xp.stack(arrays, axis)
-    return np.stack(arrays, axis)
-
-
-_XP = types.SimpleNamespace(**{**vars(numpy_autodiff.xp), "stack": _stack})
-"""``numpy_autodiff.xp`` (NumPy's names, differentiable) with the backend's fast paths."""
-
-
 def _broadcast(param: Array, shape: Shape) -> Any:
     return np.broadcast_to(np.asarray(param, dtype=np.float64), shape)
 
@@ -146,7 +130,7 @@ class NumpyBackend:
     """:class:`backends.protocol.Backend` on NumPy and SciPy."""
 
     name = "numpy"
-    xp: Any = _XP
+    xp: Any = numpy_autodiff.xp
     special: Any = numpy_autodiff.special
     fused: dict[str, Any] = numpy_fused.FUSED
     """Formulas of the core computed as one autograd node each (``backends/numpy_fused.py``)."""
