@@ -11,7 +11,7 @@ its result or its error.
 Where the system cannot fork (Windows), :func:`can_fork` is false and the backend says that
 it runs one chain at a time.
 
-Example (the last line waits for both children)::
+Example: two jobs, each in a child of its own, and their results in order::
 
     >>> from backends.numpy_processes import run_in_processes
     >>> run_in_processes([lambda report: 1 + 1, lambda report: 2 + 2], 2, print)
