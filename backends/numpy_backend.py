@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from backends import numpy_autodiff, numpy_fused, pytree
+from backends import numpy_autodiff, numpy_fused, numpy_processes, pytree
 from backends.plain_compiler import PlainCompiler
 from backends.protocol import Array, Compiler, Key, PyTree, Shape
 
@@ -170,8 +170,18 @@ class NumpyBackend:
         return 1
 
     def concurrent_programs(self) -> int:
-        """Eager NumPy holds Python's lock for most of a step: threads would not help."""
-        return 1
+        """The usable cores, each running chains in a forked process of its own (eager NumPy
+        holds Python's lock for most of a step: threads would take turns); 1 where the system
+        cannot fork."""
+        return numpy_processes.usable_cores() if numpy_processes.can_fork() else 1
+
+    def run_side_by_side(
+        self,
+        jobs: Sequence[Callable[[Callable[[Any], None]], Any]],
+        workers: int,
+        report: Callable[[Any], None],
+    ) -> list[Any]:
+        return numpy_processes.run_in_processes(jobs, workers, report)
 
     # -- linear algebra -----------------------------------------------------------------
     def cholesky(self, a: Array) -> Array:

@@ -72,9 +72,25 @@ class Backend(Protocol):
     def device_count(self) -> int: ...
 
     def concurrent_programs(self) -> int:
-        """How many compiled programs gain from running at once on one device, each called
-        from its own host thread: the cores of a CPU (each call runs on its caller's thread),
-        1 where calls queue on the device (GPU, TPU) or hold Python's lock (NumPy)."""
+        """How many one-chain programs gain from running at once on one device, as the jobs
+        of :meth:`run_side_by_side`: the usable cores of a CPU, 1 where calls queue on the
+        device (GPU, TPU) or the backend cannot run them at once."""
+        ...
+
+    def run_side_by_side(
+        self,
+        jobs: Sequence[Callable[[Callable[[Any], None]], Any]],
+        workers: int,
+        report: Callable[[Any], None],
+    ) -> list[Any]:
+        """``job(report_rows)`` for every job, at most ``workers`` at once, and the jobs'
+        results in order. A job calls ``report_rows(rows)`` between its chunks of work, and
+        ``report(rows)`` follows, never two at once (the progress bars are drawn there). The
+        first error of a job is raised here with its type and message, after the other jobs
+        are stopped (at their next report at the latest); so is Ctrl-C. How the jobs run is
+        the backend's choice: host threads (JAX, whose calls let go of Python's lock), forked
+        processes (NumPy, whose jobs come with the caller's memory and send back their
+        results)."""
         ...
 
     # -- linear algebra -----------------------------------------------------------------

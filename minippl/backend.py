@@ -51,5 +51,5 @@ def enable_x64(use_x64: bool = True) -> None:
 def set_host_device_count(n: int) -> None:
     """Expose ``n`` CPU devices, so chains can run in parallel one per device; call it
     before any JAX work. Without it, minippl's ``"parallel"`` chains run on a CPU's cores
-    on threads (NumPyro's run one after another)."""
+    on threads (NumPyro's run one after another); the NumPy backend runs them in processes."""
     current().set_host_device_count(n)

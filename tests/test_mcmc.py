@@ -448,9 +448,11 @@ def test_chains_side_by_side_build_their_program_once(
 
 
 def test_an_error_in_a_chains_thread_reaches_the_caller(
-    backend: Backend, monkeypatch: pytest.MonkeyPatch
+    jax_backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Chains side by side: an error raised in one chain's thread is raised by ``run``."""
+    """Chains side by side on threads (JAX): an error raised in one chain's thread is raised
+    by ``run``. NumPy's chains run in processes: tests/test_parallel_chains.py."""
+    backend = jax_backend
     mcmc = side_by_side(backend, monkeypatch, 2)
     mcmc.run(backend.key(0), data(backend))
     calls: list[str] = []

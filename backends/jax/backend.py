@@ -18,6 +18,7 @@ import jax.scipy.special as jss
 import numpy as np
 from jax.flatten_util import ravel_pytree as _ravel_pytree
 
+from backends.host_threads import run_on_threads
 from backends.jax.compiler import JaxCompiler
 from backends.jax.control_flow import apply_if_as_loop, cond_with_flat_matrices
 from backends.protocol import Array, Compiler, Key, PyTree, Shape
@@ -82,10 +83,20 @@ class JaxBackend:
         return jax.device_count()
 
     def concurrent_programs(self) -> int:
+        """The usable cores of a CPU, each running a program called from a thread of its own;
+        1 on a GPU or TPU (one stream per device: concurrent calls would queue)."""
         if jax.default_backend() != "cpu":
-            return 1  # one stream per device: concurrent calls would queue
+            return 1
         cores = getattr(os, "sched_getaffinity", None)
         return len(cores(0)) if cores is not None else os.cpu_count() or 1
+
+    def run_side_by_side(
+        self,
+        jobs: Sequence[Callable[[Callable[[Any], None]], Any]],
+        workers: int,
+        report: Callable[[Any], None],
+    ) -> list[Any]:
+        return run_on_threads(jobs, workers, report)
 
     # -- linear algebra -----------------------------------------------------------------
     def cholesky(self, a: Array) -> Array:

@@ -6,23 +6,23 @@ Layout (:class:`Plan`). The chain program runs a *block* of chains (``vmap`` ins
 loop). ``"sequential"`` gives it one chain at a time (without ``vmap``: batched, the kernel's
 branches would all be evaluated), ``"vectorized"`` all of them, and ``"parallel"`` splits
 the chains over devices (one chain per device runs unbatched, as in "sequential"; several
-are vectorized when there are fewer devices than chains). On a CPU that JAX sees as one
-device, whose cores each run a program (``concurrent_programs`` of the backend),
-``"parallel"`` runs the one-chain programs of "sequential" side by side on host threads
-instead, with the same draws and no devices to set up.
+are vectorized when there are fewer devices than chains). On one device whose cores each
+run a program (a CPU: ``concurrent_programs`` of the backend), ``"parallel"`` runs the
+one-chain programs of "sequential" side by side instead, with the same draws and no devices
+to set up.
 
 Driving (:func:`run_blocks`). Each block's program is called chunk by chunk
 (:class:`~minippl.infer.progress.ChunkPlan`), and the progress bars are fed between chunks;
-blocks run one after another, or side by side on threads.
+blocks run one after another, or side by side as jobs of the backend
+(``run_side_by_side``: host threads on JAX, forked processes on NumPy).
 """
 
 from __future__ import annotations
 
 import copy
-import threading
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -42,7 +42,7 @@ class Plan(NamedTuple):
 
     method: str  # "single", "sequential", "vectorized" or "parallel"
     num_devices: int
-    workers: int = 1  # "sequential" chains run at once, each on its own host thread
+    workers: int = 1  # "sequential" chains run at once, each as a job of the backend
 
     def blocks(self, num_chains: int) -> list[tuple[int, int]]:
         """The blocks of chains the program is given, as ``[lo, hi)`` ranges."""
@@ -52,7 +52,7 @@ class Plan(NamedTuple):
 
     def one_chain_blocks(self, num_chains: int) -> bool:
         """Whether the program is given one chain at a time (and so runs without ``vmap``):
-        one after another, side by side on threads, or one per device."""
+        one after another, side by side, or one per device."""
         if self.method == "parallel":
             return self.num_devices == num_chains
         return self.method in ("single", "sequential")
@@ -86,16 +86,18 @@ def plan_chains(num_chains: int, chain_method: str) -> Plan:
     workers = min(backend.concurrent_programs(), num_chains)
     if workers > 1:
         # One device whose cores each run a program (a CPU): the one-chain programs of
-        # "sequential" run side by side on host threads, with the same draws. Where JAX
-        # split the CPU into devices, sharding is kept: threads on one of several CPU
-        # devices run slower than one chain per device.
+        # "sequential" run side by side, with the same draws. Where JAX split the CPU into
+        # devices, sharding is kept: threads on one of several CPU devices run slower than
+        # one chain per device.
         return Plan("sequential", 1, workers)
     warnings.warn(
-        f"chain_method='parallel' needs {num_chains} devices but "
-        f"{devices} {'is' if devices == 1 else 'are'} available (usable: 1); the "
-        f"{num_chains} chains will run one after another (as 'sequential'). With "
-        f"JAX on a CPU, call minippl.set_host_device_count({num_chains}) before any "
-        "other JAX work to run them in parallel.",
+        f"chain_method='parallel' needs {num_chains} devices, or one device that runs "
+        f"several chains at once, but {devices} {'is' if devices == 1 else 'are'} "
+        f"available and the {backend.name} backend runs one chain at a time there (a GPU "
+        "or TPU, one usable core, or a system that cannot fork the NumPy backend's "
+        f"processes); the {num_chains} chains will run one after another (as "
+        f"'sequential'). With JAX on a CPU, call minippl.set_host_device_count({num_chains}) "
+        "before any other JAX work to run them in parallel.",
         UserWarning,
         stacklevel=3,
     )
@@ -153,53 +155,28 @@ def run_blocks(
     hub: ProgressHub,
 ) -> list[Any]:
     """Run ``program`` over every block ``(ids, carry)`` of ``starts`` to the end of the
-    schedule, chunk by chunk; with several ``workers``, blocks run side by side on host
-    threads (each with its own copy of the chunk plan, the bars fed under a lock)."""
+    schedule, chunk by chunk, and return each block's final carry. With several
+    ``workers``, blocks run side by side as the backend runs host jobs at once
+    (``Backend.run_side_by_side``), each with its own copy of the chunk plan."""
     backend = current()
-    reporting = threading.Lock()
-    stopping = threading.Event()
     first = schedule.first
 
-    def finish(ids: Any, carry: Any, plan: ChunkPlan) -> Any:
+    def finish(ids: Any, carry: Any, plan: ChunkPlan, report: Callable[[Any], None]) -> Any:
         for done, stop in plan.chunks():
-            if stopping.is_set():
-                return None
             carry = program(*carry, dyn, done, stop, first, ids)
             if schedule.show:
-                rows = progress_rows(carry[0], carry[2], ids, stop)
-                with reporting:
-                    hub.report(rows)
+                report(progress_rows(carry[0], carry[2], ids, stop))
         return backend.block_until_ready(carry)
 
     workers = min(workers, len(starts))
     if workers == 1:
-        return [finish(ids, carry, schedule.chunk) for ids, carry in starts]
+        return [finish(ids, carry, schedule.chunk, hub.report) for ids, carry in starts]
     # The first call compiles or loads the program: it is made alone (with no iterations),
-    # so that the threads find it ready instead of each building it.
+    # so that the jobs find it ready instead of each building it.
     ids, carry = starts[0]
     starts[0] = (ids, program(*carry, dyn, 0, 0, first, ids))
-    return side_by_side(finish, starts, workers, schedule.chunk, stopping)
-
-
-def side_by_side(
-    finish: Callable[[Any, Any, ChunkPlan], Any],
-    starts: list[tuple[Any, Any]],
-    workers: int,
-    chunk: ChunkPlan,
-    stopping: threading.Event,
-) -> list[Any]:
-    """``finish(ids, carry, plan)`` for every block, ``workers`` at a time on host threads,
-    each with its own copy of ``chunk``; an error in one is raised here, after the others
-    stopped at their next chunk (``stopping``)."""
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="minippl-chains")
-    futures = [pool.submit(finish, ids, carry, copy.copy(chunk)) for ids, carry in starts]
-    try:
-        return [future.result() for future in futures]
-    except BaseException:
-        stopping.set()  # e.g. Ctrl-C: the other chains stop after their chunk
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    jobs = [partial(finish, ids, carry, copy.copy(schedule.chunk)) for ids, carry in starts]
+    return backend.run_side_by_side(jobs, workers, hub.report)
 
 
 def progress_rows(states: Any, stats: RunStats, ids: Any, done: int) -> Any:

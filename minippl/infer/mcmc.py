@@ -75,9 +75,9 @@ class MCMC:
     postprocess_fn : maps the kernel's ``z`` to the collected values (default: the kernel's,
         which constrains latent sites and recomputes deterministic ones).
     chain_method : ``"parallel"`` (chains at once: over devices, see
-        :func:`minippl.set_host_device_count`, or on a one-device CPU over its cores, one
-        host thread per chain), ``"vectorized"`` (``vmap`` over chains on one device) or
-        ``"sequential"``.
+        :func:`minippl.set_host_device_count`, or on a one-device CPU over its cores, a
+        host thread (JAX) or a process (NumPy) per chain), ``"vectorized"`` (``vmap`` over
+        chains on one device) or ``"sequential"``.
     progress_bar : show a progress bar when standard error is a terminal.
     progress_rate : iterations between progress updates (default ~1% of the run).
     jit_model_args : accepted for NumPyro compatibility; the data is always an argument of
