@@ -26,6 +26,7 @@ Program transformations
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -303,7 +304,16 @@ class NumpyBackend:
         donate_argnums: Sequence[int] = (),
         optimize: bool = True,
     ) -> Callable[..., Any]:
-        return fn
+        """``fn`` itself, run as a compiled program computes: with IEEE infinities and NaNs
+        and no floating-point warnings. A sampler meets overflow on purpose (a divergent
+        trajectory) and reports it as a divergence; NumPy's warnings would repeat it."""
+
+        @functools.wraps(fn)
+        def program(*args: Any, **kwargs: Any) -> Any:
+            with np.errstate(all="ignore"):
+                return fn(*args, **kwargs)
+
+        return program
 
     def vmap(
         self, fn: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0

@@ -3,8 +3,10 @@ registry finds the built-in backends by name; the plain compiler is ``jit`` and 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
+import numpy as np
 import pytest
 
 import backends
@@ -43,3 +45,14 @@ def test_the_plain_compiler_is_jit_and_nothing_else() -> None:
     compiler.expect("hint")()
     with compiler.chain_program(unbatched=True):
         assert compiler.own_loop(double, 4.0, 0) == 8.0
+
+
+def test_a_jitted_function_overflows_silently(backend: Backend) -> None:
+    """Inside ``jit`` both backends compute with IEEE infinities and NaNs and warn of
+    nothing, as XLA does: NUTS meets overflow on purpose and reports it as a divergence."""
+    xp = backend.xp
+    program = backend.jit(lambda x: (xp.exp(x), xp.exp(x) - xp.exp(x), xp.log(x - x)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        big, nan, minus_inf = program(xp.asarray(1000.0))
+    assert np.isposinf(float(big)) and np.isnan(float(nan)) and np.isneginf(float(minus_inf))
