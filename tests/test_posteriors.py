@@ -125,10 +125,16 @@ def compare(
 TARGET = {eight_schools_noncentered: 0.95}
 
 
-def fit(model: Callable[..., Any], data: dict[str, Any], seed: int, **sizes: Any) -> MCMC:
+def fit(
+    model: Callable[..., Any],
+    data: dict[str, Any],
+    seed: int,
+    chain_method: str = "vectorized",
+    **sizes: Any,
+) -> MCMC:
     sizes = {"num_warmup": 1000, "num_samples": 1000, "num_chains": 4, **sizes}
     kernel = NUTS(model, target_accept_prob=TARGET.get(model, 0.8))
-    mcmc = MCMC(kernel, chain_method="vectorized", progress_bar=False, **sizes)
+    mcmc = MCMC(kernel, chain_method=chain_method, progress_bar=False, **sizes)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mcmc.run(minippl.backend.current().key(seed), **arrays(data))
@@ -160,17 +166,14 @@ def test_reference_posterior_on_jax(jax_backend: Backend, name: str, model: Any)
 
 # -- NumPy: the same models, and the same answers as JAX ----------------------------------------
 #
-# The NumPy backend fits each case with 4 chains, as JAX does, but of 150 + 150 iterations
-# instead of 1000 + 1000: eager NUTS in Python costs a few milliseconds a leapfrog step, and
-# the full size would take several minutes per model on a CI machine's two cores
-# (benchmarks/README.md, "The NumPy backend"). It is held to the reference checks, with the sds
-# to max(10%, three standard errors of the sd estimate), since 600 draws do not pin down a
-# heavy-tailed sd (eight schools' tau) to 10%/3 of it; and it is compared with JAX's fit
-# of the same model: for every parameter the two means differ by less than 4 combined Monte
-# Carlo standard errors (``sd / sqrt(ESS)`` of each), and the two sds by less than 4 combined
+# The NumPy backend fits each case at JAX's size, 4 chains of 1000 + 1000 iterations, with
+# chain_method="parallel": its chains run in forked processes, one per core, with the draws
+# "sequential" would give. It is held to the reference checks, with the sds to max(10%, three
+# standard errors of the sd estimate), since a few thousand draws do not pin down a
+# heavy-tailed sd (eight schools' tau) to 10%/3 of it; and it is compared with JAX's fit of
+# the same model: for every parameter the two means differ by less than 4 combined Monte Carlo
+# standard errors (``sd / sqrt(ESS)`` of each), and the two sds by less than 4 combined
 # standard errors of an sd estimate.
-
-NUMPY_SIZES = {"num_warmup": 150, "num_samples": 150, "num_chains": 4}
 
 
 def sd_tolerance(x: np.ndarray) -> float:
@@ -216,8 +219,9 @@ def jax_fit(name: str, model: Any, data: dict[str, Any]) -> dict[str, Any]:
     return _JAX_FITS[name]
 
 
-# kidiq (434 rows, an interaction) is left to the JAX test: its NumPy fit takes over five
-# minutes on two cores, a third of the whole suite's time budget on CI.
+# kidiq (434 rows, an interaction) is left to the JAX test: its NumPy fit takes about three
+# minutes of wall time on two cores (its gradient is the slowest of the three), a fifth of
+# the whole suite's time budget on CI; the other two take about half a minute each.
 NUMPY_CASES = [case for case in CASES if case[0] != "kidiq-kidscore_interaction"]
 
 
@@ -227,7 +231,7 @@ def test_reference_posterior_on_numpy_agrees_with_jax(name: str, model: Any) -> 
     previous = minippl.backend.current().name
     minippl.set_backend("numpy")
     try:
-        mcmc = fit(model, data, seed=0, **NUMPY_SIZES)
+        mcmc = fit(model, data, seed=0, chain_method="parallel")
     finally:
         minippl.set_backend(previous)
     assert int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum()) == 0
