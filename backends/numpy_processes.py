@@ -33,6 +33,8 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from backends.host_threads import usable_cores
+
 __all__ = ["can_fork", "run_in_processes", "usable_cores"]
 
 Message = tuple[str, Any]
@@ -43,12 +45,6 @@ then ``("done", result)`` or ``("error", exception)``."""
 def can_fork() -> bool:
     """Whether this system starts processes by ``fork`` (POSIX does; Windows does not)."""
     return "fork" in multiprocessing.get_all_start_methods()
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity where the system says, else all)."""
-    cores = getattr(os, "sched_getaffinity", None)
-    return len(cores(0)) if cores is not None else os.cpu_count() or 1
 
 
 def run_in_processes(

@@ -6,7 +6,6 @@ key gives the same number, bit for bit.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
@@ -18,7 +17,7 @@ import jax.scipy.special as jss
 import numpy as np
 from jax.flatten_util import ravel_pytree as _ravel_pytree
 
-from backends.host_threads import run_on_threads
+from backends.host_threads import run_on_threads, usable_cores
 from backends.jax.compiler import JaxCompiler
 from backends.jax.control_flow import apply_if_as_loop, cond_with_flat_matrices
 from backends.protocol import Array, Compiler, Key, PyTree, Shape
@@ -87,8 +86,7 @@ class JaxBackend:
         1 on a GPU or TPU (one stream per device: concurrent calls would queue)."""
         if jax.default_backend() != "cpu":
             return 1
-        cores = getattr(os, "sched_getaffinity", None)
-        return len(cores(0)) if cores is not None else os.cpu_count() or 1
+        return usable_cores()
 
     def run_side_by_side(
         self,
