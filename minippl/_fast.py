@@ -107,6 +107,8 @@ def fusable(formula: F) -> F:
     would record a node for each operation (a gradient's cost is its number of nodes). The
     formulas marked are those potentials run most: the normal, Cauchy and Bernoulli log
     densities, ``softplus`` and the sigmoid's log slope, and the potential's running sum.
+    On JAX, the mask that gives ``-inf`` outside a support: the same values, and a
+    derivative that skips the mask (``backends/jax/fused.py``).
     """
     name = formula.__name__
 

@@ -20,6 +20,7 @@ from jax.flatten_util import ravel_pytree as _ravel_pytree
 from backends.host_threads import run_on_threads, usable_cores
 from backends.jax.compiler import JaxCompiler
 from backends.jax.control_flow import apply_if_as_loop, cond_with_flat_matrices
+from backends.jax.fused import FUSED
 from backends.protocol import Array, Compiler, Key, PyTree, Shape
 
 _FAST_COMPILE = {
@@ -44,6 +45,8 @@ class JaxBackend:
     name = "jax"
     xp: Any = jnp
     special: Any = jss
+    fused: dict[str, Any] = FUSED
+    """Formulas of the core computed with a cheaper derivative (``backends/jax/fused.py``)."""
 
     def __init__(self) -> None:
         self._compiler = JaxCompiler(self)

@@ -28,6 +28,7 @@ from minippl.distributions.util import (
     Shape,
     broadcast_shapes,
     float_type_of,
+    minus_inf_outside,
     shape_of,
     sum_rightmost,
 )
@@ -187,7 +188,7 @@ class Distribution(PytreeNode):
                 "its log density is -inf",
                 stacklevel=2,
             )
-        return xp.where(inside, lp, -xp.inf)
+        return minus_inf_outside(inside, lp)
 
     @property
     def mean(self) -> Any:

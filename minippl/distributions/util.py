@@ -158,6 +158,18 @@ def softplus(x: Any) -> Any:
     return xp.maximum(x, 0.0) + xp.log1p(xp.exp(-xp.abs(x)))
 
 
+@fusable
+def minus_inf_outside(inside: Any, log_density: Any) -> Any:
+    """``log_density`` where ``inside`` holds, ``-inf`` elsewhere: a log density outside its
+    distribution's support.
+
+    A backend's fused version gives the same values; its gradient may skip the mask (where
+    the density is ``-inf``, no gradient means anything).
+    """
+    xp = current().xp
+    return xp.where(inside, log_density, -xp.inf)
+
+
 def log_sigmoid(x: Any) -> Any:
     """``log(sigmoid(x)) = -softplus(-x)``."""
     return -softplus(-x)
