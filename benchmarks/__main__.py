@@ -23,7 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-SECTIONS = ("cells", "fresh", "eager", "progress", "scaling")
+SECTIONS = ("cells", "svi", "fresh", "eager", "progress", "scaling")
 
 
 def _list(text: str) -> list[str]:
@@ -196,6 +196,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 f"minippl-numpy runs at most {n.chains} chains x ({n.warmup} + {n.samples}), "
                 "once: it runs NUTS eagerly in Python."
             )
+    if "svi" not in args.skip:
+        log(" SVI side by side")
+        results["svi"] = _svi_section(args, log)
     if "fresh" not in args.skip and args.fresh_models:
         log(" fresh processes")
         fresh = args.fresh_samplers  # run_fresh_processes keeps the MCMC samplers on JAX
@@ -255,6 +258,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     log(f" wrote {files['json']}")
     print(report.markdown(results))
     return results
+
+
+def _svi_section(args: argparse.Namespace, log: Any) -> dict[str, Any]:
+    """SVI's steps per second after compile (21 interleaved repeats at least: a run takes
+    milliseconds) and its first step in fresh processes; quick: eight schools, a tenth of
+    the steps, no fresh processes."""
+    from benchmarks import svi
+
+    if args.quick:
+        return svi.section(["eight_schools_nc"], 1, 0, True, log)
+    return svi.section(svi.MODELS, max(args.repeats, 21), args.fresh_repeats, False, log)
 
 
 if __name__ == "__main__":

@@ -189,6 +189,16 @@ def markdown(results: dict[str, Any]) -> str:
                 rows,
             )
         )
+    if results.get("svi"):
+        from benchmarks.svi import markdown as svi_markdown
+
+        out += [
+            "",
+            "## SVI (AutoNormal, Adam(0.01), Trace_ELBO; steps/s after compile, first step "
+            "in a fresh process)",
+            "",
+            svi_markdown(results["svi"]["throughput"], results["svi"]["fresh"]),
+        ]
     if results.get("fresh_process"):
         out += ["", "## Wall time to a first posterior in a fresh process (s)", ""]
         rows = [

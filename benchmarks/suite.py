@@ -304,6 +304,20 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 False,
             )
         )
+    for row in results.get("svi", {}).get("ratios", []):
+        model = row["model"]
+        rows.append(
+            _target(f"SVI steps/s vs NumPyro best, {model}", row["steps_per_s_ratio"], 1.0, False)
+        )
+        if math.isfinite(row["first_step_ratio"]):
+            rows.append(
+                _target(
+                    f"SVI first step, warm cache, vs NumPyro as installed, {model}",
+                    row["first_step_ratio"],
+                    0.5,
+                    True,
+                )
+            )
     for row in results.get("fresh_process_ratios", []):
         if row["model"] in small or get(row["model"]).small:
             rows.append(

@@ -225,6 +225,24 @@ def first_step(
     return rows
 
 
+def ratios(throughput: list[dict[str, Any]], fresh: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per model: minippl's steps/s over NumPyro's best (ratio of medians, and median of the
+    per-repeat ratios), and its first step with a warm cache over NumPyro as installed."""
+    out = []
+    for model in dict.fromkeys(r["model"] for r in throughput + fresh):
+        rows = {r["variant"]: r for r in throughput if r["model"] == model}
+        first = {
+            (r["library"], r["variant"]): r["first_step_s"] for r in fresh if r["model"] == model
+        }
+        speed, paired = _speed_ratios(rows)
+        start = first.get(("minippl", "warm"), np.nan) / first.get(("numpyro", "default"), np.nan)
+        out.append(
+            {"model": model, "steps_per_s_ratio": speed, "steps_per_s_paired_ratio": paired,
+             "first_step_ratio": start}
+        )  # fmt: skip
+    return out
+
+
 def markdown(throughput: list[dict[str, Any]], fresh: list[dict[str, Any]]) -> str:
     """The two tables, with minippl's ratios to NumPyro's best and as-installed figures."""
     out = ["| model | variant | steps | steps/s |", "|---|---|---|---|"]
@@ -243,14 +261,11 @@ def markdown(throughput: list[dict[str, Any]], fresh: list[dict[str, Any]]) -> s
         "| first step, minippl warm / NumPyro default |",
         "|---|---|---|---|",
     ]
-    for model in dict.fromkeys(r["model"] for r in throughput + fresh):
-        rows = {r["variant"]: r for r in throughput if r["model"] == model}
-        first = {
-            (r["library"], r["variant"]): r["first_step_s"] for r in fresh if r["model"] == model
-        }
-        speed, paired = _speed_ratios(rows)
-        start = first.get(("minippl", "warm"), np.nan) / first.get(("numpyro", "default"), np.nan)
-        out.append(f"| {model} | {speed:.2f} | {paired:.2f} | {start:.2f} |")
+    for r in ratios(throughput, fresh):
+        out.append(
+            f"| {r['model']} | {r['steps_per_s_ratio']:.2f} | "
+            f"{r['steps_per_s_paired_ratio']:.2f} | {r['first_step_ratio']:.2f} |"
+        )
     return "\n".join(out)
 
 
@@ -264,6 +279,20 @@ def _speed_ratios(rows: dict[str, dict[str, Any]]) -> tuple[float, float]:
     ours = rows["minippl-run"]
     paired = np.asarray(best["repeats"]) / np.asarray(ours["repeats"])  # time ratio = rate ratio
     return ours["steps_per_s"] / best["steps_per_s"], float(np.median(paired))
+
+
+def section(
+    models: Sequence[str],
+    repeats: int,
+    fresh_repeats: int,
+    quick: bool,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Both measurements and their ratios, as ``python -m benchmarks`` reports them (no
+    fresh processes where ``fresh_repeats`` is 0)."""
+    throughput = steps_per_second(models, repeats, quick, log)
+    fresh = first_step(models, fresh_repeats, log) if fresh_repeats > 0 else []
+    return {"throughput": throughput, "fresh": fresh, "ratios": ratios(throughput, fresh)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

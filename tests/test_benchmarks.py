@@ -69,8 +69,9 @@ def test_schema(quick: tuple[dict[str, Any], Path]) -> None:
     assert results["schema"] == "minippl-benchmarks/1"
     for key in ("date", "command", "machine", "config", "cells", "ratios", "fresh_process"):
         assert key in results, key
-    for key in ("eager", "progress_bar", "scaling", "targets", "notes", "elapsed_s", "files"):
+    for key in ("svi", "eager", "progress_bar", "scaling", "targets", "notes", "elapsed_s"):
         assert key in results, key
+    assert "files" in results
     for key in ("host", "cpu", "cores", "jax_backend", "devices", "versions"):
         assert key in results["machine"], key
     assert results["config"]["quick"] is True
@@ -81,10 +82,13 @@ def test_schema(quick: tuple[dict[str, Any], Path]) -> None:
     assert results["files"]["png"] and all(Path(p).exists() for p in results["files"]["png"])
     md = Path(results["files"]["markdown"]).read_text()
     assert "| model | sampler |" in md and results["machine"]["host"] in md
+    assert "## SVI" in md and "minippl-run" in md
     samplers = {c["sampler"] for c in results["cells"]}
     assert {"numpyro-vectorized", "blackjax"} <= samplers
     for target in results["targets"]:
         assert set(target) >= {"target", "value", "bound", "kind", "met"}
+    targets = {t["target"] for t in results["targets"]}
+    assert "SVI steps/s vs NumPyro best, eight_schools_nc" in targets
 
 
 @pytest.mark.slow
@@ -101,6 +105,12 @@ def test_every_figure_finite(quick: tuple[dict[str, Any], Path]) -> None:
     for row in results["fresh_process"]:
         for key in ("first_posterior_s", "startup_import_s", "run_s"):
             _positive(row[key], f"fresh {row['sampler']} {row['variant']} {key}")
+    variants = {row["variant"] for row in results["svi"]["throughput"]}
+    assert variants == {"minippl-run", "numpyro-run", "numpyro-jit-scan"}
+    for row in results["svi"]["throughput"]:
+        _positive(row["steps_per_s"], f"svi {row['model']} {row['variant']}")
+    for row in results["svi"]["ratios"]:
+        _positive(row["steps_per_s_ratio"], f"svi ratio {row['model']}")
     for row in results["eager"]:
         _positive(row["us_per_call"], f"eager {row['library']}")
         _positive(row["us_per_site"], f"eager {row['library']}")
