@@ -97,6 +97,7 @@ def _fits(model_name: str) -> dict[str, Callable[[int], Any]]:
     from minippl.infer.autoguide import AutoNormal
     from minippl.optim import Adam
 
+    minippl.set_backend("jax")  # the backend is process-wide: the suite's cells may leave NumPy
     wait = minippl.backend.current().block_until_ready
     spec = get(model_name)
     data = spec.data().cast(np.float32)
@@ -145,6 +146,7 @@ def steps_per_second(
     for model in models:
         steps = STEPS[model] // (10 if quick else 1)
         fits = _fits(model)
+        backend = _backend_name()
         for fit in fits.values():
             fit(steps)  # compile (and, for NumPyro's run, show what a second call costs)
         times: dict[str, list[float]] = {name: [] for name in fits}
@@ -157,9 +159,16 @@ def steps_per_second(
         for name, spans in times.items():
             rows.append(
                 {"model": model, "variant": name, "steps": steps, "seconds": median(spans),
-                 "steps_per_s": steps / median(spans), "repeats": spans}
+                 "steps_per_s": steps / median(spans), "repeats": spans,
+                 "minippl_backend": backend}
             )  # fmt: skip
     return rows
+
+
+def _backend_name() -> str:
+    import minippl
+
+    return str(minippl.backend.current().name)
 
 
 def _flags_before(environ: dict[str, str]) -> dict[str, str]:

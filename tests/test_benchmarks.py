@@ -109,6 +109,7 @@ def test_every_figure_finite(quick: tuple[dict[str, Any], Path]) -> None:
     assert variants == {"minippl-run", "numpyro-run", "numpyro-jit-scan"}
     for row in results["svi"]["throughput"]:
         _positive(row["steps_per_s"], f"svi {row['model']} {row['variant']}")
+        assert row["minippl_backend"] == "jax"  # the NUTS cells may leave NumPy selected
     for row in results["svi"]["ratios"]:
         _positive(row["steps_per_s_ratio"], f"svi ratio {row['model']}")
     for row in results["eager"]:
