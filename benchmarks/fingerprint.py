@@ -42,9 +42,7 @@ def _digest(tree: dict[str, Any]) -> str:
     return h.hexdigest()[:24]
 
 
-def _mcmc(
-    name: str, kernel: str = "nuts", small: bool = False, **options: Any
-) -> Run:
+def _mcmc(name: str, kernel: str = "nuts", small: bool = False, **options: Any) -> Run:
     spec = models.get(name)
 
     def run() -> dict[str, Any]:

@@ -199,8 +199,10 @@ def fresh_floor(
     best_warm = min(methods, key=lambda m: first(f"{m} warm"))
     cold = runs[f"{best} cold"]
     compiles = [
-        max((b - a for name, a, b, _ in r["spans"] if name == "backend_compile_duration"),
-            default=float("nan"))
+        max(
+            (b - a for name, a, b, _ in r["spans"] if name == "backend_compile_duration"),
+            default=float("nan"),
+        )
         for r in cold
     ]
     numpyro = first("numpyro")
@@ -248,36 +250,87 @@ def markdown(results: dict[str, Any]) -> str:
         for r in results["steps"]:
             mass = r.get("value_grad_and_mass_product_s", float("nan"))
             floor = r.get("value_grad_and_mass_product_over_grad", r["value_and_grad_over_grad"])
-            rows.append([r["model"], r["dim"], r["grad_s"] * us, r["value_and_grad_s"] * us,
-                         mass * us, floor])
+            rows.append(
+                [
+                    r["model"],
+                    r["dim"],
+                    r["grad_s"] * us,
+                    r["value_and_grad_s"] * us,
+                    mass * us,
+                    floor,
+                ]
+            )
         lines += [table(header, rows), ""]
     if results["iterations"]:
         lines += ["## Per iteration: fixed cost and cost per step (one chain, sequential)", ""]
-        header = ["model", "library", "fixed us / iteration", "us / step", "gradient us",
-                  "steps / iteration", "fixed share", "overhead", "overhead less fixed"]
+        header = [
+            "model",
+            "library",
+            "fixed us / iteration",
+            "us / step",
+            "gradient us",
+            "steps / iteration",
+            "fixed share",
+            "overhead",
+            "overhead less fixed",
+        ]
         rows = [
-            [r["model"], r["library"], r["fixed_per_iteration_s"] * us, r["per_step_s"] * us,
-             r["grad_s"] * us, r["steps_per_iteration"], r["fixed_share"], r["overhead"],
-             r["overhead_without_fixed"]]
+            [
+                r["model"],
+                r["library"],
+                r["fixed_per_iteration_s"] * us,
+                r["per_step_s"] * us,
+                r["grad_s"] * us,
+                r["steps_per_iteration"],
+                r["fixed_share"],
+                r["overhead"],
+                r["overhead_without_fixed"],
+            ]
             for r in results["iterations"]
         ]
         lines += [table(header, rows), ""]
     if results["fresh"]:
         lines += ["## Fresh process: first posterior against its floor (s)", ""]
-        header = ["model", "NumPyro parallel", "minippl cold", "budget", "start-up + imports",
-                  "chain compile", "sampling", "floor", "minippl warm", "budget", "import jax",
-                  "sampling", "floor"]
+        header = [
+            "model",
+            "NumPyro parallel",
+            "minippl cold",
+            "budget",
+            "start-up + imports",
+            "chain compile",
+            "sampling",
+            "floor",
+            "minippl warm",
+            "budget",
+            "import jax",
+            "sampling",
+            "floor",
+        ]
         rows = [
-            [r["model"], r["numpyro_parallel_s"], f"{r['cold_s']:.3g} ({r['method']})",
-             r["cold_budget_s"], r["startup_import_s"], r["chain_compile_s"], r["sampling_s"],
-             r["cold_floor_s"], f"{r['warm_s']:.3g} ({r['warm_method']})", r["warm_budget_s"],
-             r["import_jax_s"], r["warm_sampling_s"], r["warm_floor_s"]]
+            [
+                r["model"],
+                r["numpyro_parallel_s"],
+                f"{r['cold_s']:.3g} ({r['method']})",
+                r["cold_budget_s"],
+                r["startup_import_s"],
+                r["chain_compile_s"],
+                r["sampling_s"],
+                r["cold_floor_s"],
+                f"{r['warm_s']:.3g} ({r['warm_method']})",
+                r["warm_budget_s"],
+                r["import_jax_s"],
+                r["warm_sampling_s"],
+                r["warm_floor_s"],
+            ]
             for r in results["fresh"]
         ]
         lines += [table(header, rows), ""]
         for r in results["fresh"]:
-            lines += [f"Timeline of a cold process, {r['model']} (JAX spans of 20 ms or more, "
-                      "seconds from the launch):", ""]
+            lines += [
+                f"Timeline of a cold process, {r['model']} (JAX spans of 20 ms or more, "
+                "seconds from the launch):",
+                "",
+            ]
             lines += [table(["span", "starts", "lasts", "thread"], r["timeline"]), ""]
     return "\n".join(lines)
 
@@ -293,8 +346,11 @@ def plot_timelines(results: dict[str, Any], path: Path) -> bool:
     fresh = results["fresh"]
     if not fresh:
         return False
-    colours = {"jaxpr_trace_duration": "tab:blue", "jaxpr_to_mlir_module_duration": "tab:green",
-               "backend_compile_duration": "tab:red"}
+    colours = {
+        "jaxpr_trace_duration": "tab:blue",
+        "jaxpr_to_mlir_module_duration": "tab:green",
+        "backend_compile_duration": "tab:red",
+    }
     fig, axes = plt.subplots(len(fresh), 1, figsize=(9, 1.6 + 1.2 * len(fresh)), squeeze=False)
     for ax, r in zip(axes[:, 0], fresh, strict=True):
         threads = list(dict.fromkeys(span[3] for span in r["timeline"]))

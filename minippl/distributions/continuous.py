@@ -669,8 +669,9 @@ class Weibull(Distribution):
     @property
     def mean(self) -> Any:
         xp, sp = current().xp, current().special
-        return _full(self.scale * xp.exp(sp.gammaln(1.0 + 1.0 / self.concentration)),
-                     self.batch_shape)
+        return _full(
+            self.scale * xp.exp(sp.gammaln(1.0 + 1.0 / self.concentration)), self.batch_shape
+        )
 
     @property
     def variance(self) -> Any:

@@ -353,9 +353,7 @@ class Categorical(_OverCategories):
             log_pmf = self.logits
         batch = broadcast_shapes(shape_of(value), self.batch_shape)
         # Clip so an out-of-range value indexes safely; the base class turns it into -inf.
-        index = xp.clip(xp.asarray(value), 0, self.num_categories - 1).astype(
-            xp.result_type(int)
-        )
+        index = xp.clip(xp.asarray(value), 0, self.num_categories - 1).astype(xp.result_type(int))
         index = xp.broadcast_to(xp.expand_dims(index, -1), batch + (1,))
         log_pmf = xp.broadcast_to(log_pmf, batch + (self.num_categories,))
         return xp.take_along_axis(log_pmf, index, axis=-1)[..., 0]
@@ -647,9 +645,7 @@ class NegativeBinomialProbs(NegativeBinomial):
 
     arg_constraints = {"total_count": constraints.positive, "probs": constraints.unit_interval}
 
-    def __init__(
-        self, total_count: Any, probs: Any, *, validate_args: bool | None = None
-    ) -> None:
+    def __init__(self, total_count: Any, probs: Any, *, validate_args: bool | None = None) -> None:
         super().__init__(total_count, probs=probs, validate_args=validate_args)
 
 
@@ -658,9 +654,7 @@ class NegativeBinomialLogits(NegativeBinomial):
 
     arg_constraints = {"total_count": constraints.positive, "logits": constraints.real}
 
-    def __init__(
-        self, total_count: Any, logits: Any, *, validate_args: bool | None = None
-    ) -> None:
+    def __init__(self, total_count: Any, logits: Any, *, validate_args: bool | None = None) -> None:
         super().__init__(total_count, logits=logits, validate_args=validate_args)
 
 
@@ -670,9 +664,7 @@ class NegativeBinomial2(GammaPoisson):
 
     arg_constraints = {"mean": constraints.nonnegative, "concentration": constraints.positive}
 
-    def __init__(
-        self, mean: Any, concentration: Any, *, validate_args: bool | None = None
-    ) -> None:
+    def __init__(self, mean: Any, concentration: Any, *, validate_args: bool | None = None) -> None:
         self._mean_param = mean
         rate = current().xp.divide(concentration, mean)
         super().__init__(concentration, rate, validate_args=validate_args)

@@ -453,8 +453,7 @@ class Independent(_Wrapper):
         n = reinterpreted_batch_ndims
         if n > len(base.batch_shape):
             raise ValueError(
-                f"to_event({n}) needs at least {n} batch dims; "
-                f"{base!r} has {len(base.batch_shape)}"
+                f"to_event({n}) needs at least {n} batch dims; {base!r} has {len(base.batch_shape)}"
             )
         self.base_dist = base
         self.reinterpreted_batch_ndims = n
@@ -493,9 +492,7 @@ class MaskedDistribution(_Wrapper):
             mask = xp.asarray(mask)
             if mask.dtype != xp.bool_:
                 raise TypeError(f"mask must be a boolean array, got dtype {mask.dtype}")
-            shape = broadcast_shapes(
-                base.batch_shape, shape_of(mask), what="mask and batch shapes"
-            )
+            shape = broadcast_shapes(base.batch_shape, shape_of(mask), what="mask and batch shapes")
             # A mask bigger than the batch grows the distribution, as in NumPyro.
             base = base.expand(shape)
         self.base_dist = base

@@ -130,9 +130,7 @@ def _kl_mvn(p: MultivariateNormal, q: MultivariateNormal) -> Any:
     # tr(Sq^-1 Sp) the squared Frobenius norm of Lq^-1 Lp.
     xp = current().xp
     if p.event_shape != q.event_shape:
-        raise ValueError(
-            f"kl_divergence: event shapes {p.event_shape} and {q.event_shape} differ"
-        )
+        raise ValueError(f"kl_divergence: event shapes {p.event_shape} and {q.event_shape} differ")
     n = p.event_shape[0]
     whitened = solve_lower(q.scale_tril, p.scale_tril)
     trace = xp.sum(xp.square(whitened), axis=(-2, -1))

@@ -462,9 +462,7 @@ class IndependentTransform(Transform):
         self.base_transform = base_transform
         self.reinterpreted_batch_ndims = reinterpreted_batch_ndims
         self.domain = constraints.independent(base_transform.domain, reinterpreted_batch_ndims)
-        self.codomain = constraints.independent(
-            base_transform.codomain, reinterpreted_batch_ndims
-        )
+        self.codomain = constraints.independent(base_transform.codomain, reinterpreted_batch_ndims)
 
     def __call__(self, x: Any) -> Any:
         return self.base_transform(x)

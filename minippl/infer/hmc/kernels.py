@@ -89,7 +89,6 @@ class TransitionInfo(NamedTuple):
     diverging: Array
 
 
-
 # The tree's options pass through to :func:`build_tree` under its own names (``duplicates``
 # pairs the two signatures).
 def nuts_transition(
