@@ -51,8 +51,9 @@ class Backend(Protocol):
     special: Any
     """Special functions with ``scipy.special``'s names (gammaln, digamma, xlogy, ...)."""
     # Optional, read with getattr: ``fused``, a mapping from a formula's name to a function
-    # computing the same values in one step (``minippl._fast.fusable`` says which formulas);
-    # a backend without it runs the formulas as written.
+    # computing the same values in one step or with a cheaper derivative
+    # (``minippl._fast.fusable`` says which formulas); a backend without it runs the
+    # formulas as written.
 
     # -- dtypes and arrays -------------------------------------------------------------
     def float_dtype(self) -> Any: ...
