@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -24,3 +26,12 @@ class CompileCounter:
     def __call__(self, event: str, duration: float, **kwargs: Any) -> None:
         if self.active and event in self.events:
             self.count += 1
+
+    @contextmanager
+    def counting(self) -> Iterator[CompileCounter]:
+        """Counts from zero inside the block, and stops counting when it ends."""
+        self.active, self.count = True, 0
+        try:
+            yield self
+        finally:
+            self.active = False

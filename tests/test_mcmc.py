@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from chain_faults import fail_chain_one
 from compile_counter import CompileCounter
 from test_mcmc_stand_in import RWM, normal_model
 
@@ -164,14 +165,11 @@ def test_second_run_compiles_nothing(jax_backend: Backend, compile_counter: Comp
     assert mcmc.num_traces == 1
     other = y + 1.0
     keys = [jax.random.key(i) for i in range(4)]
-    compile_counter.active, compile_counter.count = True, 0
-    try:
+    with compile_counter.counting():
         mcmc.run(keys[1], y)
         mcmc.run(keys[1], other)  # new data, same shapes
         mcmc.warmup(keys[2], y)  # warmup and sampling share the program
         mcmc.run(keys[3], y)
-    finally:
-        compile_counter.active = False
     assert compile_counter.count == 0
     assert mcmc.num_traces == 1
     mcmc.post_warmup_state = None  # start afresh (a new warmup) with data of a new shape
@@ -195,14 +193,11 @@ def test_a_nuts_set_up_compiles_nothing_and_is_kept_for_its_data_layout(
     key = jax_backend.key(0)
     y = jax_backend.xp.linspace(-1.0, 1.0, 13)
     other = y + 1.0
-    compile_counter.active, compile_counter.count = True, 0
-    try:
+    with compile_counter.counting():
         kernel.chain_initializer(key, 10, None, (y,), {})
         compiled = compile_counter.count
         kernel.chain_initializer(key, 10, None, (other,), {})
         again = compile_counter.count - compiled
-    finally:
-        compile_counter.active = False
     assert compiled == 1  # the abstract trace (a trace event), nothing compiled
     assert again == 0
     assert len(kernel._setups) == 1
@@ -456,18 +451,7 @@ def test_an_error_in_a_chains_thread_reaches_the_caller(
     mcmc = side_by_side(backend, monkeypatch, 2)
     mcmc.run(backend.key(0), data(backend))
     calls: list[str] = []
-    real = mcmc._programs._drive
-
-    def drive(program: Any, *args: Any) -> Any:
-        def failing(*call_args: Any) -> Any:
-            calls.append(threading.current_thread().name)
-            if call_args[-1][0] == 1 and call_args[5] > 0:  # chain 1, a real chunk
-                raise RuntimeError("chain 1 failed")
-            return program(*call_args)
-
-        return real(failing, *args)
-
-    monkeypatch.setattr(mcmc._programs, "_drive", drive)
+    fail_chain_one(monkeypatch, mcmc, RuntimeError("chain 1 failed"), calls)
     with pytest.raises(RuntimeError, match="chain 1 failed"):
         mcmc.run(backend.key(1), data(backend))
     assert any(name.startswith("minippl-chains") for name in calls)
@@ -637,13 +621,9 @@ def test_nuts_second_run_compiles_nothing(nuts_run: MCMC, compile_counter: Compi
     import jax
 
     traces = nuts_run.num_traces
-    compile_counter.active, compile_counter.count = True, 0
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", MCMCWarning)
-            nuts_run.run(jax.random.key(1), extra_fields=("num_steps", "energy"))
-    finally:
-        compile_counter.active = False
+    with compile_counter.counting(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", MCMCWarning)
+        nuts_run.run(jax.random.key(1), extra_fields=("num_steps", "energy"))
     assert compile_counter.count == 0 and nuts_run.num_traces == traces
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from chain_faults import fail_chain_one
 from test_mcmc_stand_in import RWM, normal_model
 
 import minippl
@@ -178,18 +179,7 @@ def test_an_error_in_one_chain_stops_the_others(
     mcmc = chains(backend, monkeypatch, "parallel", num_chains=2, progress_bar=True,
                   progress_rate=1)  # fmt: skip
     monkeypatch.setattr("minippl.infer.mcmc.stderr_is_terminal", lambda: True)
-    real = mcmc._programs._drive
-
-    def drive(program: Any, *args: Any) -> Any:
-        def failing(*call_args: Any) -> Any:
-            ids, done = call_args[-1], call_args[5]
-            if ids[0] == 1 and done > 0:  # chain 1, a real chunk
-                raise KeyError("chain 1 failed")
-            return program(*call_args)
-
-        return real(failing, *args)
-
-    monkeypatch.setattr(mcmc._programs, "_drive", drive)
+    fail_chain_one(monkeypatch, mcmc, KeyError("chain 1 failed"))
     with pytest.raises(KeyError, match="chain 1 failed"):
         mcmc.run(backend.key(1), data(backend))
     assert multiprocessing.active_children() == []

@@ -183,12 +183,9 @@ def test_one_compiled_program_reused_by_a_second_run(
     (program,) = svi._programs.values()
     state = svi.init(0, x)
     svi.update(state, x)
-    compile_counter.active, compile_counter.count = True, 0
-    try:
+    with compile_counter.counting():
         svi.run(1, 40, x, progress_bar=False)
         svi.update(svi.update(state, x)[0], x)
-    finally:
-        compile_counter.active = False
     assert compile_counter.count == 0  # nothing traced, compiled or loaded again
     # One program for the chunks of run and one for update, each made once.
     assert list(svi._programs) == [("update", 40, (1, (), ())), ("update", 0, (1, (), ()))]
